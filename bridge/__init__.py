@@ -1,0 +1,1 @@
+"""The bridge: follows collectors over gRPC and serves their channels to browsers over WebSocket."""

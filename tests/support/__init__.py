@@ -1,0 +1,1 @@
+"""Helpers that start the project's real processes for integration tests."""
