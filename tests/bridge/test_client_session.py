@@ -1,0 +1,186 @@
+"""ClientSession: the protocol rules of the Python client, driven frame by frame."""
+
+from __future__ import annotations
+
+import pytest
+
+from bridge.client.errors import ProtocolViolation
+from bridge.client.session import (
+    ChannelSynced,
+    ChannelUpdated,
+    ClientSession,
+    GapDetected,
+    HelloReceived,
+    Phase,
+    ServerError,
+)
+from bridge.client.state import ViewPosition
+from metrics_bridge.v1 import bridge_pb2, metrics_pb2
+from tests.bridge.test_client_state import EPOCH, snapshot, update
+
+CHANNEL = "c/svc"
+
+
+def frame(channel: str = "", **body: object) -> bytes:
+    return bridge_pb2.ServerMessage(channel=channel, **body).SerializeToString()  # type: ignore[arg-type]
+
+
+def hello(heartbeat_ms: int = 1000) -> bytes:
+    return frame(
+        hello=bridge_pb2.Hello(protocol="metrics-bridge.v1", heartbeat_interval_ms=heartbeat_ms)
+    )
+
+
+def subscribed(recovered: bool, seq: int = 0) -> bytes:
+    position = metrics_pb2.Position(epoch=EPOCH, seq=seq)
+    return frame(CHANNEL, subscribed=bridge_pb2.Subscribed(recovered=recovered, position=position))
+
+
+def sent_requests(session: ClientSession) -> list[bridge_pb2.ClientMessage]:
+    messages = []
+    for data in session.data_to_send():
+        message = bridge_pb2.ClientMessage()
+        message.ParseFromString(data)
+        messages.append(message)
+    return messages
+
+
+def live_session(seq: int = 7) -> ClientSession:
+    session = ClientSession([CHANNEL])
+    session.connection_opened(now=0)
+    session.receive(hello(), now=0)
+    session.data_to_send()
+    session.receive(subscribed(False, seq), now=0)
+    session.receive(frame(CHANNEL, snapshot=snapshot(seq, {1: 0.5})), now=0)
+    return session
+
+
+def test_wanted_channels_are_subscribed_after_hello_without_resume_at_first() -> None:
+    session = ClientSession([CHANNEL])
+    session.connection_opened(now=0)
+    assert sent_requests(session) == []
+    assert isinstance(session.receive(hello(), now=0)[0], HelloReceived)
+    [message] = sent_requests(session)
+    [request] = message.subscribe.channels
+    assert request.channel == CHANNEL
+    assert not request.HasField("resume")
+
+
+def test_snapshot_after_subscribed_makes_the_channel_live() -> None:
+    session = live_session(seq=7)
+    assert session.phases[CHANNEL] is Phase.LIVE
+    assert session.views[CHANNEL].position == ViewPosition(EPOCH, 7)
+
+
+def test_following_update_is_applied_and_reported() -> None:
+    session = live_session(seq=7)
+    [event] = session.receive(frame(CHANNEL, update=update(8, {1: 0.9})), now=1)
+    assert isinstance(event, ChannelUpdated)
+    assert event.position == ViewPosition(EPOCH, 8)
+    assert session.views[CHANNEL].value("cpu", core="0") == 0.9
+
+
+def test_gap_resubscribes_resuming_from_the_view_position() -> None:
+    session = live_session(seq=7)
+    [event] = session.receive(frame(CHANNEL, update=update(9, {1: 0.9})), now=1)
+    assert isinstance(event, GapDetected)
+    [message] = sent_requests(session)
+    [request] = message.subscribe.channels
+    assert (request.resume.epoch, request.resume.seq) == (EPOCH, 7)
+    assert session.phases[CHANNEL] is Phase.PENDING
+
+
+def test_gaps_while_resubscribing_do_not_send_more_subscribes() -> None:
+    session = live_session(seq=7)
+    session.receive(frame(CHANNEL, update=update(9, {1: 0.9})), now=1)
+    sent_requests(session)
+    assert session.receive(frame(CHANNEL, update=update(10, {1: 1.0})), now=1) == []
+    assert sent_requests(session) == []
+
+
+def test_recovered_subscription_continues_with_the_missed_updates() -> None:
+    session = live_session(seq=7)
+    session.receive(frame(CHANNEL, update=update(9, {1: 0.9})), now=1)
+    sent_requests(session)
+    [synced] = session.receive(subscribed(True, seq=9), now=1)
+    assert synced == ChannelSynced(CHANNEL, True, ViewPosition(EPOCH, 7))
+    session.receive(frame(CHANNEL, update=update(8, {1: 0.8})), now=1)
+    session.receive(frame(CHANNEL, update=update(9, {1: 0.9})), now=1)
+    assert session.views[CHANNEL].position == ViewPosition(EPOCH, 9)
+    assert session.views[CHANNEL].value("cpu", core="0") == 0.9
+
+
+def test_updates_are_dropped_while_a_snapshot_is_awaited() -> None:
+    session = live_session(seq=7)
+    session.receive(frame(CHANNEL, update=update(20, {1: 2.0})), now=1)
+    sent_requests(session)
+    session.receive(subscribed(False, seq=30), now=1)
+    assert session.receive(frame(CHANNEL, update=update(8, {1: 0.8})), now=1) == []
+    session.receive(frame(CHANNEL, snapshot=snapshot(30, {1: 3.0})), now=1)
+    assert session.views[CHANNEL].value("cpu", core="0") == 3.0
+    assert session.phases[CHANNEL] is Phase.LIVE
+
+
+def test_heartbeat_ahead_of_a_live_view_is_a_gap() -> None:
+    session = live_session(seq=7)
+    position = bridge_pb2.ChannelPosition(
+        channel=CHANNEL, position=metrics_pb2.Position(epoch=EPOCH, seq=8)
+    )
+    events = session.receive(
+        frame(heartbeat=bridge_pb2.Heartbeat(server_time_ms=1, positions=[position])), now=1
+    )
+    assert any(isinstance(e, GapDetected) for e in events)
+    assert len(sent_requests(session)) == 1
+
+
+def test_reconnect_resubscribes_with_resume_after_the_new_hello() -> None:
+    session = live_session(seq=7)
+    session.receive(frame(CHANNEL, update=update(8, {1: 0.8})), now=1)
+    session.connection_opened(now=5)
+    assert sent_requests(session) == []
+    session.receive(hello(), now=5)
+    [message] = sent_requests(session)
+    [request] = message.subscribe.channels
+    assert (request.resume.epoch, request.resume.seq) == (EPOCH, 8)
+
+
+def test_link_deadline_is_miss_factor_heartbeats_after_the_last_frame() -> None:
+    session = ClientSession([CHANNEL], miss_factor=3, hello_timeout=10)
+    session.connection_opened(now=100)
+    assert session.link_deadline() == 110
+    session.receive(hello(heartbeat_ms=500), now=101)
+    assert session.link_deadline() == pytest.approx(102.5)
+    session.receive(frame(heartbeat=bridge_pb2.Heartbeat(server_time_ms=1)), now=102)
+    assert session.link_deadline() == pytest.approx(103.5)
+
+
+def test_unknown_channel_error_stops_asking_for_it() -> None:
+    session = ClientSession([CHANNEL, "c/other"])
+    session.connection_opened(now=0)
+    session.receive(hello(), now=0)
+    sent_requests(session)
+    error = bridge_pb2.Error(code=bridge_pb2.ERROR_CODE_UNKNOWN_CHANNEL, message="no such channel")
+    [event] = session.receive(frame("c/other", error=error), now=0)
+    assert isinstance(event, ServerError)
+    assert session.wanted == [CHANNEL]
+
+
+def test_subscribe_after_hello_is_sent_once_for_new_channels_only() -> None:
+    session = live_session()
+    session.subscribe([CHANNEL, "c/new"])
+    [message] = sent_requests(session)
+    assert [r.channel for r in message.subscribe.channels] == ["c/new"]
+
+
+def test_undecodable_frame_is_a_protocol_violation() -> None:
+    session = ClientSession([CHANNEL])
+    session.connection_opened(now=0)
+    with pytest.raises(ProtocolViolation):
+        session.receive(b"\xff\xff\xff", now=0)
+
+
+def test_hello_of_another_protocol_is_a_protocol_violation() -> None:
+    session = ClientSession([CHANNEL])
+    session.connection_opened(now=0)
+    with pytest.raises(ProtocolViolation):
+        session.receive(frame(hello=bridge_pb2.Hello(protocol="metrics-bridge.v9")), now=0)
