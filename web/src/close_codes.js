@@ -1,0 +1,27 @@
+/**
+ * What a WebSocket close code means for the client: reconnect or stop.
+ *
+ * The bridge documents the rule (docs/protocol.md, bridge/errors.py):
+ * reconnect, with backoff, and resume after
+ * - 1001 going away (bridge shutting down), 1006 link dropped without a close
+ *   frame, 1011 internal error or missed pong, 1012 service restart,
+ *   1013 try again later (connection limit), 1014 bad gateway;
+ * - 1005 (a close frame without a code): treated like a dropped link;
+ * - 4000-4499, the bridge's "reconnect and resume" codes (4000 slow consumer).
+ * Every other code stops the client: 1000 (the bridge ended the session on
+ * purpose), 1003/1007/1008/1009 (the client broke the protocol or a limit:
+ * retrying would fail the same way) and 4500-4999 (do not retry).
+ */
+
+/** @typedef {"reconnect" | "stop"} CloseAction */
+
+const RECONNECT = new Set([1001, 1005, 1006, 1011, 1012, 1013, 1014]);
+
+/**
+ * @param {number} code
+ * @returns {CloseAction}
+ */
+export function closeAction(code) {
+  if (RECONNECT.has(code) || (code >= 4000 && code < 4500)) return "reconnect";
+  return "stop";
+}

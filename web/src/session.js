@@ -1,0 +1,395 @@
+/**
+ * The client side of the metrics-bridge.v1 wire, without sockets or clocks.
+ *
+ * A `BridgeSession` is fed what happens to a connection (`opened`, `receive`,
+ * `tick`, `closed`, each with `now` in ms) and answers with an `Output`: the
+ * frames to send, the events to report and, when the link must go, a close.
+ * The WebSocket glue in client.js only carries bytes and runs timers.
+ *
+ * Rules:
+ * - Channel states (ChannelState) and the set of wanted channels outlive a
+ *   connection; everything else is per connection.
+ * - Nothing is sent before Hello. On Hello every wanted channel is subscribed
+ *   in one Subscribe, resuming from its state's position when it has one.
+ * - A channel is "pending" from its Subscribe until its Subscribed; while
+ *   pending it is not resubscribed again, so a burst of gaps costs one request.
+ * - An Update that does not follow the state (a gap) resubscribes the channel
+ *   resuming from its position; an Update that breaks the schema (undeclared
+ *   ids, ragged values) resubscribes without resume, for a fresh Snapshot.
+ *   Gaps found while handling one frame or tick go out in one Subscribe.
+ * - Heartbeats list each channel's position at the bridge. A channel still
+ *   behind the position of the previous heartbeat (a whole interval later)
+ *   missed something: it is resubscribed with resume.
+ * - The link is dead when nothing arrived for `deadLinkFactor` (2.5) heartbeat
+ *   intervals, or for `connectTimeoutMs` before Hello: the output asks to close.
+ * - A frame that does not decode, or a Hello for another protocol, breaks the
+ *   wire: the output asks to close (the glue reconnects and resumes).
+ * - An Error naming a channel (unknown channel, too many subscriptions) drops
+ *   that channel from the wanted set; it is reported, never retried blindly.
+ */
+
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { ClientMessageSchema, ServerMessageSchema } from "./gen/metrics_bridge/v1/bridge_pb.js";
+import { ChannelState } from "./channel_state.js";
+
+export const SUBPROTOCOL = "metrics-bridge.v1";
+
+/** @typedef {import("./channel_state.js").Position} Position */
+/** @typedef {"unspecified" | "live" | "stale" | "removed"} UpstreamState */
+/** @typedef {"unspecified" | "host" | "push" | "otlp"} SourceKindName */
+
+/**
+ * @typedef {object} ChannelInfo
+ * @property {string} channel
+ * @property {string} collector
+ * @property {string} source
+ * @property {SourceKindName} kind
+ * @property {Position | null} position
+ * @property {number} seriesCount
+ * @property {UpstreamState} state
+ */
+
+/**
+ * @typedef {{type: "hello", sessionId: string, serverVersion: string, heartbeatIntervalMs: number,
+ *            limits: {maxMessageBytes: number, maxSubscriptions: number, resumeWindow: number,
+ *                     maxClientMessagesPerSecond: number}}
+ *   | {type: "catalog", channels: ChannelInfo[]}
+ *   | {type: "subscribed", channel: string, recovered: boolean, position: Position | null}
+ *   | {type: "data", channel: string, kind: "snapshot" | "update", state: ChannelState,
+ *      seq: number, timeUnixMs: number}
+ *   | {type: "upstream", channel: string, state: UpstreamState, detail: string}
+ *   | {type: "resync", channel: string, reason: "gap" | "invalid" | "heartbeat", resume: Position | null}
+ *   | {type: "heartbeat", serverTimeMs: number}
+ *   | {type: "error", channel: string, code: string, message: string}
+ * } SessionEvent
+ */
+
+/**
+ * @typedef {object} Output
+ * @property {Uint8Array[]} send frames to send, in order
+ * @property {SessionEvent[]} events what to report, in order
+ * @property {{reason: string} | null} close set when the connection must be dropped
+ */
+
+const UPSTREAM = /** @type {const} */ (["unspecified", "live", "stale", "removed"]);
+const SOURCE_KINDS = /** @type {const} */ (["unspecified", "host", "push", "otlp"]);
+const ERROR_CODES = ["unspecified", "unknown_channel", "too_many_subscriptions", "bad_request"];
+
+/**
+ * @param {{epoch: string, seq: bigint} | undefined} p
+ * @returns {Position | null}
+ */
+function position(p) {
+  return p ? { epoch: p.epoch, seq: Number(p.seq) } : null;
+}
+
+/** @returns {Output} */
+function output() {
+  return { send: [], events: [], close: null };
+}
+
+export class BridgeSession {
+  /**
+   * @param {object} [options]
+   * @param {Iterable<string>} [options.channels] channels to subscribe on every connection
+   * @param {Iterable<ChannelState>} [options.states] saved states to resume from
+   * @param {number} [options.deadLinkFactor] silence, in heartbeat intervals, that means a dead link
+   * @param {number} [options.connectTimeoutMs] silence before Hello that means a dead link
+   */
+  constructor({ channels = [], states = [], deadLinkFactor = 2.5, connectTimeoutMs = 10_000 } = {}) {
+    /** @type {Set<string>} */
+    this.wanted = new Set(channels);
+    /** @type {Map<string, ChannelState>} */
+    this.states = new Map();
+    for (const state of states) this.states.set(state.channel, state);
+    /** @type {Map<string, UpstreamState>} */
+    this.upstream = new Map();
+    this.deadLinkFactor = deadLinkFactor;
+    this.connectTimeoutMs = connectTimeoutMs;
+    this.#reset(0);
+    this.open = false;
+  }
+
+  /** @param {number} now */
+  #reset(now) {
+    /** @type {number | null} heartbeat interval from Hello; null before Hello */
+    this.heartbeatIntervalMs = null;
+    this.lastReceivedAt = now;
+    /** @type {Set<string>} subscribed on this connection, awaiting Subscribed */
+    this.pending = new Set();
+    /** @type {Set<string>} subscribed on this connection */
+    this.subscribed = new Set();
+    /** @type {Map<string, Position>} channel positions from the previous heartbeat */
+    this.lastHeartbeat = new Map();
+  }
+
+  /**
+   * @param {number} now
+   * @returns {Output}
+   */
+  opened(now) {
+    this.#reset(now);
+    this.open = true;
+    return output();
+  }
+
+  closed() {
+    this.open = false;
+    this.#reset(this.lastReceivedAt);
+  }
+
+  /**
+   * Silence after which the link counts as dead, in ms.
+   * @returns {number}
+   */
+  get deadAfterMs() {
+    return this.heartbeatIntervalMs === null
+      ? this.connectTimeoutMs
+      : this.heartbeatIntervalMs * this.deadLinkFactor;
+  }
+
+  /**
+   * @param {number} now
+   * @returns {Output}
+   */
+  tick(now) {
+    const out = output();
+    if (this.open && now - this.lastReceivedAt > this.deadAfterMs) {
+      const silent = ((now - this.lastReceivedAt) / 1000).toFixed(1);
+      out.close = { reason: `dead link: nothing received for ${silent}s` };
+    }
+    return out;
+  }
+
+  /**
+   * Adds channels to the wanted set and subscribes those not yet subscribed.
+   * @param {Iterable<string>} channels
+   * @returns {Output}
+   */
+  subscribe(channels) {
+    const out = output();
+    const fresh = [];
+    for (const channel of channels) {
+      this.wanted.add(channel);
+      if (!this.subscribed.has(channel)) fresh.push(channel);
+    }
+    if (this.heartbeatIntervalMs !== null) this.#sendSubscribe(out, fresh, new Set());
+    return out;
+  }
+
+  /**
+   * Drops channels from the wanted set (their states are forgotten).
+   * @param {Iterable<string>} channels
+   * @returns {Output}
+   */
+  unsubscribe(channels) {
+    const out = output();
+    const gone = [];
+    for (const channel of channels) {
+      this.wanted.delete(channel);
+      this.states.delete(channel);
+      if (this.subscribed.delete(channel)) gone.push(channel);
+      this.pending.delete(channel);
+    }
+    if (gone.length > 0 && this.heartbeatIntervalMs !== null) {
+      const msg = create(ClientMessageSchema, {
+        body: { case: "unsubscribe", value: { channels: gone } },
+      });
+      out.send.push(toBinary(ClientMessageSchema, msg));
+    }
+    return out;
+  }
+
+  /**
+   * @param {Uint8Array | string} data one WebSocket message
+   * @param {number} now
+   * @returns {Output}
+   */
+  receive(data, now) {
+    const out = output();
+    this.lastReceivedAt = now;
+    if (typeof data === "string") {
+      out.close = { reason: "protocol violation: text frame" };
+      return out;
+    }
+    let msg;
+    try {
+      msg = fromBinary(ServerMessageSchema, data);
+    } catch (err) {
+      out.close = { reason: `protocol violation: undecodable frame (${String(err)})` };
+      return out;
+    }
+    /** @type {Set<string>} */
+    const resume = new Set();
+    /** @type {Set<string>} */
+    const fresh = new Set();
+    const channel = msg.channel;
+    const body = msg.body;
+    switch (body.case) {
+      case "hello": {
+        const h = body.value;
+        if (h.protocol !== SUBPROTOCOL) {
+          out.close = { reason: `bridge speaks ${h.protocol || "no protocol"}, not ${SUBPROTOCOL}` };
+          return out;
+        }
+        this.heartbeatIntervalMs = h.heartbeatIntervalMs > 0 ? h.heartbeatIntervalMs : 5000;
+        const limits = h.limits;
+        out.events.push({
+          type: "hello",
+          sessionId: h.sessionId,
+          serverVersion: h.serverVersion,
+          heartbeatIntervalMs: this.heartbeatIntervalMs,
+          limits: {
+            maxMessageBytes: limits?.maxMessageBytes ?? 0,
+            maxSubscriptions: limits?.maxSubscriptions ?? 0,
+            resumeWindow: limits?.resumeWindow ?? 0,
+            maxClientMessagesPerSecond: limits?.maxClientMessagesPerSecond ?? 0,
+          },
+        });
+        for (const c of this.wanted) resume.add(c);
+        break;
+      }
+      case "catalog": {
+        const channels = body.value.channels.map((c) => ({
+          channel: c.channel,
+          collector: c.collector,
+          source: c.source,
+          kind: SOURCE_KINDS[c.kind] ?? "unspecified",
+          position: position(c.position),
+          seriesCount: c.seriesCount,
+          state: UPSTREAM[c.state] ?? "unspecified",
+        }));
+        out.events.push({ type: "catalog", channels });
+        for (const c of channels) this.#setUpstream(out, c.channel, c.state, "");
+        break;
+      }
+      case "subscribed": {
+        if (!this.subscribed.has(channel)) break;
+        this.pending.delete(channel);
+        out.events.push({
+          type: "subscribed",
+          channel,
+          recovered: body.value.recovered,
+          position: position(body.value.position),
+        });
+        break;
+      }
+      case "snapshot": {
+        if (!this.subscribed.has(channel)) break;
+        let state = this.states.get(channel);
+        if (!state) {
+          state = new ChannelState(channel);
+          this.states.set(channel, state);
+        }
+        state.applySnapshot(body.value);
+        out.events.push({
+          type: "data",
+          channel,
+          kind: "snapshot",
+          state,
+          seq: state.seq,
+          timeUnixMs: state.timeUnixMs,
+        });
+        break;
+      }
+      case "update": {
+        if (!this.subscribed.has(channel)) break;
+        const state = this.states.get(channel);
+        const outcome = state ? state.applyUpdate(body.value) : "gap";
+        if (outcome === "applied" && state) {
+          out.events.push({
+            type: "data",
+            channel,
+            kind: "update",
+            state,
+            seq: state.seq,
+            timeUnixMs: state.timeUnixMs,
+          });
+        } else if (outcome === "gap" && !this.pending.has(channel)) {
+          out.events.push({ type: "resync", channel, reason: "gap", resume: state?.position ?? null });
+          resume.add(channel);
+        } else if (outcome === "invalid" && !this.pending.has(channel)) {
+          out.events.push({ type: "resync", channel, reason: "invalid", resume: null });
+          fresh.add(channel);
+        }
+        break;
+      }
+      case "heartbeat": {
+        const seen = new Map();
+        for (const cp of body.value.positions) {
+          const p = position(cp.position);
+          if (p) seen.set(cp.channel, p);
+        }
+        for (const [c, previous] of this.lastHeartbeat) {
+          if (!this.subscribed.has(c) || this.pending.has(c)) continue;
+          const mine = this.states.get(c)?.position ?? null;
+          if (mine === null || mine.epoch !== previous.epoch || mine.seq < previous.seq) {
+            out.events.push({ type: "resync", channel: c, reason: "heartbeat", resume: mine });
+            resume.add(c);
+          }
+        }
+        this.lastHeartbeat = seen;
+        out.events.push({ type: "heartbeat", serverTimeMs: Number(body.value.serverTimeMs) });
+        break;
+      }
+      case "status": {
+        const state = UPSTREAM[body.value.state] ?? "unspecified";
+        this.#setUpstream(out, channel, state, body.value.detail, true);
+        break;
+      }
+      case "error": {
+        const code = ERROR_CODES[body.value.code] ?? String(body.value.code);
+        out.events.push({ type: "error", channel, code, message: body.value.message });
+        if (channel) {
+          this.wanted.delete(channel);
+          this.subscribed.delete(channel);
+          this.pending.delete(channel);
+        }
+        break;
+      }
+      default:
+        break;
+    }
+    this.#sendSubscribe(out, [...resume], fresh);
+    return out;
+  }
+
+  /**
+   * @param {Output} out
+   * @param {string} channel
+   * @param {UpstreamState} state
+   * @param {string} detail
+   * @param {boolean} [always] report even when unchanged (a Status message)
+   */
+  #setUpstream(out, channel, state, detail, always = false) {
+    if (!always && this.upstream.get(channel) === state) return;
+    this.upstream.set(channel, state);
+    out.events.push({ type: "upstream", channel, state, detail });
+  }
+
+  /**
+   * One Subscribe for `resume` (from their positions) and `fresh` (no resume).
+   * @param {Output} out
+   * @param {string[]} resume
+   * @param {Set<string>} fresh
+   */
+  #sendSubscribe(out, resume, fresh) {
+    const requests = [];
+    for (const channel of new Set([...resume, ...fresh])) {
+      if (!this.wanted.has(channel)) continue;
+      const p = fresh.has(channel) ? null : (this.states.get(channel)?.position ?? null);
+      requests.push({
+        channel,
+        resume: p ? { epoch: p.epoch, seq: BigInt(p.seq) } : undefined,
+      });
+      this.subscribed.add(channel);
+      this.pending.add(channel);
+      this.lastHeartbeat.delete(channel);
+    }
+    if (requests.length === 0) return;
+    const msg = create(ClientMessageSchema, {
+      body: { case: "subscribe", value: { channels: requests } },
+    });
+    out.send.push(toBinary(ClientMessageSchema, msg));
+  }
+}

@@ -1,0 +1,191 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { ChannelState } from "../src/channel_state.js";
+import { BridgeSession } from "../src/session.js";
+import {
+  EPOCH,
+  decodeClient,
+  frame,
+  heartbeat,
+  hello,
+  series,
+  snapshot,
+  subscribeRequests,
+  update,
+} from "./wire.js";
+
+const C = "c/host";
+
+/** A session that has had Hello, Subscribed and a Snapshot at seq 5 for C. */
+function live() {
+  const session = new BridgeSession({ channels: [C] });
+  session.opened(0);
+  session.receive(hello(1000), 0);
+  session.receive(frame(C, "subscribed", { recovered: false }), 1);
+  session.receive(
+    frame(C, "snapshot", snapshot({ seq: 5, series: [series(1, "m")], ids: [1], numbers: [1] })),
+    2,
+  );
+  return session;
+}
+
+test("nothing is sent before hello; hello subscribes every wanted channel", () => {
+  const session = new BridgeSession({ channels: [C, "c/svc"] });
+  assert.deepEqual(session.opened(0).send, []);
+  const out = session.receive(hello(), 1);
+  assert.equal(out.send.length, 1);
+  assert.deepEqual(subscribeRequests(out.send[0]), [
+    [C, null],
+    ["c/svc", null],
+  ]);
+  assert.equal(out.events[0].type, "hello");
+});
+
+test("reconnect resumes every channel from its position", () => {
+  const session = live();
+  session.closed();
+  session.opened(10);
+  const out = session.receive(hello(), 11);
+  assert.deepEqual(subscribeRequests(out.send[0]), [[C, `${EPOCH}:5`]]);
+});
+
+test("saved states resume on the first connection", () => {
+  const saved = live().states.get(C);
+  assert.ok(saved);
+  const restored = ChannelState.fromJSON(JSON.parse(JSON.stringify(saved.toJSON())));
+  const session = new BridgeSession({ channels: [C], states: [restored] });
+  session.opened(0);
+  assert.deepEqual(subscribeRequests(session.receive(hello(), 1).send[0]), [[C, `${EPOCH}:5`]]);
+});
+
+test("applied update is reported as data with the new seq", () => {
+  const out = live().receive(frame(C, "update", update({ seq: 6, ids: [1], numbers: [2] })), 3);
+  assert.deepEqual(
+    out.events.map((e) => [e.type, e.type === "data" ? e.seq : null]),
+    [["data", 6]],
+  );
+  assert.equal(out.send.length, 0);
+});
+
+test("gap resubscribes once with resume from the current position", () => {
+  const session = live();
+  const out = session.receive(frame(C, "update", update({ seq: 8 })), 3);
+  assert.deepEqual(subscribeRequests(out.send[0]), [[C, `${EPOCH}:5`]]);
+  assert.equal(out.events[0].type, "resync");
+  const again = session.receive(frame(C, "update", update({ seq: 9 })), 4);
+  assert.equal(again.send.length, 0, "a pending channel is not resubscribed twice");
+});
+
+test("recovered updates after a resubscribe apply in order", () => {
+  const session = live();
+  session.receive(frame(C, "update", update({ seq: 8 })), 3);
+  session.receive(frame(C, "subscribed", { recovered: true, position: { epoch: EPOCH, seq: 8n } }), 4);
+  for (const seq of [6, 7, 8]) {
+    const out = session.receive(frame(C, "update", update({ seq, ids: [1], numbers: [seq] })), 5);
+    assert.equal(out.events[0]?.type, "data");
+  }
+  assert.equal(session.states.get(C)?.seq, 8);
+});
+
+test("invalid update asks for a fresh snapshot without resume", () => {
+  const session = live();
+  const out = session.receive(frame(C, "update", update({ seq: 6, ids: [99], numbers: [1] })), 3);
+  assert.deepEqual(subscribeRequests(out.send[0]), [[C, null]]);
+});
+
+test("heartbeat ahead of us for a whole interval resubscribes with resume", () => {
+  const session = live();
+  assert.equal(session.receive(heartbeat({ [C]: [EPOCH, 7] }), 1000).send.length, 0);
+  const out = session.receive(heartbeat({ [C]: [EPOCH, 7] }), 2000);
+  assert.deepEqual(subscribeRequests(out.send[0]), [[C, `${EPOCH}:5`]]);
+});
+
+test("heartbeat ahead of us is fine when the updates arrive before the next one", () => {
+  const session = live();
+  session.receive(heartbeat({ [C]: [EPOCH, 7] }), 1000);
+  session.receive(frame(C, "update", update({ seq: 6 })), 1100);
+  session.receive(frame(C, "update", update({ seq: 7 })), 1200);
+  assert.equal(session.receive(heartbeat({ [C]: [EPOCH, 8] }), 2000).send.length, 0);
+});
+
+test("heartbeat of a new epoch without a snapshot resubscribes", () => {
+  const session = live();
+  session.receive(heartbeat({ [C]: ["42", 1] }), 1000);
+  const out = session.receive(heartbeat({ [C]: ["42", 1] }), 2000);
+  assert.equal(out.send.length, 1);
+});
+
+test("silence longer than 2.5 heartbeat intervals is a dead link", () => {
+  const session = live();
+  assert.equal(session.tick(2 + 2500).close, null);
+  assert.match(session.tick(2 + 2501).close?.reason ?? "", /dead link/);
+});
+
+test("before hello the connect timeout decides the dead link", () => {
+  const session = new BridgeSession({ connectTimeoutMs: 5000 });
+  session.opened(0);
+  assert.equal(session.tick(5000).close, null);
+  assert.ok(session.tick(5001).close);
+});
+
+test("status changes are reported as upstream events", () => {
+  const out = live().receive(frame(C, "status", { state: 2, detail: "collector unreachable" }), 3);
+  assert.deepEqual(out.events, [
+    { type: "upstream", channel: C, state: "stale", detail: "collector unreachable" },
+  ]);
+});
+
+test("catalog lists channels and reports their upstream state once", () => {
+  const session = live();
+  const catalog = frame("", "catalog", {
+    channels: [{ channel: C, collector: "c", source: "host", kind: 1, state: 1, seriesCount: 3 }],
+  });
+  const out = session.receive(catalog, 3);
+  assert.equal(out.events[0].type, "catalog");
+  assert.equal(out.events[0].type === "catalog" && out.events[0].channels[0].kind, "host");
+  assert.deepEqual(out.events[1], { type: "upstream", channel: C, state: "live", detail: "" });
+  assert.equal(session.receive(catalog, 4).events.length, 1);
+});
+
+test("undecodable frame asks to close the connection", () => {
+  const out = live().receive(new Uint8Array([0xff, 0xff, 0xff]), 3);
+  assert.match(out.close?.reason ?? "", /protocol violation/);
+});
+
+test("text frame asks to close the connection", () => {
+  assert.ok(live().receive("hello", 3).close);
+});
+
+test("hello of another protocol asks to close the connection", () => {
+  const session = new BridgeSession({ channels: [C] });
+  session.opened(0);
+  const out = session.receive(frame("", "hello", { protocol: "other.v9", heartbeatIntervalMs: 1 }), 1);
+  assert.ok(out.close);
+  assert.equal(out.send.length, 0);
+});
+
+test("error naming a channel drops it from the wanted set", () => {
+  const session = live();
+  const out = session.receive(frame(C, "error", { code: 1, message: "no such channel" }), 3);
+  assert.deepEqual(out.events, [
+    { type: "error", channel: C, code: "unknown_channel", message: "no such channel" },
+  ]);
+  session.closed();
+  session.opened(4);
+  assert.equal(session.receive(hello(), 5).send.length, 0);
+});
+
+test("unsubscribe sends the channels and forgets their state", () => {
+  const session = live();
+  const out = session.unsubscribe([C]);
+  const msg = decodeClient(out.send[0]);
+  assert.equal(msg.body.case, "unsubscribe");
+  assert.deepEqual(msg.body.case === "unsubscribe" && msg.body.value.channels, [C]);
+  assert.equal(session.states.has(C), false);
+  assert.equal(session.receive(frame(C, "update", update({ seq: 6 })), 3).events.length, 0);
+});
+
+test("subscribe after hello sends only the new channels", () => {
+  const session = live();
+  assert.deepEqual(subscribeRequests(session.subscribe([C, "c/svc"]).send[0]), [["c/svc", null]]);
+});
