@@ -1,0 +1,431 @@
+"""The fan-out core: channels, their client pools, and who gets which frame.
+
+Rules:
+- Each channel has a pool of subscribed clients. A channel message is encoded
+  once (`Frame`) and the same bytes go to every client of the pool; there is
+  no per-client encoding and no task per message.
+- Every frame to a client passes its `OutboundBuffer`, which decides write,
+  skip, resync (the channel's latest snapshot instead) or close; a slow client
+  therefore never delays the others, and its memory stays bounded.
+- On connect a client gets Hello then Catalog. On subscribe it gets
+  Subscribed(recovered, position), then the recovered updates or the latest
+  snapshot (see `ChannelState.resume`), then a Status if the channel is not live.
+- A Snapshot from upstream (resync or new epoch) goes to every subscriber.
+  Upstream state changes reach subscribers as Status; a removed source gets
+  Status REMOVED and its subscriptions end. Catalog changes are sent to every
+  client on the next tick, at most once per tick.
+- `tick(now)` runs the timers: heartbeats, WebSocket pings and their timeout,
+  catalog, resync of owed channels, and closing clients stuck too long.
+- Counters are plain ints in `Counters`, for an operations endpoint.
+The hub never blocks and does no I/O itself: it writes to `Sink`s.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from google.protobuf.message import DecodeError
+
+from bridge.channel import ChannelState, Position, State
+from bridge.errors import (
+    AtCapacity,
+    BadUpstreamEvent,
+    ClientError,
+    CloseCode,
+    PingTimeout,
+    SlowConsumer,
+    UpstreamGap,
+)
+from bridge.frame import Frame, control_frame
+from bridge.outbound import Admit, OutboundBuffer
+from bridge.session import (
+    AnswerPing,
+    Limits,
+    Reply,
+    Session,
+    SubscribeChannel,
+    Timers,
+    UnsubscribeChannel,
+)
+from metrics_bridge.v1 import bridge_pb2, collector_pb2
+
+log = logging.getLogger(__name__)
+
+PROTOCOL = "metrics-bridge.v1"
+UpstreamState = bridge_pb2.UpstreamState
+
+
+class Sink(Protocol):
+    """One client connection, as the hub sees it."""
+
+    def buffered(self) -> int:
+        """Bytes written but not yet sent."""
+        ...
+
+    def write(self, data: bytes) -> None: ...
+
+    def ping(self, payload: bytes) -> None: ...
+
+    def close(self, code: int, reason: str) -> None:
+        """Start the closing handshake; the hub has already forgotten the client."""
+        ...
+
+
+@dataclass
+class Counters:
+    """Monotonic totals since start, for /metrics."""
+
+    connections_accepted: int = 0
+    connections_rejected_capacity: int = 0
+    connections_closed: int = 0
+    client_errors: int = 0
+    frames_sent: int = 0
+    bytes_sent: int = 0
+    updates_skipped: int = 0
+    resyncs: int = 0
+    slow_client_closes: int = 0
+    ping_timeouts: int = 0
+    subscriptions: int = 0
+    recoveries: int = 0
+    recovery_misses: int = 0
+    heartbeats_sent: int = 0
+    upstream_events: int = 0
+    upstream_gaps: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ClientPolicy:
+    buffer_bytes: int = 256 * 1024
+    slow_timeout: float = 30.0
+
+
+class Client:
+    """A connected client: its session, outbound policy and sink."""
+
+    __slots__ = ("outbound", "session", "sink")
+
+    def __init__(self, session: Session, outbound: OutboundBuffer, sink: Sink) -> None:
+        self.session = session
+        self.outbound = outbound
+        self.sink = sink
+
+
+def wall_clock_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class Hub:
+    """Channels and the clients subscribed to them."""
+
+    def __init__(
+        self,
+        *,
+        limits: Limits,
+        timers: Timers,
+        policy: ClientPolicy,
+        max_connections: int,
+        server_version: str,
+        wall_ms: Callable[[], int] = wall_clock_ms,
+    ) -> None:
+        self.limits = limits
+        self.timers = timers
+        self.policy = policy
+        self.max_connections = max_connections
+        self.server_version = server_version
+        self.wall_ms = wall_ms
+        self.channels: dict[str, ChannelState] = {}
+        self.pools: dict[str, dict[Client, None]] = {}
+        self.clients: dict[Client, None] = {}
+        self.counters = Counters()
+        self._catalog_dirty = False
+        self._catalog: Frame | None = None
+
+    # Clients
+
+    def connect(self, sink: Sink, now: float) -> Client:
+        """Register a client and greet it; raises AtCapacity over max_connections."""
+        if len(self.clients) >= self.max_connections:
+            self.counters.connections_rejected_capacity += 1
+            raise AtCapacity(f"at capacity ({self.max_connections} connections): retry later")
+        client = Client(
+            Session(self.limits, self.timers, now),
+            OutboundBuffer(self.policy.buffer_bytes, self.policy.slow_timeout),
+            sink,
+        )
+        self.clients[client] = None
+        self.counters.connections_accepted += 1
+        hello = bridge_pb2.Hello(
+            session_id=client.session.id,
+            server_version=self.server_version,
+            protocol=PROTOCOL,
+            heartbeat_interval_ms=int(self.timers.heartbeat_interval * 1000),
+            limits=self.limits.to_proto(),
+        )
+        self._deliver(client, control_frame(bridge_pb2.ServerMessage(hello=hello)), now)
+        self._deliver(client, self.catalog_frame(), now)
+        return client
+
+    def disconnect(self, client: Client) -> None:
+        """Forget a client whose connection ended; idempotent."""
+        if client not in self.clients:
+            return
+        del self.clients[client]
+        self.counters.connections_closed += 1
+        for name in client.session.subscriptions:
+            pool = self.pools.get(name)
+            if pool is not None:
+                pool.pop(client, None)
+
+    def close(self, client: Client, error: ClientError) -> None:
+        """Forget a client and close its connection with the error's code."""
+        if client not in self.clients:
+            return
+        self.disconnect(client)
+        if error.code is CloseCode.SLOW_CONSUMER:
+            self.counters.slow_client_closes += 1
+        elif error.code is not CloseCode.GOING_AWAY:
+            self.counters.client_errors += 1
+        client.sink.close(error.code, error.reason)
+
+    def receive(self, client: Client, data: bytes | str, now: float) -> None:
+        """Handle one client message; a ClientError closes only that client."""
+        try:
+            actions = client.session.receive(data, now, self.channels)
+        except ClientError as error:
+            self.close(client, error)
+            return
+        for action in actions:
+            if isinstance(action, SubscribeChannel):
+                self._subscribe(client, action.channel, action.resume, now)
+            elif isinstance(action, UnsubscribeChannel):
+                self._unsubscribe(client, action.channel)
+            elif isinstance(action, AnswerPing):
+                pong = bridge_pb2.Pong(nonce=action.nonce, server_time_ms=self.wall_ms())
+                self._deliver(client, control_frame(bridge_pb2.ServerMessage(pong=pong)), now)
+            elif isinstance(action, Reply):
+                self._deliver(client, control_frame(action.message), now)
+
+    def pong(self, client: Client, payload: bytes, now: float) -> None:
+        client.session.pong(payload, now)
+
+    def _subscribe(self, client: Client, name: str, resume: Position | None, now: float) -> None:
+        channel = self.channels[name]
+        self.pools[name][client] = None
+        client.outbound.settle(name)
+        self.counters.subscriptions += 1
+        decision = channel.resume(resume)
+        if resume is not None:
+            if decision.recovered:
+                self.counters.recoveries += 1
+            else:
+                self.counters.recovery_misses += 1
+        ack = bridge_pb2.Subscribed(
+            recovered=decision.recovered, position=decision.position.to_proto()
+        )
+        self._deliver(
+            client, control_frame(bridge_pb2.ServerMessage(channel=name, subscribed=ack)), now
+        )
+        for frame in decision.frames:
+            self._deliver(client, frame, now)
+        if channel.state != UpstreamState.UPSTREAM_STATE_LIVE:
+            self._deliver(client, self._status_frame(channel), now)
+
+    def _unsubscribe(self, client: Client, name: str) -> None:
+        pool = self.pools.get(name)
+        if pool is not None:
+            pool.pop(client, None)
+        client.outbound.settle(name)
+
+    # Delivery
+
+    def _deliver(self, client: Client, frame: Frame, now: float) -> None:
+        decision = client.outbound.admit(frame, client.sink.buffered(), now)
+        if decision is Admit.WRITE:
+            self._write(client, frame)
+        elif decision is Admit.SKIP:
+            self.counters.updates_skipped += 1
+        elif decision is Admit.RESYNC:
+            self._resync(client, frame.channel)
+        else:
+            self.close(client, SlowConsumer("outbound buffer over its hard limit"))
+
+    def _write(self, client: Client, frame: Frame) -> None:
+        client.sink.write(frame.wire)
+        self.counters.frames_sent += 1
+        self.counters.bytes_sent += len(frame.wire)
+
+    def _resync(self, client: Client, name: str) -> None:
+        channel = self.channels.get(name)
+        client.outbound.settle(name)
+        if channel is not None:
+            self._write(client, channel.snapshot_frame())
+            self.counters.resyncs += 1
+
+    def publish(self, frame: Frame, now: float) -> None:
+        """Offer one channel frame to every client of its pool."""
+        pool = self.pools.get(frame.channel)
+        if not pool:
+            return
+        wire = frame.wire
+        size = len(wire)
+        sent = 0
+        slow: list[Client] = []
+        for client in pool:
+            outbound = client.outbound
+            sink = client.sink
+            # Fast path of OutboundBuffer.admit for a client that owes nothing.
+            if not outbound.lagging and sink.buffered() + size <= outbound.limit:
+                sink.write(wire)
+                sent += 1
+            else:
+                slow.append(client)
+        self.counters.frames_sent += sent
+        self.counters.bytes_sent += sent * size
+        for client in slow:
+            self._deliver(client, frame, now)
+
+    # Upstream
+
+    def apply_event(self, collector: str, data: bytes, now: float) -> None:
+        """Take one raw CollectorEvent; raises UpstreamError if the stream must restart."""
+        self.counters.upstream_events += 1
+        try:
+            event = collector_pb2.CollectorEvent.FromString(data)
+        except DecodeError as exc:
+            raise BadUpstreamEvent(f"{collector}: undecodable CollectorEvent: {exc}") from None
+        which = event.WhichOneof("event")
+        if which == "update":
+            update = event.update
+            channel = self.channels.get(f"{collector}/{update.source}")
+            if channel is None:
+                self.counters.upstream_gaps += 1
+                raise UpstreamGap(f"{collector}/{update.source}: update before any snapshot")
+            try:
+                frame = channel.apply_update(update, data)
+            except UpstreamGap:
+                self.counters.upstream_gaps += 1
+                raise
+            if frame is not None:
+                self.publish(frame, now)
+        elif which == "snapshot":
+            snapshot = event.snapshot
+            name = f"{collector}/{snapshot.source}"
+            channel = self.channels.get(name)
+            if channel is None:
+                channel = ChannelState(collector, snapshot, data, self.limits.resume_window)
+                self.channels[name] = channel
+                self.pools[name] = {}
+                self._catalog_changed()
+                return
+            frame = channel.apply_snapshot(snapshot, data)
+            self._set_state(channel, UpstreamState.UPSTREAM_STATE_LIVE, "", now)
+            self.publish(frame, now)
+        elif which == "source_removed":
+            self.remove_channel(f"{collector}/{event.source_removed.source}", now)
+        else:
+            raise BadUpstreamEvent(f"{collector}: CollectorEvent with no known event")
+
+    def positions(self, collector: str) -> dict[str, Position]:
+        """Resume positions, by source name, of this collector's channels."""
+        return {c.source: c.position for c in self.channels.values() if c.collector == collector}
+
+    def set_collector_state(self, collector: str, state: State, detail: str, now: float) -> None:
+        for channel in list(self.channels.values()):
+            if channel.collector == collector:
+                self._set_state(channel, state, detail, now)
+
+    def retain_sources(self, collector: str, sources: set[str], now: float) -> None:
+        """Remove this collector's channels whose source it no longer has."""
+        for channel in list(self.channels.values()):
+            if channel.collector == collector and channel.source not in sources:
+                self.remove_channel(channel.name, now)
+
+    def remove_channel(self, name: str, now: float) -> None:
+        channel = self.channels.pop(name, None)
+        if channel is None:
+            return
+        channel.state = UpstreamState.UPSTREAM_STATE_REMOVED
+        channel.detail = "source removed from its collector"
+        status = self._status_frame(channel)
+        for client in list(self.pools.pop(name, {})):
+            client.session.drop(name)
+            client.outbound.settle(name)
+            self._deliver(client, status, now)
+        self._catalog_changed()
+
+    def _set_state(self, channel: ChannelState, state: State, detail: str, now: float) -> None:
+        if channel.state == state and channel.detail == detail:
+            return
+        channel.state, channel.detail = state, detail
+        self._catalog_changed()
+        status = self._status_frame(channel)
+        for client in list(self.pools.get(channel.name, {})):
+            self._deliver(client, status, now)
+
+    def _status_frame(self, channel: ChannelState) -> Frame:
+        status = bridge_pb2.Status(state=channel.state, detail=channel.detail)
+        return control_frame(bridge_pb2.ServerMessage(channel=channel.name, status=status))
+
+    def _catalog_changed(self) -> None:
+        self._catalog_dirty = True
+        self._catalog = None
+
+    def catalog_frame(self) -> Frame:
+        if self._catalog is None:
+            catalog = bridge_pb2.Catalog(
+                channels=[self.channels[name].info() for name in sorted(self.channels)]
+            )
+            self._catalog = control_frame(bridge_pb2.ServerMessage(catalog=catalog))
+        return self._catalog
+
+    # Timers
+
+    def tick(self, now: float) -> None:
+        """Run every client's timers; call often (a few times per second)."""
+        catalog = self.catalog_frame() if self._catalog_dirty else None
+        self._catalog_dirty = False
+        heartbeats: dict[tuple[str, ...], Frame] = {}
+        for client in list(self.clients):
+            session = client.session
+            if session.ping_expired(now):
+                self.counters.ping_timeouts += 1
+                self.close(client, PingTimeout("no pong to the bridge's ping"))
+                continue
+            if client.outbound.expired(now):
+                self.close(client, SlowConsumer("client did not read for too long: reconnect"))
+                continue
+            if catalog is not None:
+                self._deliver(client, catalog, now)
+            for name in client.outbound.owed_resyncs(client.sink.buffered()):
+                channel = self.channels.get(name)
+                if channel is None:
+                    client.outbound.settle(name)
+                else:
+                    self._deliver(client, channel.snapshot_frame(), now)
+            if session.heartbeat_due(now):
+                key = tuple(session.subscriptions)
+                frame = heartbeats.get(key)
+                if frame is None:
+                    frame = heartbeats[key] = self._heartbeat_frame(key)
+                self.counters.heartbeats_sent += 1
+                self._deliver(client, frame, now)
+            payload = session.ping_due(now)
+            if payload is not None and client in self.clients:
+                client.sink.ping(payload)
+
+    def _heartbeat_frame(self, names: tuple[str, ...]) -> Frame:
+        heartbeat = bridge_pb2.Heartbeat(server_time_ms=self.wall_ms())
+        for name in names:
+            channel = self.channels.get(name)
+            if channel is not None:
+                heartbeat.positions.add(channel=name, position=channel.position.to_proto())
+        return control_frame(bridge_pb2.ServerMessage(heartbeat=heartbeat))
+
+    def close_all(self, code: int, reason: str) -> None:
+        for client in list(self.clients):
+            self.disconnect(client)
+            client.sink.close(code, reason)

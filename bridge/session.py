@@ -1,0 +1,209 @@
+"""One client's protocol session, without sockets or clocks.
+
+Rules:
+- Every client message is one binary frame holding one `ClientMessage`. A text
+  frame closes the connection with 1003, bytes that do not parse with 1007
+  (`ClientError` subclasses carry the code and reason).
+- Messages are rate limited by a token bucket: `messages_per_second`
+  sustained, bursts of twice that; over it the connection closes with 1008.
+- Subscribe: each channel is checked on its own. An unknown channel, or one
+  past `max_subscriptions`, gets an `Error` frame naming the channel and the
+  rest of the request goes on; the connection stays open. Subscribing to a
+  channel already subscribed restarts it (the client gets a fresh ack and a
+  snapshot or the recovered updates). A message with no body, or a Subscribe
+  naming no channel, gets an `Error` with ERROR_CODE_BAD_REQUEST.
+- Unsubscribe is idempotent and always acknowledged with `Unsubscribed`.
+- Ping gets a Pong with the same nonce and the server time.
+- Timers: a heartbeat is due every `heartbeat_interval`; a WebSocket ping is
+  due every `ping_interval`, and a ping without a pong for `ping_timeout`
+  means the peer is dead.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Container
+from dataclasses import dataclass
+
+from google.protobuf.message import DecodeError
+
+from bridge.channel import Position
+from bridge.errors import MalformedMessage, RateLimited, TextFrame
+from metrics_bridge.v1 import bridge_pb2
+
+ErrorCode = bridge_pb2.ErrorCode
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_message_bytes: int = 64 * 1024
+    max_subscriptions: int = 100
+    resume_window: int = 256
+    messages_per_second: float = 20.0
+
+    def to_proto(self) -> bridge_pb2.Limits:
+        return bridge_pb2.Limits(
+            max_message_bytes=self.max_message_bytes,
+            max_subscriptions=self.max_subscriptions,
+            resume_window=self.resume_window,
+            max_client_messages_per_second=int(self.messages_per_second),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Timers:
+    heartbeat_interval: float = 15.0
+    ping_interval: float = 20.0
+    ping_timeout: float = 20.0
+
+
+@dataclass(frozen=True, slots=True)
+class SubscribeChannel:
+    channel: str
+    resume: Position | None
+
+
+@dataclass(frozen=True, slots=True)
+class UnsubscribeChannel:
+    channel: str
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A connection-level message for this client only."""
+
+    message: bridge_pb2.ServerMessage
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerPing:
+    """Send a Pong with this nonce and the server's wall-clock time."""
+
+    nonce: int
+
+
+Action = SubscribeChannel | UnsubscribeChannel | Reply | AnswerPing
+
+
+def error_reply(code: int, message: str, channel: str = "") -> Reply:
+    return Reply(
+        bridge_pb2.ServerMessage(
+            channel=channel,
+            error=bridge_pb2.Error(code=code, message=message),  # type: ignore[arg-type]
+        )
+    )
+
+
+class Session:
+    """Validates one client's messages and keeps its subscriptions and timers."""
+
+    def __init__(self, limits: Limits, timers: Timers, now: float) -> None:
+        self.id = os.urandom(8).hex()
+        self.limits = limits
+        self.timers = timers
+        self.subscriptions: dict[str, None] = {}
+        self._tokens = 2 * limits.messages_per_second
+        self._tokens_at = now
+        self.next_heartbeat = now + timers.heartbeat_interval
+        self.next_ping = now + timers.ping_interval
+        self.ping_sent_at: float | None = None
+        self.ping_payload = b""
+
+    def receive(self, data: bytes | str, now: float, channels: Container[str]) -> list[Action]:
+        """Actions for one client message; raises ClientError to close the connection."""
+        if isinstance(data, str):
+            raise TextFrame("text frames are not supported: send binary ClientMessage frames")
+        self._take_token(now)
+        message = bridge_pb2.ClientMessage()
+        try:
+            message.ParseFromString(data)
+        except DecodeError as exc:
+            raise MalformedMessage(f"not a ClientMessage: {exc}") from None
+        body = message.WhichOneof("body")
+        if body == "subscribe":
+            return self._subscribe(message.subscribe, channels)
+        if body == "unsubscribe":
+            return self._unsubscribe(message.unsubscribe)
+        if body == "ping":
+            return [AnswerPing(message.ping.nonce)]
+        return [error_reply(ErrorCode.ERROR_CODE_BAD_REQUEST, "empty or unknown ClientMessage")]
+
+    def _take_token(self, now: float) -> None:
+        rate = self.limits.messages_per_second
+        elapsed = max(0.0, now - self._tokens_at)
+        self._tokens = min(2 * rate, self._tokens + elapsed * rate)
+        self._tokens_at = now
+        if self._tokens < 1:
+            raise RateLimited(f"over {rate:g} client messages per second")
+        self._tokens -= 1
+
+    def _subscribe(self, request: bridge_pb2.Subscribe, channels: Container[str]) -> list[Action]:
+        if not request.channels:
+            return [error_reply(ErrorCode.ERROR_CODE_BAD_REQUEST, "Subscribe names no channel")]
+        actions: list[Action] = []
+        for item in request.channels:
+            name = item.channel
+            if name not in channels:
+                actions.append(
+                    error_reply(ErrorCode.ERROR_CODE_UNKNOWN_CHANNEL, "unknown channel", name)
+                )
+                continue
+            if (
+                name not in self.subscriptions
+                and len(self.subscriptions) >= self.limits.max_subscriptions
+            ):
+                actions.append(
+                    error_reply(
+                        ErrorCode.ERROR_CODE_TOO_MANY_SUBSCRIPTIONS,
+                        f"at most {self.limits.max_subscriptions} subscriptions per connection",
+                        name,
+                    )
+                )
+                continue
+            self.subscriptions[name] = None
+            resume = (
+                Position(item.resume.epoch, item.resume.seq) if item.HasField("resume") else None
+            )
+            actions.append(SubscribeChannel(name, resume))
+        return actions
+
+    def _unsubscribe(self, request: bridge_pb2.Unsubscribe) -> list[Action]:
+        actions: list[Action] = []
+        for name in request.channels:
+            self.subscriptions.pop(name, None)
+            actions.append(UnsubscribeChannel(name))
+            actions.append(
+                Reply(
+                    bridge_pb2.ServerMessage(channel=name, unsubscribed=bridge_pb2.Unsubscribed())
+                )
+            )
+        if not actions:
+            return [error_reply(ErrorCode.ERROR_CODE_BAD_REQUEST, "Unsubscribe names no channel")]
+        return actions
+
+    def drop(self, channel: str) -> None:
+        """The channel is gone (source removed); it no longer counts as a subscription."""
+        self.subscriptions.pop(channel, None)
+
+    def heartbeat_due(self, now: float) -> bool:
+        if now < self.next_heartbeat:
+            return False
+        interval = self.timers.heartbeat_interval
+        self.next_heartbeat = max(self.next_heartbeat + interval, now + interval / 2)
+        return True
+
+    def ping_due(self, now: float) -> bytes | None:
+        """A payload to send in a WebSocket ping, when one is due."""
+        if self.ping_sent_at is not None or now < self.next_ping:
+            return None
+        self.ping_sent_at = now
+        self.ping_payload = os.urandom(4)
+        return self.ping_payload
+
+    def pong(self, payload: bytes, now: float) -> None:
+        if self.ping_sent_at is not None and payload == self.ping_payload:
+            self.ping_sent_at = None
+            self.next_ping = now + self.timers.ping_interval
+
+    def ping_expired(self, now: float) -> bool:
+        return self.ping_sent_at is not None and now - self.ping_sent_at > self.timers.ping_timeout
