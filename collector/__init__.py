@@ -1,1 +1,1 @@
-"""The collector: samples its host with psutil, takes pushed and OTLP metrics, streams snapshots and updates over gRPC."""
+"""The collector: samples its host, takes pushed and OTLP metrics, streams them over gRPC."""

@@ -1,0 +1,129 @@
+"""One subscriber's bounded queue of encoded events. Pure: no asyncio, no clock.
+
+Rules:
+- The queue holds at most `capacity` updates. Updates are the source's encoded
+  bytes, shared with every other subscriber: a queued update costs a reference.
+- A source that needs a snapshot is queued as one `Resync(source)` marker. The
+  marker is resolved when the subscriber pops it, to the snapshot *as of then*,
+  so while a marker is pending that source's updates are dropped: the snapshot
+  will already contain them.
+- Offering an update to a full queue is overflow: the subscriber is behind.
+  Every queued update is dropped and each source that lost one (and the source
+  being offered) gets a Resync marker instead. Markers are at most one per
+  source, so the queue never holds more than capacity + sources entries.
+- `close()` (collector shutdown) drops what is queued and makes `pop` return
+  None, so the stream ends promptly even for a subscriber that is behind.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    source: str
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Resync:
+    source: str
+
+
+QueueItem = Event | Resync
+
+
+class SubscriberQueue:
+    def __init__(
+        self,
+        capacity: int,
+        sources: frozenset[str] | None = None,
+        on_ready: Callable[[], None] | None = None,
+    ) -> None:
+        """`sources`: the source names wanted, or None for every source."""
+        self.capacity = max(capacity, 1)
+        self.sources = sources
+        self.on_ready = on_ready
+        self.overflows = 0
+        self.dropped = 0
+        self.closed = False
+        self._items: deque[QueueItem] = deque()
+        self._updates = 0
+        self._pending: set[str] = set()
+
+    def wants(self, source: str) -> bool:
+        return self.sources is None or source in self.sources
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def offer(self, source: str, data: bytes) -> None:
+        if self.closed:
+            return
+        if source in self._pending:
+            self.dropped += 1
+            return
+        if self._updates >= self.capacity:
+            self._overflow(source)
+        else:
+            self._items.append(Event(source, data))
+            self._updates += 1
+        self._notify()
+
+    def resync(self, source: str) -> None:
+        """Queue a snapshot of `source` (subscribe, new source, lost position)."""
+        if self.closed or source in self._pending:
+            return
+        kept = [i for i in self._items if not (isinstance(i, Event) and i.source == source)]
+        self.dropped += len(self._items) - len(kept)
+        self._items = deque(kept)
+        self._updates = sum(1 for i in kept if isinstance(i, Event))
+        self._items.append(Resync(source))
+        self._pending.add(source)
+        self._notify()
+
+    def _overflow(self, source: str) -> None:
+        self.overflows += 1
+        behind: list[str] = []
+        kept: deque[QueueItem] = deque()
+        for item in self._items:
+            if isinstance(item, Resync):
+                kept.append(item)
+            else:
+                self.dropped += 1
+                if item.source not in behind:
+                    behind.append(item.source)
+        self.dropped += 1
+        if source not in behind:
+            behind.append(source)
+        for name in behind:
+            if name not in self._pending:
+                kept.append(Resync(name))
+                self._pending.add(name)
+        self._items = kept
+        self._updates = 0
+
+    def pop(self) -> QueueItem | None:
+        """The next item; None when empty or closed."""
+        if not self._items:
+            return None
+        item = self._items.popleft()
+        if isinstance(item, Resync):
+            self._pending.discard(item.source)
+        else:
+            self._updates -= 1
+        return item
+
+    def close(self) -> None:
+        self.closed = True
+        self._items.clear()
+        self._updates = 0
+        self._pending.clear()
+        self._notify()
+
+    def _notify(self) -> None:
+        if self.on_ready is not None:
+            self.on_ready()

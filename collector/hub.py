@@ -1,0 +1,164 @@
+"""All sources of one collector and the subscribers following them. Pure.
+
+Rules:
+- A source is created by its first batch (host sampler, Push or OTLP) with a
+  fresh random epoch; its kind is fixed then. A batch for an existing source of
+  another kind raises `SourceConflict`. At most `max_sources` sources exist:
+  a batch that would create one more raises `TooManySources`.
+- Each update is encoded once by its `SourceState` and the same bytes are
+  offered to every subscriber that wants the source.
+- Subscribing: for each wanted source that exists, a resume position that the
+  source can serve queues exactly the missing updates; anything else queues a
+  Resync (snapshot). A source created later is queued as a Resync to every
+  subscriber that wants it (subscribers naming a source wait for it to appear).
+- At most `max_subscribers` subscribers exist (`TooManySubscribers`).
+- `close()` ends every subscription (collector shutdown).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from collector.errors import (
+    SourceConflict,
+    TooManySources,
+    TooManySubscribers,
+    UnknownSource,
+)
+from collector.fanout import SubscriberQueue
+from collector.series import SeriesSample
+from collector.source import Position, SourceState, random_epoch
+from metrics_bridge.v1 import metrics_pb2
+
+
+@dataclass(frozen=True, slots=True)
+class HubLimits:
+    resume_window: int = 1024
+    max_series_per_source: int = 10_000
+    max_sources: int = 1000
+    subscriber_queue: int = 1024
+    max_subscribers: int = 1000
+
+
+class CollectorHub:
+    def __init__(
+        self, limits: HubLimits = HubLimits(), epochs: Callable[[], int] = random_epoch
+    ) -> None:
+        self.limits = limits
+        self._epochs = epochs
+        self._sources: dict[str, SourceState] = {}
+        self._subscribers: set[SubscriberQueue] = set()
+        self.closed = False
+
+    @property
+    def sources(self) -> Mapping[str, SourceState]:
+        return self._sources
+
+    @property
+    def subscriber_count(self) -> int:
+        return len(self._subscribers)
+
+    def get(self, name: str) -> SourceState:
+        source = self._sources.get(name)
+        if source is None:
+            raise UnknownSource(f"no source named {name!r}")
+        return source
+
+    def source_for(self, name: str, kind: metrics_pb2.SourceKind.ValueType) -> SourceState:
+        """The source named `name`, created if new; checks kind and the source limit."""
+        source = self._sources.get(name)
+        if source is not None:
+            if source.kind != kind:
+                raise SourceConflict(
+                    f"source {name!r} is a {metrics_pb2.SourceKind.Name(source.kind)} source; "
+                    f"it cannot take {metrics_pb2.SourceKind.Name(kind)} data"
+                )
+            return source
+        if len(self._sources) >= self.limits.max_sources:
+            raise TooManySources(
+                f"the collector holds its limit of {self.limits.max_sources} sources; "
+                f"source {name!r} was not created"
+            )
+        source = SourceState(
+            name,
+            kind,
+            epoch=self._epochs(),
+            resume_window=self.limits.resume_window,
+            max_series=self.limits.max_series_per_source,
+        )
+        self._sources[name] = source
+        for sub in self._subscribers:
+            if sub.wants(name):
+                sub.resync(name)
+        return source
+
+    def apply(
+        self,
+        name: str,
+        kind: metrics_pb2.SourceKind.ValueType,
+        samples: Sequence[SeriesSample],
+        now_unix_ms: int,
+        *,
+        replace: bool = False,
+    ) -> Position:
+        """Fold a batch into a source (creating it if new) and publish the update."""
+        if name not in self._sources:
+            self._check_new_source_batch(name, kind, samples)
+        source = self.source_for(name, kind)
+        update = source.apply(samples, now_unix_ms, replace=replace)
+        if update is not None:
+            for sub in self._subscribers:
+                if sub.wants(name):
+                    sub.offer(name, update)
+        return source.position
+
+    def _check_new_source_batch(
+        self, name: str, kind: metrics_pb2.SourceKind.ValueType, samples: Sequence[SeriesSample]
+    ) -> None:
+        """Run the series limit before creating a source, so a refused batch leaves nothing."""
+        probe = SourceState(
+            name, kind, epoch=0, resume_window=0, max_series=self.limits.max_series_per_source
+        )
+        probe.check_limit(samples, replace=False)
+
+    def subscribe(
+        self,
+        sources: Sequence[str] = (),
+        resume: Mapping[str, Position] | None = None,
+        on_ready: Callable[[], None] | None = None,
+    ) -> SubscriberQueue:
+        if len(self._subscribers) >= self.limits.max_subscribers:
+            raise TooManySubscribers(
+                f"the collector serves its limit of {self.limits.max_subscribers} subscribers"
+            )
+        sub = SubscriberQueue(
+            self.limits.subscriber_queue, frozenset(sources) if sources else None, on_ready
+        )
+        if self.closed:
+            sub.close()
+            return sub
+        resume = resume or {}
+        for name, source in self._sources.items():
+            if not sub.wants(name):
+                continue
+            position = resume.get(name)
+            decision = source.resume(position.epoch, position.seq) if position is not None else None
+            if decision is None or not decision.recovered:
+                sub.resync(name)
+                continue
+            for data in decision.updates:
+                sub.offer(name, data)
+        self._subscribers.add(sub)
+        return sub
+
+    def unsubscribe(self, sub: SubscriberQueue) -> None:
+        self._subscribers.discard(sub)
+
+    def snapshot(self, name: str) -> bytes:
+        return self.get(name).snapshot()
+
+    def close(self) -> None:
+        self.closed = True
+        for sub in self._subscribers:
+            sub.close()

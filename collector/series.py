@@ -1,0 +1,116 @@
+"""What a series is, independent of any wire: the values the sampler, Push and
+OTLP produce and `SourceState` stores.
+
+A series is identified by its name plus its labels sorted by label name
+(`SeriesKey`). A `SeriesSample` sets one series' value (or removes it); its
+kind, unit, description and start time form the series' descriptor, and a
+change to any of them re-declares the series on the wire.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from metrics_bridge.v1 import metrics_pb2
+
+Labels = tuple[tuple[str, str], ...]
+
+GAUGE = metrics_pb2.METRIC_KIND_GAUGE
+COUNTER = metrics_pb2.METRIC_KIND_COUNTER
+HISTOGRAM = metrics_pb2.METRIC_KIND_HISTOGRAM
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesKey:
+    name: str
+    labels: Labels = ()
+
+    @classmethod
+    def of(cls, name: str, labels: Iterable[tuple[str, str]] = ()) -> SeriesKey:
+        return cls(name, tuple(sorted(labels)))
+
+
+@dataclass(frozen=True, slots=True)
+class HistogramData:
+    """Explicit-bucket histogram: len(counts) == len(bounds) + 1."""
+
+    bounds: tuple[float, ...]
+    counts: tuple[int, ...]
+    count: int
+    sum: float
+    min: float | None = None
+    max: float | None = None
+
+    def to_proto(self) -> metrics_pb2.Histogram:
+        h = metrics_pb2.Histogram(
+            bounds=self.bounds, counts=self.counts, count=self.count, sum=self.sum
+        )
+        if self.min is not None:
+            h.min = self.min
+        if self.max is not None:
+            h.max = self.max
+        return h
+
+    @classmethod
+    def from_proto(cls, h: metrics_pb2.Histogram) -> HistogramData:
+        return cls(
+            bounds=tuple(h.bounds),
+            counts=tuple(h.counts),
+            count=h.count,
+            sum=h.sum,
+            min=h.min if h.HasField("min") else None,
+            max=h.max if h.HasField("max") else None,
+        )
+
+    def plus(self, other: HistogramData) -> HistogramData:
+        """The sum of two histograms with the same bounds (delta accumulation)."""
+        return HistogramData(
+            bounds=self.bounds,
+            counts=tuple(a + b for a, b in zip(self.counts, other.counts, strict=True)),
+            count=self.count + other.count,
+            sum=self.sum + other.sum,
+            min=_pick(min, self.min, other.min),
+            max=_pick(max, self.max, other.max),
+        )
+
+
+def _pick(
+    choose: Callable[[float, float], float], a: float | None, b: float | None
+) -> float | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return float(choose(a, b))
+
+
+Value = float | HistogramData
+
+
+@dataclass(frozen=True, slots=True)
+class Descriptor:
+    kind: metrics_pb2.MetricKind.ValueType
+    unit: str = ""
+    description: str = ""
+    start_time_unix_ms: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesSample:
+    """One value of one series. `remove` announces the series gone instead;
+    `accumulate` adds the value to the series' current one (OTLP delta sums)."""
+
+    key: SeriesKey
+    descriptor: Descriptor
+    value: Value | None = None
+    remove: bool = False
+    accumulate: bool = False
+
+
+def same_value(a: Value, b: Value) -> bool:
+    """Equality that treats NaN as equal to NaN, so an unchanged NaN is not re-sent."""
+    if isinstance(a, float) and isinstance(b, float):
+        return a == b or (math.isnan(a) and math.isnan(b))
+    return a == b

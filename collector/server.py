@@ -1,0 +1,161 @@
+"""The collector process: grpc.aio server, host sampling loop, signals.
+
+Transport settings (deliberate, documented in README "Collector configuration"):
+- max receive message 4 MiB: bounds one Push batch or OTLP Export request.
+- max send message 64 MiB: a snapshot of a source at its series limit fits.
+- keepalive: the server pings an idle connection every 30 s and drops it if no
+  ack comes within 10 s, so dead subscribers are noticed; clients may ping
+  every 10 s or slower, also without active calls.
+
+Shutdown on SIGTERM/SIGINT: health goes NOT_SERVING, every Subscribe stream
+ends with OK, the sampler stops, in-flight calls (Push, health Watch) get
+--shutdown-grace seconds, then the process exits 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import time
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metrics_service_pb2_grpc
+
+from collector.config import Address, CollectorConfig
+from collector.host import read_host
+from collector.hub import CollectorHub, HubLimits
+from collector.sampler import HostReadings, sample
+from collector.service import SERVICE_NAME, MetricsCollectorService, OtlpMetricsService, now_ms
+from metrics_bridge.v1 import metrics_pb2
+
+log = logging.getLogger(__name__)
+
+MAX_RECEIVE_MESSAGE_BYTES = 4 * 1024 * 1024
+MAX_SEND_MESSAGE_BYTES = 64 * 1024 * 1024
+SERVER_OPTIONS = [
+    ("grpc.max_receive_message_length", MAX_RECEIVE_MESSAGE_BYTES),
+    ("grpc.max_send_message_length", MAX_SEND_MESSAGE_BYTES),
+    ("grpc.keepalive_time_ms", 30_000),
+    ("grpc.keepalive_timeout_ms", 10_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+    ("grpc.http2.max_pings_without_data", 0),
+    ("grpc.so_reuseport", 0),
+]
+OTLP_SERVICE_NAME = metrics_service_pb2.DESCRIPTOR.services_by_name["MetricsService"].full_name
+
+
+class CollectorServer:
+    def __init__(self, config: CollectorConfig) -> None:
+        self.config = config
+        self.hub = CollectorHub(
+            HubLimits(
+                resume_window=config.resume_window,
+                max_series_per_source=config.max_series_per_source,
+                max_sources=config.max_sources,
+                subscriber_queue=config.subscriber_queue,
+                max_subscribers=config.max_subscribers,
+            )
+        )
+        self.addresses: dict[str, str] = {}
+        self._stopping: asyncio.Event | None = None
+        self._previous: HostReadings | None = None
+
+    async def start(self) -> None:
+        """Binds, serves, writes the ready file; call inside the event loop that serves."""
+        config = self.config
+        self._stopping = asyncio.Event()
+        self.health = health.aio.HealthServicer()
+        self.server = grpc.aio.server(options=SERVER_OPTIONS)
+        # The host source exists before anyone can subscribe.
+        self._previous = self._sample_host(None)
+        collector = MetricsCollectorService(self.hub, config.host_source, config.max_batch_samples)
+        self.server.add_generic_rpc_handlers((collector.handler(),))
+        metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(  # type: ignore[no-untyped-call]
+            OtlpMetricsService(self.hub), self.server
+        )
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        services = (SERVICE_NAME, OTLP_SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME)
+        reflection.enable_server_reflection(services, self.server)
+        self.addresses["grpc"] = self._bind(config.listen)
+        if config.otlp_listen is not None:
+            self.addresses["otlp"] = self._bind(config.otlp_listen)
+        await self.server.start()
+        for service in ("", SERVICE_NAME, OTLP_SERVICE_NAME):
+            await self.health.set(service, health_pb2.HealthCheckResponse.SERVING)
+        log.info("collector %r serving on %s", config.host_source, self.addresses)
+        if config.ready_file:
+            _write_atomically(Path(config.ready_file), json.dumps(self.addresses))
+
+    def _bind(self, address: Address) -> str:
+        port = self.server.add_insecure_port(str(address))
+        if port == 0:
+            raise OSError(f"cannot listen on {address}")
+        return str(Address(address.host, port))
+
+    def _sample_host(self, previous: HostReadings | None) -> HostReadings:
+        readings = read_host()
+        self.hub.apply(
+            self.config.host_source,
+            metrics_pb2.SOURCE_KIND_HOST,
+            sample(readings, previous),
+            now_ms(),
+            replace=True,
+        )
+        return readings
+
+    async def sample_forever(self) -> None:
+        previous = self._previous
+        interval = self.config.interval
+        next_at = time.monotonic() + interval
+        while True:
+            await asyncio.sleep(max(next_at - time.monotonic(), 0))
+            try:
+                readings = await asyncio.to_thread(read_host)
+            except Exception:
+                log.exception("reading the host failed; trying again next interval")
+            else:
+                self.hub.apply(
+                    self.config.host_source,
+                    metrics_pb2.SOURCE_KIND_HOST,
+                    sample(readings, previous),
+                    now_ms(),
+                    replace=True,
+                )
+                previous = readings
+            next_at += interval
+            if next_at < time.monotonic():  # fell behind (loaded machine): skip, don't burst
+                next_at = time.monotonic() + interval
+
+    def request_stop(self) -> None:
+        if self._stopping is not None:
+            self._stopping.set()
+
+    async def serve(self) -> None:
+        await self.start()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.request_stop)
+        sampler = asyncio.create_task(self.sample_forever(), name="host-sampler")
+        assert self._stopping is not None
+        try:
+            await self._stopping.wait()
+        finally:
+            log.info("shutting down: health NOT_SERVING, ending Subscribe streams")
+            await self.health.enter_graceful_shutdown()
+            self.hub.close()
+            sampler.cancel()
+            await self.server.stop(self.config.shutdown_grace)
+            log.info("stopped")
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)

@@ -1,0 +1,198 @@
+"""gRPC glue for MetricsCollector: thin handlers around `CollectorHub`.
+
+Subscribe is registered by hand with an identity response serializer: each
+update is encoded once by its source and the same bytes are written to every
+subscriber, so gRPC never re-serializes per subscriber. The stream ends with OK
+when the collector shuts down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import grpc
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2 as otlp_service
+
+from collector.errors import CollectorError, InvalidBatch
+from collector.fanout import Resync
+from collector.hub import CollectorHub
+from collector.otlp import translate
+from collector.source import Position
+from collector.validation import validate_push
+from metrics_bridge.v1 import collector_pb2, metrics_pb2
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = collector_pb2.DESCRIPTOR.services_by_name["MetricsCollector"].full_name
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class MetricsCollectorService:
+    def __init__(self, hub: CollectorHub, collector_name: str, max_batch_samples: int) -> None:
+        self.hub = hub
+        self.collector_name = collector_name
+        self.max_batch_samples = max_batch_samples
+
+    async def Subscribe(
+        self, request: collector_pb2.SubscribeRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[bytes]:
+        ready = asyncio.Event()
+        resume = {name: Position(p.epoch, p.seq) for name, p in request.resume.items()}
+        try:
+            sub = self.hub.subscribe(list(request.sources), resume, on_ready=ready.set)
+        except CollectorError as exc:
+            await context.abort(exc.status, str(exc))
+            return
+        peer = context.peer()
+        log.info("subscriber %s joined (sources: %s)", peer, list(request.sources) or "all")
+        overflows = 0
+        try:
+            while not sub.closed:
+                item = sub.pop()
+                if item is None:
+                    ready.clear()
+                    await ready.wait()
+                    continue
+                if sub.overflows != overflows:
+                    log.warning(
+                        "subscriber %s fell behind its queue of %d; resyncing with snapshots "
+                        "(%d updates dropped so far)", peer, sub.capacity, sub.dropped,
+                    )  # fmt: skip
+                    overflows = sub.overflows
+                if isinstance(item, Resync):
+                    yield self.hub.snapshot(item.source)
+                else:
+                    yield item.data
+        finally:
+            self.hub.unsubscribe(sub)
+            log.info("subscriber %s left", peer)
+
+    async def Push(
+        self,
+        requests: AsyncIterator[collector_pb2.PushRequest],
+        context: grpc.aio.ServicerContext,
+    ) -> collector_pb2.PushResponse:
+        response = collector_pb2.PushResponse()
+        source = ""
+        try:
+            async for request in requests:
+                if source and request.source != source:
+                    raise InvalidBatch(
+                        "source", f"changed from {source!r} to {request.source!r} within one call"
+                    )
+                samples = validate_push(request, self.max_batch_samples)
+                source = request.source
+                position = self.hub.apply(
+                    source,
+                    metrics_pb2.SOURCE_KIND_PUSH,
+                    samples,
+                    request.time_unix_ms or now_ms(),
+                )
+                response.batches += 1
+                response.samples += len(samples)
+                response.position.epoch, response.position.seq = position.epoch, position.seq
+        except InvalidBatch as exc:
+            await context.abort(exc.status, f"batch {response.batches} (0-based) rejected: {exc}")
+        except CollectorError as exc:
+            await context.abort(exc.status, str(exc))
+        return response
+
+    async def GetSnapshot(
+        self, request: collector_pb2.GetSnapshotRequest, context: grpc.aio.ServicerContext
+    ) -> metrics_pb2.Snapshot:
+        try:
+            data = self.hub.snapshot(request.source)
+        except CollectorError as exc:
+            await context.abort(exc.status, str(exc))
+        return collector_pb2.CollectorEvent.FromString(data).snapshot
+
+    async def ListSources(
+        self, request: collector_pb2.ListSourcesRequest, context: grpc.aio.ServicerContext
+    ) -> collector_pb2.ListSourcesResponse:
+        return collector_pb2.ListSourcesResponse(
+            collector=self.collector_name,
+            sources=[
+                collector_pb2.SourceInfo(
+                    name=s.name,
+                    kind=s.kind,
+                    position=metrics_pb2.Position(epoch=s.epoch, seq=s.seq),
+                    series_count=s.series_count,
+                    last_update_unix_ms=s.time_unix_ms,
+                )
+                for s in self.hub.sources.values()
+            ],
+        )
+
+    def handler(self) -> grpc.GenericRpcHandler:
+        def serialize(message: Any) -> bytes:
+            return bytes(message.SerializeToString())
+
+        identity: Callable[[bytes], bytes] = bytes
+        return grpc.method_handlers_generic_handler(
+            SERVICE_NAME,
+            {
+                "Subscribe": grpc.unary_stream_rpc_method_handler(
+                    self.Subscribe,
+                    request_deserializer=collector_pb2.SubscribeRequest.FromString,
+                    response_serializer=identity,
+                ),
+                "Push": grpc.stream_unary_rpc_method_handler(
+                    self.Push,
+                    request_deserializer=collector_pb2.PushRequest.FromString,
+                    response_serializer=serialize,
+                ),
+                "GetSnapshot": grpc.unary_unary_rpc_method_handler(
+                    self.GetSnapshot,
+                    request_deserializer=collector_pb2.GetSnapshotRequest.FromString,
+                    response_serializer=serialize,
+                ),
+                "ListSources": grpc.unary_unary_rpc_method_handler(
+                    self.ListSources,
+                    request_deserializer=collector_pb2.ListSourcesRequest.FromString,
+                    response_serializer=serialize,
+                ),
+            },
+        )
+
+
+class OtlpMetricsService:
+    """opentelemetry.proto.collector.metrics.v1.MetricsService: OTLP/gRPC metrics.
+
+    Whatever cannot be taken (unsupported types, invalid points, a source over
+    its series limit, too many sources) is counted in partial_success; the rest
+    of the request is applied. The call itself succeeds, so exporters do not
+    retry data that would be refused again."""
+
+    def __init__(self, hub: CollectorHub) -> None:
+        self.hub = hub
+
+    async def Export(
+        self,
+        request: otlp_service.ExportMetricsServiceRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> otlp_service.ExportMetricsServiceResponse:
+        translation = translate(request)
+        now = now_ms()
+        for source, by_key in translation.samples.items():
+            samples = list(by_key.values())
+            try:
+                self.hub.apply(source, metrics_pb2.SOURCE_KIND_OTLP, samples, now)
+            except CollectorError as exc:
+                translation.reject(len(samples), str(exc))
+        response = otlp_service.ExportMetricsServiceResponse()
+        if translation.rejected:
+            response.partial_success.rejected_data_points = translation.rejected
+            response.partial_success.error_message = translation.error_message()
+            log.info(
+                "OTLP export: rejected %d points: %s",
+                translation.rejected,
+                response.partial_success.error_message,
+            )
+        return response

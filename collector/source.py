@@ -1,0 +1,244 @@
+"""One source's state and its stream positions. Pure: no asyncio, no clock.
+
+Rules:
+- A source starts at a random 64-bit `epoch` and seq 0. Every `apply` that
+  changes anything produces exactly one Update with seq + 1; an `apply` that
+  changes nothing produces none and leaves the position alone.
+- Series are interned: the first time a (name, labels) appears it gets the next
+  id; ids are never reused within an epoch, so a series that is removed and
+  comes back gets a new id.
+- An Update carries only what changed: series introduced or re-declared
+  (descriptor changed, e.g. a counter's new start time) in `added`, changed
+  values in `values`, gone series in `removed`. Unchanged series cost nothing.
+- Each Update is encoded once, as `CollectorEvent` bytes, and kept in a ring of
+  the last `resume_window` updates; every subscriber gets those same bytes.
+- A Snapshot (also `CollectorEvent` bytes) is built on demand and cached until
+  the next Update: many resyncing subscribers cost one encoding per seq.
+- `resume(epoch, seq)`: the updates after seq if the ring holds all of them in
+  this epoch, else "send a snapshot".
+- Limits are checked before anything moves: a batch that would take the source
+  over `max_series` raises `SeriesLimitExceeded` and changes nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import secrets
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from collector.errors import SeriesLimitExceeded
+from collector.series import Descriptor, HistogramData, SeriesKey, SeriesSample, Value, same_value
+from metrics_bridge.v1 import collector_pb2, metrics_pb2
+
+
+def random_epoch() -> int:
+    return secrets.randbits(64)
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    epoch: int
+    seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class ResumeDecision:
+    """recovered: `updates` (possibly none) bring the subscriber up to date with
+    no gap; otherwise it needs a snapshot."""
+
+    recovered: bool
+    updates: tuple[bytes, ...] = ()
+
+
+@dataclass(slots=True)
+class _Series:
+    id: int
+    key: SeriesKey
+    descriptor: Descriptor
+    value: Value
+
+
+class SourceState:
+    def __init__(
+        self,
+        name: str,
+        kind: metrics_pb2.SourceKind.ValueType,
+        *,
+        epoch: int | None = None,
+        resume_window: int = 1024,
+        max_series: int = 10_000,
+    ) -> None:
+        self.name = name
+        self.kind = kind
+        self.epoch = random_epoch() if epoch is None else epoch
+        self.seq = 0
+        self.time_unix_ms = 0
+        self.max_series = max_series
+        self._series: dict[SeriesKey, _Series] = {}
+        self._next_id = 1
+        self._ring: deque[tuple[int, bytes]] = deque(maxlen=max(resume_window, 0))
+        self._snapshot: tuple[int, bytes] | None = None
+
+    @property
+    def position(self) -> Position:
+        return Position(self.epoch, self.seq)
+
+    @property
+    def series_count(self) -> int:
+        return len(self._series)
+
+    def value(self, key: SeriesKey) -> Value | None:
+        series = self._series.get(key)
+        return None if series is None else series.value
+
+    def apply(
+        self, samples: Sequence[SeriesSample], now_unix_ms: int, *, replace: bool = False
+    ) -> bytes | None:
+        """Fold a batch in; returns the encoded Update event, or None if nothing changed.
+
+        With `replace`, the batch is the source's whole state: series absent from
+        it are removed (the host sampler works this way)."""
+        self.check_limit(samples, replace)
+        added: list[metrics_pb2.SeriesDescriptor] = []
+        values = metrics_pb2.Values()
+        removed: list[int] = []
+        seen: set[SeriesKey] = set()
+        for sample in samples:
+            seen.add(sample.key)
+            current = self._series.get(sample.key)
+            if sample.remove:
+                if current is not None:
+                    del self._series[sample.key]
+                    removed.append(current.id)
+                continue
+            assert sample.value is not None
+            value, descriptor = sample.value, sample.descriptor
+            if sample.accumulate and current is not None:
+                value, descriptor = _accumulate(current, sample)
+            if current is None:
+                current = _Series(self._next_id, sample.key, descriptor, value)
+                self._next_id += 1
+                self._series[sample.key] = current
+                added.append(_descriptor(current))
+            elif current.descriptor != descriptor:
+                current.descriptor = descriptor
+                current.value = value
+                added.append(_descriptor(current))
+            elif same_value(current.value, value):
+                continue
+            else:
+                current.value = value
+            _add_value(values, current.id, value)
+        if replace:
+            for key in [k for k in self._series if k not in seen]:
+                removed.append(self._series.pop(key).id)
+        if not added and not removed and not values.ids and not values.histograms:
+            return None
+        self.seq += 1
+        self.time_unix_ms = now_unix_ms
+        update = metrics_pb2.Update(
+            source=self.name,
+            epoch=self.epoch,
+            seq=self.seq,
+            time_unix_ms=now_unix_ms,
+            added=added,
+            values=values,
+            removed=removed,
+        )
+        encoded = collector_pb2.CollectorEvent(update=update).SerializeToString()
+        if self._ring.maxlen:
+            self._ring.append((self.seq, encoded))
+        return encoded
+
+    def check_limit(self, samples: Sequence[SeriesSample], replace: bool) -> None:
+        if replace:
+            count = len({s.key for s in samples if not s.remove})
+        else:
+            new = {s.key for s in samples if not s.remove and s.key not in self._series}
+            gone = {s.key for s in samples if s.remove and s.key in self._series}
+            count = len(self._series) + len(new) - len(gone)
+        if count > self.max_series:
+            raise SeriesLimitExceeded(
+                f"source {self.name!r} would hold {count} series, over its limit of "
+                f"{self.max_series}; the batch was not applied"
+            )
+
+    def snapshot(self) -> bytes:
+        """The current state as encoded `CollectorEvent(snapshot=...)`, cached per seq."""
+        if self._snapshot is not None and self._snapshot[0] == self.seq:
+            return self._snapshot[1]
+        values = metrics_pb2.Values()
+        for series in self._series.values():
+            _add_value(values, series.id, series.value)
+        snapshot = metrics_pb2.Snapshot(
+            source=self.name,
+            kind=self.kind,
+            epoch=self.epoch,
+            seq=self.seq,
+            time_unix_ms=self.time_unix_ms,
+            series=[_descriptor(s) for s in self._series.values()],
+            values=values,
+        )
+        encoded = collector_pb2.CollectorEvent(snapshot=snapshot).SerializeToString()
+        self._snapshot = (self.seq, encoded)
+        return encoded
+
+    def resume(self, epoch: int, seq: int) -> ResumeDecision:
+        if epoch != self.epoch or seq > self.seq:
+            return ResumeDecision(recovered=False)
+        if seq == self.seq:
+            return ResumeDecision(recovered=True)
+        if not self._ring or self._ring[0][0] > seq + 1:
+            return ResumeDecision(recovered=False)
+        return ResumeDecision(
+            recovered=True, updates=tuple(data for s, data in self._ring if s > seq)
+        )
+
+    def keys(self) -> Iterable[SeriesKey]:
+        return self._series.keys()
+
+
+def _accumulate(current: _Series, sample: SeriesSample) -> tuple[Value, Descriptor]:
+    """current + delta, keeping the series' start time; a kind, unit or bucket
+    layout change starts the total over with the sample's own descriptor."""
+    delta = sample.value
+    assert delta is not None
+    kept = dataclasses.replace(
+        sample.descriptor, start_time_unix_ms=current.descriptor.start_time_unix_ms
+    )
+    if current.descriptor.kind != kept.kind or current.descriptor.unit != kept.unit:
+        return delta, sample.descriptor
+    if isinstance(current.value, float) and isinstance(delta, float):
+        return current.value + delta, kept
+    if (
+        isinstance(current.value, HistogramData)
+        and isinstance(delta, HistogramData)
+        and current.value.bounds == delta.bounds
+    ):
+        return current.value.plus(delta), kept
+    return delta, sample.descriptor
+
+
+def _descriptor(series: _Series) -> metrics_pb2.SeriesDescriptor:
+    d = series.descriptor
+    return metrics_pb2.SeriesDescriptor(
+        id=series.id,
+        name=series.key.name,
+        labels=[metrics_pb2.Label(name=n, value=v) for n, v in series.key.labels],
+        kind=d.kind,
+        unit=d.unit,
+        description=d.description,
+        start_time_unix_ms=d.start_time_unix_ms,
+    )
+
+
+def _add_value(values: metrics_pb2.Values, series_id: int, value: Value) -> None:
+    if isinstance(value, HistogramData):
+        values.histograms.append(
+            metrics_pb2.HistogramValue(id=series_id, histogram=value.to_proto())
+        )
+    else:
+        values.ids.append(series_id)
+        values.numbers.append(value)

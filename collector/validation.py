@@ -1,0 +1,164 @@
+"""The rules a pushed batch must follow, and the check that turns a
+`PushRequest` into samples or an `InvalidBatch` naming the first bad field
+("samples[3].labels[1].name: ...").
+
+Rules (Prometheus-compatible names so the data can go anywhere later):
+- source: 1..128 characters of [A-Za-z0-9_.:-] (it becomes part of a channel
+  name "<collector>/<source>", so no "/").
+- batch: at most `max_samples` samples; no series (name + labels) twice.
+- name: [a-zA-Z_:][a-zA-Z0-9_:]*, at most 200 characters.
+- labels: at most 32; name [a-zA-Z_][a-zA-Z0-9_]* (at most 100 characters,
+  not starting with "__", which Prometheus reserves), unique within the
+  sample; value at most 1024 characters.
+- unit at most 64 characters, description at most 1024.
+- kind GAUGE or COUNTER with a finite `number` (a counter's is >= 0), or
+  HISTOGRAM with a `histogram`: at most 128 finite, strictly increasing
+  bounds, len(counts) == len(bounds) + 1, count == sum(counts), finite sum.
+- remove = true needs only name and labels.
+- time_unix_ms and start_time_unix_ms are not negative.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+from collector.errors import InvalidBatch
+from collector.series import COUNTER, GAUGE, HISTOGRAM, Descriptor, HistogramData, SeriesKey
+from collector.series import SeriesSample as Sample
+from metrics_bridge.v1 import collector_pb2
+
+METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
+LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+SOURCE_NAME = re.compile(r"[A-Za-z0-9_.:-]+")
+
+MAX_SOURCE_NAME = 128
+MAX_METRIC_NAME = 200
+MAX_LABELS = 32
+MAX_LABEL_NAME = 100
+MAX_LABEL_VALUE = 1024
+MAX_UNIT = 64
+MAX_DESCRIPTION = 1024
+MAX_BOUNDS = 128
+
+
+def check_source_name(name: str) -> str | None:
+    """None if `name` is a valid source name, else why not."""
+    if not name:
+        return "must not be empty"
+    if len(name) > MAX_SOURCE_NAME:
+        return f"must be at most {MAX_SOURCE_NAME} characters, got {len(name)}"
+    if not SOURCE_NAME.fullmatch(name):
+        return f"{name!r} must match [A-Za-z0-9_.:-]+"
+    return None
+
+
+def sanitize_source_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.:-]", "_", name)[:MAX_SOURCE_NAME]
+
+
+def sanitize_metric_name(name: str) -> str:
+    """OTLP names to Prometheus style: every other character (dots...) becomes "_"."""
+    clean = re.sub(r"[^a-zA-Z0-9_:]", "_", name)
+    return "_" + clean if not clean or clean[0].isdigit() else clean
+
+
+def sanitize_label_name(name: str) -> str:
+    clean = re.sub(r"[^a-zA-Z0-9_]", "_", name)
+    return "_" + clean if not clean or clean[0].isdigit() else clean
+
+
+def check_series(name: str, labels: list[tuple[str, str]], path: str) -> SeriesKey:
+    """The key for a name and labels, or InvalidBatch naming `path`'s bad field."""
+    if not METRIC_NAME.fullmatch(name):
+        raise InvalidBatch(f"{path}.name", f"{name!r} must match [a-zA-Z_:][a-zA-Z0-9_:]*")
+    if len(name) > MAX_METRIC_NAME:
+        raise InvalidBatch(f"{path}.name", f"must be at most {MAX_METRIC_NAME} characters")
+    if len(labels) > MAX_LABELS:
+        raise InvalidBatch(f"{path}.labels", f"at most {MAX_LABELS} labels, got {len(labels)}")
+    seen: set[str] = set()
+    for j, (label, value) in enumerate(labels):
+        field = f"{path}.labels[{j}]"
+        if not LABEL_NAME.fullmatch(label):
+            raise InvalidBatch(f"{field}.name", f"{label!r} must match [a-zA-Z_][a-zA-Z0-9_]*")
+        if label.startswith("__"):
+            raise InvalidBatch(f"{field}.name", f"{label!r}: names starting with __ are reserved")
+        if len(label) > MAX_LABEL_NAME:
+            raise InvalidBatch(f"{field}.name", f"must be at most {MAX_LABEL_NAME} characters")
+        if label in seen:
+            raise InvalidBatch(f"{field}.name", f"{label!r} appears twice")
+        if len(value) > MAX_LABEL_VALUE:
+            raise InvalidBatch(f"{field}.value", f"must be at most {MAX_LABEL_VALUE} characters")
+        seen.add(label)
+    return SeriesKey.of(name, labels)
+
+
+def check_histogram(h: HistogramData, path: str) -> None:
+    if len(h.bounds) > MAX_BOUNDS:
+        raise InvalidBatch(f"{path}.bounds", f"at most {MAX_BOUNDS} bounds, got {len(h.bounds)}")
+    for i, bound in enumerate(h.bounds):
+        if not math.isfinite(bound):
+            raise InvalidBatch(f"{path}.bounds[{i}]", "must be finite")
+        if i and bound <= h.bounds[i - 1]:
+            raise InvalidBatch(f"{path}.bounds[{i}]", "bounds must be strictly increasing")
+    if len(h.counts) != len(h.bounds) + 1:
+        raise InvalidBatch(
+            f"{path}.counts",
+            f"needs len(bounds) + 1 = {len(h.bounds) + 1} entries, got {len(h.counts)}",
+        )
+    if h.count != sum(h.counts):
+        raise InvalidBatch(f"{path}.count", f"{h.count} is not the sum of counts {sum(h.counts)}")
+    for field, value in (("sum", h.sum), ("min", h.min), ("max", h.max)):
+        if value is not None and not math.isfinite(value):
+            raise InvalidBatch(f"{path}.{field}", "must be finite")
+
+
+def validate_push(request: collector_pb2.PushRequest, max_samples: int) -> list[Sample]:
+    """The batch's samples, or InvalidBatch naming the first bad field."""
+    problem = check_source_name(request.source)
+    if problem:
+        raise InvalidBatch("source", problem)
+    if request.time_unix_ms < 0:
+        raise InvalidBatch("time_unix_ms", "must not be negative")
+    if len(request.samples) > max_samples:
+        raise InvalidBatch(
+            "samples", f"at most {max_samples} samples per batch, got {len(request.samples)}"
+        )
+    out: list[Sample] = []
+    first_index: dict[SeriesKey, int] = {}
+    for i, s in enumerate(request.samples):
+        path = f"samples[{i}]"
+        key = check_series(s.name, [(lb.name, lb.value) for lb in s.labels], path)
+        if key in first_index:
+            raise InvalidBatch(path, f"same series as samples[{first_index[key]}]")
+        first_index[key] = i
+        if s.remove:
+            out.append(Sample(key, Descriptor(s.kind), remove=True))
+            continue
+        if len(s.unit) > MAX_UNIT:
+            raise InvalidBatch(f"{path}.unit", f"must be at most {MAX_UNIT} characters")
+        if len(s.description) > MAX_DESCRIPTION:
+            raise InvalidBatch(
+                f"{path}.description", f"must be at most {MAX_DESCRIPTION} characters"
+            )
+        if s.start_time_unix_ms < 0:
+            raise InvalidBatch(f"{path}.start_time_unix_ms", "must not be negative")
+        descriptor = Descriptor(s.kind, s.unit, s.description, s.start_time_unix_ms)
+        value_field = s.WhichOneof("value")
+        if s.kind in (GAUGE, COUNTER):
+            if value_field != "number":
+                raise InvalidBatch(f"{path}.number", "a gauge or counter needs a number")
+            if not math.isfinite(s.number):
+                raise InvalidBatch(f"{path}.number", f"must be finite, got {s.number}")
+            if s.kind == COUNTER and s.number < 0:
+                raise InvalidBatch(f"{path}.number", f"a counter cannot be negative: {s.number}")
+            out.append(Sample(key, descriptor, float(s.number)))
+        elif s.kind == HISTOGRAM:
+            if value_field != "histogram":
+                raise InvalidBatch(f"{path}.histogram", "a histogram needs a histogram value")
+            histogram = HistogramData.from_proto(s.histogram)
+            check_histogram(histogram, f"{path}.histogram")
+            out.append(Sample(key, descriptor, histogram))
+        else:
+            raise InvalidBatch(f"{path}.kind", f"must be GAUGE, COUNTER or HISTOGRAM, got {s.kind}")
+    return out
