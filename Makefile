@@ -53,7 +53,7 @@ proto-check: install
 run: install
 	$(PY) -m collector
 
-test: install
+test: install web-test browser-deps
 	$(PY) -m pytest
 
 lint: install

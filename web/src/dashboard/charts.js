@@ -1,0 +1,97 @@
+/**
+ * Which host series each dashboard chart shows, and under which label.
+ *
+ * A chart's `label(series)` returns the line's label for a series it shows,
+ * or null. The collector's host series names are the contract here
+ * (system_cpu_percent, system_memory_bytes, ...); a push source simply
+ * matches no chart and gets only the table.
+ */
+
+/** @typedef {import("../channel_state.js").Series} Series */
+
+/**
+ * @typedef {object} ChartSpec
+ * @property {string} id
+ * @property {string} title
+ * @property {string} unit
+ * @property {(s: Series) => string | null} label
+ */
+
+/** @type {ChartSpec[]} */
+export const CHARTS = [
+  {
+    id: "cpu-total",
+    title: "CPU (total)",
+    unit: "%",
+    label: (s) => (s.name === "system_cpu_percent" && !("cpu" in s.labels) ? "total" : null),
+  },
+  {
+    id: "cpu-cores",
+    title: "CPU per core",
+    unit: "%",
+    label: (s) => (s.name === "system_cpu_percent" && "cpu" in s.labels ? `cpu ${s.labels.cpu}` : null),
+  },
+  {
+    id: "memory",
+    title: "Memory",
+    unit: "By",
+    label: (s) =>
+      s.name === "system_memory_bytes" && ["used", "available", "total"].includes(s.labels.state)
+        ? s.labels.state
+        : null,
+  },
+  {
+    id: "network",
+    title: "Network",
+    unit: "By/s",
+    label: (s) =>
+      s.name === "system_network_io_bytes_per_second"
+        ? `${s.labels.interface ?? "?"} ${s.labels.direction ?? ""}`.trim()
+        : null,
+  },
+  {
+    id: "disk",
+    title: "Disk",
+    unit: "By/s",
+    label: (s) =>
+      s.name === "system_disk_io_bytes_per_second"
+        ? `${s.labels.device ?? "?"} ${s.labels.direction ?? ""}`.trim()
+        : null,
+  },
+];
+
+/**
+ * The charted series of a state: chart id -> [{key, label}] sorted by label
+ * (numerically, so cpu 10 comes after cpu 9).
+ * @param {Iterable<Series>} series
+ * @returns {Map<string, Array<{key: string, label: string}>>}
+ */
+export function chartLines(series) {
+  /** @type {Map<string, Array<{key: string, label: string}>>} */
+  const lines = new Map(CHARTS.map((c) => [c.id, []]));
+  for (const s of series) {
+    for (const chart of CHARTS) {
+      const label = chart.label(s);
+      if (label !== null) lines.get(chart.id)?.push({ key: s.key, label });
+    }
+  }
+  const collator = new Intl.Collator("en", { numeric: true });
+  for (const list of lines.values()) list.sort((a, b) => collator.compare(a.label, b.label));
+  return lines;
+}
+
+/**
+ * Current values of every charted series, by key.
+ * @param {import("../channel_state.js").ChannelState} state
+ * @returns {Record<string, number>}
+ */
+export function chartedValues(state) {
+  /** @type {Record<string, number>} */
+  const out = {};
+  for (const [id, s] of state.series) {
+    const v = state.values.get(id);
+    if (typeof v !== "number") continue;
+    if (CHARTS.some((c) => c.label(s) !== null)) out[s.key] = v;
+  }
+  return out;
+}

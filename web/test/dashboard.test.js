@@ -1,0 +1,76 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { ChannelState } from "../src/channel_state.js";
+import { badge } from "../src/dashboard/badge.js";
+import { chartLines, chartedValues } from "../src/dashboard/charts.js";
+import { formatValue } from "../src/dashboard/format.js";
+import { series, snapshot } from "./wire.js";
+
+/** @param {Partial<import("../src/client.js").ConnectionDetail>} c */
+function conn(c) {
+  return { state: "live", attempt: 0, retryAt: null, code: null, reason: "", ...c };
+}
+
+function host() {
+  const state = new ChannelState("c/host");
+  state.applySnapshot(
+    snapshot({
+      seq: 1,
+      series: [
+        series(1, "system_cpu_percent"),
+        series(2, "system_cpu_percent", { cpu: "10" }),
+        series(3, "system_cpu_percent", { cpu: "9" }),
+        series(4, "system_memory_bytes", { state: "used" }, "By"),
+        series(5, "system_network_io_bytes_per_second", { interface: "eth0", direction: "receive" }, "By/s"),
+        series(6, "system_uptime_seconds", {}, "s"),
+      ],
+      ids: [1, 2, 3, 4, 5, 6],
+      numbers: [50, 10, 9, 1024, 2048, 60],
+    }),
+  );
+  return state;
+}
+
+test("host series land on their charts, cores in numeric order", () => {
+  const lines = chartLines(host().series.values());
+  assert.deepEqual(lines.get("cpu-total")?.map((l) => l.label), ["total"]);
+  assert.deepEqual(lines.get("cpu-cores")?.map((l) => l.label), ["cpu 9", "cpu 10"]);
+  assert.deepEqual(lines.get("memory")?.map((l) => l.label), ["used"]);
+  assert.deepEqual(lines.get("network")?.map((l) => l.label), ["eth0 receive"]);
+  assert.deepEqual(lines.get("disk"), []);
+});
+
+test("only charted series are recorded in the window", () => {
+  assert.equal("system_uptime_seconds" in chartedValues(host()), false);
+  assert.equal(chartedValues(host()).system_cpu_percent, 50);
+});
+
+test("badge says live when connected and upstream is live", () => {
+  assert.equal(badge(conn({}), "live", 0).state, "live");
+});
+
+test("badge says upstream stale when the collector is unreachable", () => {
+  assert.deepEqual(
+    [badge(conn({}), "stale", 0).state, badge(conn({}), "stale", 0).text],
+    ["stale", "upstream stale"],
+  );
+});
+
+test("badge counts down to the next retry while reconnecting", () => {
+  const b = badge(conn({ state: "reconnecting", retryAt: 10_000, attempt: 2 }), "live", 7_200);
+  assert.deepEqual([b.state, b.text], ["reconnecting", "reconnecting in 3s"]);
+});
+
+test("a reconnect attempt in progress still reads reconnecting", () => {
+  assert.equal(badge(conn({ state: "connecting", attempt: 3 }), "stale", 0).state, "reconnecting");
+  assert.equal(badge(conn({ state: "connecting", attempt: 0 }), undefined, 0).state, "connecting");
+});
+
+test("values are formatted by unit", () => {
+  assert.equal(formatValue(1536, "By"), "1.5 KiB");
+  assert.equal(formatValue(2048, "By/s"), "2.0 KiB/s");
+  assert.equal(formatValue(12.345, "%"), "12.3 %");
+  assert.equal(formatValue(7200, "s"), "2h 0m");
+  assert.equal(formatValue(1234, "1"), "1,234");
+  assert.equal(formatValue(null, "%"), "–");
+});
