@@ -100,6 +100,10 @@ class SlowConsumer(ClientError):
     code = CloseCode.SLOW_CONSUMER
 
 
+class InternalError(ClientError):
+    code = CloseCode.INTERNAL_ERROR
+
+
 class PingTimeout(ClientError):
     code = CloseCode.INTERNAL_ERROR
 

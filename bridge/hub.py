@@ -66,7 +66,7 @@ class Sink(Protocol):
         """Bytes written but not yet sent."""
         ...
 
-    def write(self, data: bytes) -> None: ...
+    def write(self, frame: Frame) -> None: ...
 
     def ping(self, payload: bytes) -> None: ...
 
@@ -254,7 +254,7 @@ class Hub:
             self.close(client, SlowConsumer("outbound buffer over its hard limit"))
 
     def _write(self, client: Client, frame: Frame) -> None:
-        client.sink.write(frame.wire)
+        client.sink.write(frame)
         self.counters.frames_sent += 1
         self.counters.bytes_sent += len(frame.wire)
 
@@ -270,8 +270,7 @@ class Hub:
         pool = self.pools.get(frame.channel)
         if not pool:
             return
-        wire = frame.wire
-        size = len(wire)
+        size = len(frame.wire)
         sent = 0
         slow: list[Client] = []
         for client in pool:
@@ -279,7 +278,7 @@ class Hub:
             sink = client.sink
             # Fast path of OutboundBuffer.admit for a client that owes nothing.
             if not outbound.lagging and sink.buffered() + size <= outbound.limit:
-                sink.write(wire)
+                sink.write(frame)
                 sent += 1
             else:
                 slow.append(client)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bridge.errors import CloseCode
+from bridge.frame import Frame
 from bridge.hub import ClientPolicy, Hub
 from bridge.session import Limits, Timers
 from metrics_bridge.v1 import bridge_pb2, metrics_pb2
@@ -27,9 +28,9 @@ class BufferSink:
     def buffered(self) -> int:
         return sum(len(b) for b in self.pending)
 
-    def write(self, data: bytes) -> None:
+    def write(self, frame: Frame) -> None:
         assert self.closed is None
-        self.pending.append(data)
+        self.pending.append(frame.wire)
 
     def ping(self, payload: bytes) -> None:
         self.pings.append(payload)
