@@ -196,7 +196,7 @@ class SourceState:
             recovered=True, updates=tuple(data for s, data in self._ring if s > seq)
         )
 
-    def keys(self) -> Iterable[SeriesKey]:
+    def series_keys(self) -> Iterable[SeriesKey]:
         return self._series.keys()
 
 

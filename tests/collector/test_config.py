@@ -1,0 +1,51 @@
+"""Options: flags, METRICS_COLLECTOR_* variables, flags win."""
+
+from __future__ import annotations
+
+import pytest
+
+from collector.config import Address, parse_config
+
+
+def test_defaults() -> None:
+    config = parse_config([], env={})
+    assert config.listen == Address("127.0.0.1", 50051)
+    assert config.otlp_listen is None and config.interval == 1.0
+    assert config.resume_window == 1024 and config.max_series_per_source == 10_000
+    assert config.host_source
+
+
+def test_environment_sets_options() -> None:
+    config = parse_config(
+        [], env={"METRICS_COLLECTOR_LISTEN": "0.0.0.0:0", "METRICS_COLLECTOR_MAX_SOURCES": "3"}
+    )
+    assert config.listen == Address("0.0.0.0", 0) and config.max_sources == 3
+
+
+def test_flags_win_over_environment() -> None:
+    config = parse_config(["--interval", "0.5"], env={"METRICS_COLLECTOR_INTERVAL": "2"})
+    assert config.interval == 0.5
+
+
+def test_ipv6_listen_address() -> None:
+    config = parse_config(["--otlp-listen", "[::1]:4317"], env={})
+    assert config.otlp_listen == Address("::1", 4317) and str(config.otlp_listen) == "[::1]:4317"
+
+
+@pytest.mark.parametrize(
+    ("argv", "env"),
+    [
+        (["--listen", "nohost"], {}),
+        (["--interval", "0"], {}),
+        (["--host-source", "a/b"], {}),
+        ([], {"METRICS_COLLECTOR_SUBSCRIBER_QUEUE": "many"}),
+        ([], {"METRICS_COLLECTOR_LOG_LEVEL": "chatty"}),
+    ],
+)
+def test_bad_values_exit_with_a_usage_error(
+    argv: list[str], env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as info:
+        parse_config(argv, env=env)
+    assert info.value.code == 2
+    assert "error" in capsys.readouterr().err
