@@ -125,8 +125,9 @@ function renderList() {
 /** @type {Map<string, {plot: uPlot, signature: string, keys: string[]}>} */
 const plots = new Map();
 
-function chartWidth() {
-  return Math.max(280, Math.floor($("charts").clientWidth / 2) - 24);
+/** @param {HTMLElement} host */
+function plotSize(host) {
+  return { width: Math.max(240, host.clientWidth), height: 180 };
 }
 
 /**
@@ -137,8 +138,7 @@ function chartWidth() {
 function makePlot(spec, lines, host) {
   /** @type {uPlot.Options} */
   const opts = {
-    width: chartWidth(),
-    height: 200,
+    ...plotSize(host),
     legend: { live: true },
     cursor: { drag: { x: false, y: false } },
     scales: { x: { time: true }, y: spec.unit === "%" ? { range: [0, 100] } : { auto: true } },
@@ -152,6 +152,7 @@ function makePlot(spec, lines, host) {
         label: line.label,
         stroke: PALETTE[i % PALETTE.length],
         width: 1.5,
+        points: { show: false },
         spanGaps: false,
         value: (/** @type {uPlot} */ _u, /** @type {number | null} */ v) =>
           formatValue(v, spec.unit),
@@ -281,7 +282,10 @@ window.addEventListener("hashchange", () => {
   if (channel) choose(channel);
 });
 new ResizeObserver(() => {
-  for (const { plot } of plots.values()) plot.setSize({ width: chartWidth(), height: 200 });
+  for (const { plot } of plots.values()) {
+    const host = plot.root.parentElement;
+    if (host) plot.setSize(plotSize(host));
+  }
 }).observe($("charts"));
 setInterval(renderBadge, 250);
 
