@@ -1,0 +1,125 @@
+"""The bridge following collectors that die, restart, and bridges that restart."""
+
+from __future__ import annotations
+
+import signal
+
+from metrics_bridge.v1 import bridge_pb2
+from tests.bridge.stack import Client, Pusher, bridge, collector, ready_client
+from tests.support.processes import ServerProcess, running
+
+STALE = bridge_pb2.UPSTREAM_STATE_STALE
+LIVE = bridge_pb2.UPSTREAM_STATE_LIVE
+
+
+async def test_channel_is_named_after_the_collector_reported_name_by_default() -> None:
+    with collector("--host-source", "box7") as col, bridge(col.addresses["grpc"], name="") as br:
+        client = await ready_client(br.addresses["url"], "box7/box7")
+        await client.subscribe("box7/box7")
+        snapshot = await client.next("snapshot")
+        assert snapshot.snapshot.source == "box7"
+        assert snapshot.snapshot.kind == 1  # SOURCE_KIND_HOST
+        await client.close()
+
+
+async def test_collector_killed_makes_channels_stale_and_clients_stay_connected() -> None:
+    with collector() as col, bridge(col.addresses["grpc"]) as br:
+        client = await ready_client(br.addresses["url"], "c1/host")
+        await client.subscribe("c1/host")
+        await client.next("snapshot")
+        col.kill()
+        status = await client.next("status")
+        assert status.channel == "c1/host"
+        assert status.status.state == STALE
+        assert "unreachable" in status.status.detail
+        await client.send(bridge_pb2.ClientMessage(ping=bridge_pb2.Ping(nonce=77)))
+        assert (await client.next("pong")).pong.nonce == 77
+        heartbeat = await client.next("heartbeat")
+        assert heartbeat.heartbeat.positions[0].channel == "c1/host"
+        await client.close()
+
+
+async def test_restarted_collector_reaches_clients_as_live_status_and_a_fresh_snapshot() -> None:
+    with collector() as col:
+        address = col.addresses["grpc"]
+        with bridge(address) as br:
+            client = await ready_client(br.addresses["url"], "c1/host")
+            await client.subscribe("c1/host")
+            before = (await client.next("snapshot")).snapshot
+            col.kill()
+            assert (await client.next("status")).status.state == STALE
+            with running(
+                "collector",
+                ["--listen", address, "--interval", "0.1", "--host-source", "host"],
+            ):
+                live = await client.next("status", within=30)
+                assert live.status.state == LIVE
+                fresh = await client.next("snapshot", "update", within=10)
+                assert fresh.HasField("snapshot")
+                assert fresh.snapshot.epoch != before.epoch
+                following = await client.next("update", "snapshot")
+                assert following.HasField("update")
+                assert following.update.epoch == fresh.snapshot.epoch
+                assert following.update.seq == fresh.snapshot.seq + 1
+            await client.close()
+
+
+async def test_bridge_sigterm_closes_clients_with_1001_and_a_new_bridge_carries_on() -> None:
+    with collector() as col:
+        pusher = Pusher(col.addresses["grpc"])
+        pusher.push(1.0)
+        first = ServerProcess("bridge", bridge_args(col.addresses["grpc"])).start()
+        try:
+            client = await ready_client(first.addresses["url"], "c1/svc")
+            await client.subscribe("c1/svc")
+            snapshot = (await client.next("snapshot")).snapshot
+            first.signal(signal.SIGTERM)
+            try:
+                while True:
+                    await client.recv()
+            except Exception:
+                pass
+            assert client.ws.close_code == 1001
+            assert first.wait() == 0
+        finally:
+            first.cleanup()
+        with bridge(col.addresses["grpc"]) as second:
+            again = await ready_client(second.addresses["url"], "c1/svc")
+            await again.subscribe("c1/svc")
+            resumed = await again.next("snapshot")
+            assert resumed.snapshot.epoch == snapshot.epoch
+            assert resumed.snapshot.seq >= snapshot.seq
+            pushed = pusher.push(2.0)
+            update = await again.next("update")
+            assert update.update.seq == pushed.seq == resumed.snapshot.seq + 1
+            await again.close()
+        pusher.close()
+
+
+def bridge_args(address: str) -> list[str]:
+    return ["--listen", "127.0.0.1:0", "--collector", f"c1={address}", "--heartbeat", "0.5"]
+
+
+async def test_bridge_follows_several_collectors() -> None:
+    with (
+        collector("--host-source", "a") as one,
+        collector("--host-source", "b") as two,
+        running(
+            "bridge",
+            [
+                "--listen",
+                "127.0.0.1:0",
+                "--collector",
+                one.addresses["grpc"],
+                "--collector",
+                two.addresses["grpc"],
+            ],
+        ) as br,
+    ):
+        client = await Client.open(br.addresses["url"])
+        catalog = await client.greeted()
+        seen = {c.channel for c in catalog.channels}
+        while not {"a/a", "b/b"} <= seen:
+            message = await client.next("catalog", within=15)
+            seen = {c.channel for c in message.catalog.channels}
+        await client.close()
