@@ -11,12 +11,15 @@ Rules:
   source can serve queues exactly the missing updates; anything else queues a
   Resync (snapshot). A source created later is queued as a Resync to every
   subscriber that wants it (subscribers naming a source wait for it to appear).
+- `max_series_per_source` applies to pushed and OTLP sources; the host source
+  is bounded by the sampler itself (collector.host caps mounts, disks, NICs).
 - At most `max_subscribers` subscribers exist (`TooManySubscribers`).
 - `close()` ends every subscription (collector shutdown).
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -85,7 +88,7 @@ class CollectorHub:
             kind,
             epoch=self._epochs(),
             resume_window=self.limits.resume_window,
-            max_series=self.limits.max_series_per_source,
+            max_series=self._max_series(kind),
         )
         self._sources[name] = source
         for sub in self._subscribers:
@@ -117,10 +120,13 @@ class CollectorHub:
         self, name: str, kind: metrics_pb2.SourceKind.ValueType, samples: Sequence[SeriesSample]
     ) -> None:
         """Run the series limit before creating a source, so a refused batch leaves nothing."""
-        probe = SourceState(
-            name, kind, epoch=0, resume_window=0, max_series=self.limits.max_series_per_source
-        )
+        probe = SourceState(name, kind, epoch=0, resume_window=0, max_series=self._max_series(kind))
         probe.check_limit(samples, replace=False)
+
+    def _max_series(self, kind: metrics_pb2.SourceKind.ValueType) -> int:
+        if kind == metrics_pb2.SOURCE_KIND_HOST:
+            return sys.maxsize
+        return self.limits.max_series_per_source
 
     def subscribe(
         self,

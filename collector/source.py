@@ -11,7 +11,8 @@ Rules:
   (descriptor changed, e.g. a counter's new start time) in `added`, changed
   values in `values`, gone series in `removed`. Unchanged series cost nothing.
 - Each Update is encoded once, as `CollectorEvent` bytes, and kept in a ring of
-  the last `resume_window` updates; every subscriber gets those same bytes.
+  the last `resume_window` updates, fewer if they would exceed
+  `resume_bytes` (oldest go first); every subscriber gets those same bytes.
 - A Snapshot (also `CollectorEvent` bytes) is built on demand and cached until
   the next Update: many resyncing subscribers cost one encoding per seq.
 - `resume(epoch, seq)`: the updates after seq if the ring holds all of them in
@@ -31,6 +32,9 @@ from dataclasses import dataclass
 from collector.errors import SeriesLimitExceeded
 from collector.series import Descriptor, HistogramData, SeriesKey, SeriesSample, Value, same_value
 from metrics_bridge.v1 import collector_pb2, metrics_pb2
+
+RESUME_BYTES = 16 * 1024 * 1024
+"""Per source, the most encoded updates the resume ring holds."""
 
 
 def random_epoch() -> int:
@@ -68,6 +72,7 @@ class SourceState:
         *,
         epoch: int | None = None,
         resume_window: int = 1024,
+        resume_bytes: int = RESUME_BYTES,
         max_series: int = 10_000,
     ) -> None:
         self.name = name
@@ -79,6 +84,8 @@ class SourceState:
         self._series: dict[SeriesKey, _Series] = {}
         self._next_id = 1
         self._ring: deque[tuple[int, bytes]] = deque(maxlen=max(resume_window, 0))
+        self._ring_bytes = 0
+        self._resume_bytes = resume_bytes
         self._snapshot: tuple[int, bytes] | None = None
 
     @property
@@ -148,8 +155,7 @@ class SourceState:
             removed=removed,
         )
         encoded = collector_pb2.CollectorEvent(update=update).SerializeToString()
-        if self._ring.maxlen:
-            self._ring.append((self.seq, encoded))
+        self._remember(encoded)
         return encoded
 
     def check_limit(self, samples: Sequence[SeriesSample], replace: bool) -> None:
@@ -164,6 +170,16 @@ class SourceState:
                 f"source {self.name!r} would hold {count} series, over its limit of "
                 f"{self.max_series}; the batch was not applied"
             )
+
+    def _remember(self, encoded: bytes) -> None:
+        if not self._ring.maxlen:
+            return
+        if len(self._ring) == self._ring.maxlen:
+            self._ring_bytes -= len(self._ring.popleft()[1])
+        self._ring.append((self.seq, encoded))
+        self._ring_bytes += len(encoded)
+        while self._ring_bytes > self._resume_bytes and len(self._ring) > 1:
+            self._ring_bytes -= len(self._ring.popleft()[1])
 
     def snapshot(self) -> bytes:
         """The current state as encoded `CollectorEvent(snapshot=...)`, cached per seq."""

@@ -42,7 +42,7 @@ async def channel(shared_collector: ServerProcess) -> AsyncIterator[grpc.aio.Cha
 @dataclass
 class Recorder:
     """Reads a Subscribe stream in the background, keeping every event and a
-    replica per source; a gap in the stream fails the replica."""
+    replica per source from its first snapshot on; a gap fails the recorder."""
 
     call: grpc.aio.UnaryStreamCall[collector_pb2.SubscribeRequest, collector_pb2.CollectorEvent]
     events: list[collector_pb2.CollectorEvent] = field(default_factory=list)
@@ -53,16 +53,16 @@ class Recorder:
 
     async def run(self) -> None:
         try:
-            async for event in self.call:
+            while (event := await self.call.read()) is not grpc.aio.EOF:
+                assert isinstance(event, collector_pb2.CollectorEvent)
                 self.events.append(event)
                 kind = event.WhichOneof("event")
                 if kind == "snapshot":
                     self.replicas.setdefault(event.snapshot.source, SourceReplica()).apply_snapshot(
                         event.snapshot
                     )
-                elif kind == "update":
-                    replica = self.replicas.setdefault(event.update.source, SourceReplica())
-                    replica.apply_update(event.update)
+                elif kind == "update" and event.update.source in self.replicas:
+                    self.replicas[event.update.source].apply_update(event.update)
         except grpc.aio.AioRpcError as exc:
             if exc.code() != grpc.StatusCode.CANCELLED:
                 self.errors.append(exc)

@@ -120,6 +120,14 @@ def test_resume_within_the_ring_returns_exactly_the_missing_updates() -> None:
     assert source.resume(7, 6).recovered and source.resume(7, 6).updates == ()
 
 
+def test_the_ring_also_stops_at_its_byte_budget() -> None:
+    source = SourceState("svc", PUSH, epoch=7, resume_window=100, resume_bytes=100)
+    sizes = [len(source.apply([gauge("a", i)], i) or b"") for i in range(1, 11)]
+    held = 100 // sizes[-1]
+    assert source.resume(7, 10 - held).recovered
+    assert not source.resume(7, 9 - held).recovered
+
+
 @pytest.mark.parametrize(
     ("epoch", "seq", "why"),
     [(7, 1, "older than the ring"), (8, 5, "another epoch"), (7, 9, "ahead of the source")],
