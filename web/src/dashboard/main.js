@@ -271,6 +271,12 @@ client.addEventListener("upstream", (event) => {
   renderList();
 });
 client.addEventListener("connection", renderBadge);
+/** @type {Record<string, unknown> | null} the last Subscribed of the chosen channel */
+let lastSubscribed = null;
+client.addEventListener("subscribed", (event) => {
+  const detail = /** @type {CustomEvent} */ (event).detail;
+  if (detail.channel === selected) lastSubscribed = detail;
+});
 client.addEventListener("error", (event) => {
   const { channel, message } = /** @type {CustomEvent} */ (event).detail;
   $("notice").textContent = channel ? `${channel}: ${message}` : message;
@@ -296,5 +302,10 @@ client.connect();
 
 /** For tests and the console: the live objects behind the page. */
 Object.assign(globalThis, {
-  metricsBridgeDashboard: { client, window: () => metricWindow, selected: () => selected },
+  metricsBridgeDashboard: {
+    client,
+    window: () => metricWindow,
+    selected: () => selected,
+    lastSubscribed: () => lastSubscribed,
+  },
 });

@@ -1,0 +1,95 @@
+"""The dashboard in headless Chromium against a real collector and bridge."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import Page
+
+from tests.web.conftest import CHANNEL, EXPECTED_WHILE_DOWN, Console, WebStack, save_artifact
+from tests.web.dashboard import Dashboard
+
+pytestmark = pytest.mark.browser
+
+CPU = "system_cpu_percent"
+
+
+def test_page_shows_live_values_within_seconds_of_load(stack: WebStack, page: Page) -> None:
+    dashboard = Dashboard(page).open(stack.page_url)
+    dashboard.wait_badge("live", timeout=10)
+    dashboard.wait_value(CPU, timeout=10)
+    assert 0 <= dashboard.value(CPU) <= 100
+    assert page.inner_text("#channel-title") == CHANNEL
+    dashboard.wait_points(10, timeout=10)
+    assert page.is_visible("#chart-cpu-total .uplot")
+    assert page.is_visible("#chart-memory .uplot")
+    save_artifact(page, "dashboard.png")
+
+
+def test_table_lists_every_series_of_the_channel(stack: WebStack, page: Page) -> None:
+    dashboard = Dashboard(page).open(stack.page_url)
+    dashboard.wait_value(CPU, timeout=10)
+    keys = page.eval_on_selector_all("#series tbody tr", "rows => rows.map(r => r.dataset.key)")
+    assert 'system_memory_bytes{state="total"}' in keys
+    assert "system_uptime_seconds" in keys
+    count = page.evaluate(
+        "() => { const d = globalThis.metricsBridgeDashboard;"
+        " return d.client.channel(d.selected()).series.size; }"
+    )
+    assert len(keys) == count
+
+
+def test_killing_the_bridge_shows_reconnecting_and_a_restart_continues_the_charts(
+    stack: WebStack, page: Page, console: Console
+) -> None:
+    console.allowed.append(EXPECTED_WHILE_DOWN)
+    dashboard = Dashboard(page).open(stack.page_url)
+    dashboard.wait_badge("live", timeout=10)
+    dashboard.wait_points(5)
+    before = dashboard.window()
+
+    stack.kill_bridge()
+    dashboard.wait_badge("reconnecting", timeout=10)
+    assert dashboard.badge_text.startswith("reconnecting")
+
+    stack.start_bridge()
+    dashboard.wait_badge("live")
+    dashboard.wait_seq_past(before["epoch"], before["seq"])
+    dashboard.wait_points(before["points"] + 5)
+    after = dashboard.window()
+    assert after["first"] == before["first"], "the chart window was reset"
+    assert after["last"] > before["last"]
+
+
+def test_killing_the_collector_shows_stale_and_then_recovers(stack: WebStack, page: Page) -> None:
+    dashboard = Dashboard(page).open(stack.page_url)
+    dashboard.wait_badge("live", timeout=10)
+    dashboard.wait_points(3)
+
+    stack.kill_collector()
+    dashboard.wait_badge("stale", timeout=20)
+    assert dashboard.badge_text == "upstream stale"
+    stale = dashboard.window()
+
+    stack.start_collector()
+    dashboard.wait_badge("live", timeout=60)
+    dashboard.wait_seq_past(stale["epoch"], stale["seq"])
+    assert dashboard.window()["epoch"] != stale["epoch"], "a restarted collector starts an epoch"
+    dashboard.wait_points(stale["points"] + 3)
+
+
+def test_reload_resumes_from_the_saved_position_and_keeps_the_window(
+    stack: WebStack, page: Page
+) -> None:
+    dashboard = Dashboard(page).open(stack.page_url)
+    dashboard.wait_badge("live", timeout=10)
+    dashboard.wait_points(10)
+    before = dashboard.window()
+
+    page.reload()
+    dashboard.wait_badge("live", timeout=10)
+    dashboard.wait_seq_past(before["epoch"], before["seq"])
+    after = dashboard.window()
+    assert after["recovered"] is True, "the bridge should replay what the page missed"
+    assert after["first"] == before["first"], "the chart window did not survive the reload"
+    assert after["points"] > before["points"]
+    assert after["epoch"] == before["epoch"]
