@@ -94,9 +94,10 @@ class CollectorServer:
             _write_atomically(Path(config.ready_file), json.dumps(self.addresses))
 
     def _bind(self, address: Address) -> str:
-        port = self.server.add_insecure_port(str(address))
-        if port == 0:
-            raise OSError(f"cannot listen on {address}")
+        try:
+            port = self.server.add_insecure_port(str(address))
+        except RuntimeError as exc:  # grpc's way of saying the address is taken
+            raise OSError(f"cannot listen on {address}: {exc}") from None
         return str(Address(address.host, port))
 
     def _sample_host(self, previous: HostReadings | None) -> HostReadings:

@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import socket
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator
 
@@ -193,3 +196,19 @@ async def test_subscribing_to_a_source_before_it_exists_waits_for_it(
         await stub.Push(one())
         await rec.wait_for(lambda: "latecomer" in rec.replicas, 10, "the new source")
     assert rec.events[0].WhichOneof("event") == "snapshot"
+
+
+def test_a_taken_port_is_a_clear_error_and_exit_code_1() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "collector", "--listen", f"127.0.0.1:{port}"],
+            capture_output=True,
+            text=True,
+            timeout=scaled(30),
+        )
+    assert result.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "Traceback" not in result.stderr
