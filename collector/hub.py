@@ -8,8 +8,9 @@ Rules:
 - Each update is encoded once by its `SourceState` and the same bytes are
   offered to every subscriber that wants the source.
 - Subscribing: for each wanted source that exists, a resume position that the
-  source can serve queues exactly the missing updates; anything else queues a
-  Resync (snapshot). A source created later is queued as a Resync to every
+  source can serve queues exactly the missing updates (if they fit the
+  subscriber's queue; otherwise it overflows into a Resync); anything else
+  queues a Resync (snapshot). A source created later is queued as a Resync to every
   subscriber that wants it (subscribers naming a source wait for it to appear).
 - `max_series_per_source` applies to pushed and OTLP sources; the host source
   is bounded by the sampler itself (collector.host caps mounts, disks, NICs).
