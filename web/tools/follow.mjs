@@ -2,7 +2,8 @@
 // Follows channels of a bridge with the JS client and prints one JSON line per
 // applied Snapshot or Update: {channel, kind, epoch, seq, timeUnixMs, numbers,
 // histograms}, numbers and histograms keyed like `name{label="value"}`.
-// Connection and upstream changes go to stderr.
+// Connection, upstream, subscribed, resync and error events go to stderr as
+// `TYPE {json}` lines.
 //
 //   node web/tools/follow.mjs ws://127.0.0.1:8765/ CHANNEL... [--count N] [--timeout SECONDS]
 //
@@ -60,9 +61,11 @@ client.addEventListener("connection", (event) => {
   process.stderr.write(`connection ${JSON.stringify(detail)}\n`);
   if (detail.state === "closed" && detail.reason !== "client closed") finish(1);
 });
-client.addEventListener("upstream", (event) => {
-  process.stderr.write(`upstream ${JSON.stringify(/** @type {CustomEvent} */ (event).detail)}\n`);
-});
+for (const type of ["upstream", "subscribed", "resync", "error"]) {
+  client.addEventListener(type, (event) => {
+    process.stderr.write(`${type} ${JSON.stringify(/** @type {CustomEvent} */ (event).detail)}\n`);
+  });
+}
 if (timeout > 0) {
   setTimeout(() => {
     process.stderr.write(`timed out after ${timeout}s with ${printed} lines\n`);
