@@ -56,10 +56,11 @@ run: install
 test: install web-test browser-deps
 	$(PY) -m pytest
 
-lint: install
+lint: install web-deps
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(WEB)/node_modules/.bin/tsc -p $(WEB)
 
 bench: install
 	@echo "no benchmark yet"

@@ -106,20 +106,25 @@ export class BridgeSession {
     this.upstream = new Map();
     this.deadLinkFactor = deadLinkFactor;
     this.connectTimeoutMs = connectTimeoutMs;
-    this.#reset(0);
     this.open = false;
-  }
-
-  /** @param {number} now */
-  #reset(now) {
+    // Per connection, reset by #reset:
     /** @type {number | null} heartbeat interval from Hello; null before Hello */
     this.heartbeatIntervalMs = null;
-    this.lastReceivedAt = now;
+    this.lastReceivedAt = 0;
     /** @type {Set<string>} subscribed on this connection, awaiting Subscribed */
     this.pending = new Set();
     /** @type {Set<string>} subscribed on this connection */
     this.subscribed = new Set();
     /** @type {Map<string, Position>} channel positions from the previous heartbeat */
+    this.lastHeartbeat = new Map();
+  }
+
+  /** @param {number} now */
+  #reset(now) {
+    this.heartbeatIntervalMs = null;
+    this.lastReceivedAt = now;
+    this.pending = new Set();
+    this.subscribed = new Set();
     this.lastHeartbeat = new Map();
   }
 
