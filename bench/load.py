@@ -1,0 +1,391 @@
+"""The benchmark's load client: thousands of lean WebSocket clients in one process.
+
+A raw asyncio Protocol per connection (handshake, frame parsing, pongs) keeps
+the load client from being the bottleneck; websockets' full client costs
+several times more per frame. Each connection subscribes to one channel with a
+`ClientMessage` (the baselines read the same message) and counts *deliveries*:
+data frames, i.e. a Snapshot or Update for the bridge and the broadcast/raw
+baselines, any text frame for the naive JSON baseline.
+
+Driven over stdin/stdout by bench.run, one JSON object per line:
+  stdout {"event": "ready", ...}  once every connection got its first delivery
+  stdin  "start count" | "start latency" | "start bytes"   opens a window
+  stdin  "stop"   closes it; stdout {"event": "result", ...}
+  stdin  "stats"  stdout {"event": "stats", "deliveries": total so far}
+  stdin  "exit"   closes every connection and exits
+In latency and bytes windows connections decode deliveries (inflating
+permessage-deflate when negotiated), count update sizes and compare the pushed
+`bench_publish_time_ms` gauge with the receive time. Only every k-th
+connection decodes, so at most --latency-clients connections pay for it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import os
+import statistics
+import sys
+import time
+import zlib
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from metrics_bridge.v1 import bridge_pb2
+
+PUBLISH_SERIES = "bench_publish_time_ms"
+_DATA_TAGS = (0x52, 0x5A)  # ServerMessage fields 10 (snapshot) and 11 (update), length-delimited
+
+
+@dataclass
+class Totals:
+    window: str | None = None
+    started: float = 0.0
+    deliveries: int = 0
+    delivered_bytes: int = 0
+    updates: int = 0
+    update_bytes: int = 0
+    all_deliveries: int = 0
+    latencies_ms: list[float] = field(default_factory=list)
+    max_latency_samples: int = 500_000
+
+
+def _mask(payload: bytes) -> bytes:
+    key = os.urandom(4)
+    count = len(payload)
+    repeated = (key * (count // 4 + 1))[:count]
+    masked = int.from_bytes(payload, "big") ^ int.from_bytes(repeated, "big")
+    return key + masked.to_bytes(count, "big")
+
+
+def client_frame(opcode: int, payload: bytes) -> bytes:
+    count = len(payload)
+    if count < 126:
+        header = bytes([0x80 | opcode, 0x80 | count])
+    elif count < 65536:
+        header = bytes([0x80 | opcode, 0x80 | 126]) + count.to_bytes(2, "big")
+    else:
+        header = bytes([0x80 | opcode, 0x80 | 127]) + count.to_bytes(8, "big")
+    return header + (_mask(payload) if payload else os.urandom(4))
+
+
+class LeanClient(asyncio.Protocol):
+    def __init__(
+        self, totals: Totals, request: bytes, subscribe: bytes, channel: str, decoder: bool
+    ) -> None:
+        self.totals = totals
+        self.request = request
+        self.subscribe = subscribe
+        self.channel = channel
+        self.decoder = decoder
+        self.transport: asyncio.Transport | None = None
+        self.buffer = bytearray()
+        self.open = False
+        self.deflate = False
+        self.reset_context = False
+        self.window_bits = 15
+        self.inflater: zlib._Decompress | None = None
+        self.synced = asyncio.get_running_loop().create_future()
+        self.closed = asyncio.get_running_loop().create_future()
+        self.publish_id: int | None = None
+        self.negotiated = ""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        transport.write(self.request)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.closed.done():
+            self.closed.set_result(None)
+        if not self.synced.done():
+            self.synced.set_exception(ConnectionError(f"closed before first delivery: {exc}"))
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        if not self.open and not self._handshake():
+            return
+        self._frames(time.time())
+
+    def _handshake(self) -> bool:
+        end = self.buffer.find(b"\r\n\r\n")
+        if end < 0:
+            return False
+        head = bytes(self.buffer[:end]).decode("latin-1")
+        del self.buffer[: end + 4]
+        lines = head.split("\r\n")
+        if " 101 " not in lines[0] + " ":
+            assert self.transport is not None
+            self.transport.close()
+            if not self.synced.done():
+                self.synced.set_exception(ConnectionError(lines[0]))
+            return False
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            if name.strip().lower() == "sec-websocket-extensions":
+                self.negotiated = value.strip()
+                self._configure_deflate(value)
+        self.open = True
+        assert self.transport is not None
+        self.transport.write(client_frame(0x2, self.subscribe))
+        return True
+
+    def _configure_deflate(self, header: str) -> None:
+        params = [p.strip() for p in header.split(";")]
+        if params[0] != "permessage-deflate":
+            return
+        self.deflate = True
+        for param in params[1:]:
+            key, _, value = param.partition("=")
+            if key == "server_no_context_takeover":
+                self.reset_context = True
+            elif key == "server_max_window_bits" and value:
+                self.window_bits = int(value.strip('"'))
+        self.inflater = zlib.decompressobj(-self.window_bits)
+
+    def _frames(self, now: float) -> None:
+        buf = self.buffer
+        pos = 0
+        size = len(buf)
+        totals = self.totals
+        while size - pos >= 2:
+            first = buf[pos]
+            length = buf[pos + 1] & 0x7F
+            head = 2
+            if length == 126:
+                if size - pos < 4:
+                    break
+                length = int.from_bytes(buf[pos + 2 : pos + 4], "big")
+                head = 4
+            elif length == 127:
+                if size - pos < 10:
+                    break
+                length = int.from_bytes(buf[pos + 2 : pos + 10], "big")
+                head = 10
+            if size - pos < head + length:
+                break
+            start = pos + head
+            pos = start + length
+            opcode = first & 0x0F
+            if opcode in (1, 2, 0):
+                compressed = bool(first & 0x40)
+                payload = None
+                decode = self.decoder and totals.window != "count"
+                if compressed or decode or not self.synced.done():
+                    payload = self._payload(buf[start:pos], compressed)
+                    is_data = opcode == 1 or _is_data(payload)
+                elif opcode == 1:
+                    is_data = True
+                else:
+                    is_data = _is_data_at(buf, start, pos)
+                if not is_data:
+                    continue
+                if not self.synced.done():
+                    self.synced.set_result(None)
+                totals.all_deliveries += 1
+                if payload is not None and decode:
+                    self._measure(payload, opcode, head + length, now)
+                if totals.window is not None:
+                    totals.deliveries += 1
+                    totals.delivered_bytes += head + length
+            elif opcode == 0x9:
+                assert self.transport is not None
+                self.transport.write(client_frame(0xA, bytes(buf[start:pos])))
+            elif opcode == 0x8:
+                assert self.transport is not None
+                self.transport.write(client_frame(0x8, bytes(buf[start : start + 2])))
+                self.transport.close()
+        del buf[:pos]
+
+    def _payload(self, data: bytearray, compressed: bool) -> bytes:
+        if not compressed or self.inflater is None:
+            return bytes(data)
+        out = self.inflater.decompress(bytes(data) + b"\x00\x00\xff\xff")
+        if self.reset_context:
+            self.inflater = zlib.decompressobj(-self.window_bits)
+        return out
+
+    def _measure(self, payload: bytes, opcode: int, wire: int, now: float) -> None:
+        """Counts an update's wire bytes and, if it carries the publish time, its latency."""
+        totals = self.totals
+        published: float | None = None
+        if opcode == 1:
+            message = json.loads(payload)
+            if message.get("snapshot"):
+                return
+            published = next(
+                (v["value"] for v in message["values"] if v["name"] == PUBLISH_SERIES), None
+            )
+        else:
+            server = bridge_pb2.ServerMessage()
+            server.ParseFromString(payload)
+            body = server.WhichOneof("body")
+            if body == "snapshot":
+                for series in server.snapshot.series:
+                    if series.name == PUBLISH_SERIES:
+                        self.publish_id = series.id
+                return
+            if body != "update":
+                return
+            for series in server.update.added:
+                if series.name == PUBLISH_SERIES:
+                    self.publish_id = series.id
+            values = server.update.values
+            if self.publish_id is not None:
+                for series_id, number in zip(values.ids, values.numbers, strict=False):
+                    if series_id == self.publish_id:
+                        published = number
+        if totals.window is None:
+            return
+        totals.updates += 1
+        totals.update_bytes += wire
+        if published is not None and len(totals.latencies_ms) < totals.max_latency_samples:
+            totals.latencies_ms.append(now * 1000 - published)
+
+
+def _is_data_at(buf: bytearray, start: int, end: int) -> bool:
+    if end - start < 3 or buf[start] != 0x0A:
+        return end - start > 0 and buf[start] in _DATA_TAGS
+    tag_at = start + 2 + buf[start + 1]
+    return tag_at < end and buf[tag_at] in _DATA_TAGS
+
+
+def _is_data(payload: bytes) -> bool:
+    return _is_data_at(bytearray(payload[:160]), 0, min(len(payload), 160))
+
+
+def handshake_request(url: str, deflate: bool) -> bytes:
+    parts = urlsplit(url)
+    key = base64.b64encode(os.urandom(16)).decode()
+    lines = [
+        f"GET {parts.path or '/'} HTTP/1.1",
+        f"Host: {parts.netloc}",
+        "Upgrade: websocket",
+        "Connection: Upgrade",
+        f"Sec-WebSocket-Key: {key}",
+        "Sec-WebSocket-Version: 13",
+        "Sec-WebSocket-Protocol: metrics-bridge.v1",
+    ]
+    if deflate:
+        lines.append("Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+async def connect_all(args: argparse.Namespace, totals: Totals) -> list[LeanClient]:
+    parts = urlsplit(args.url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    subscribe = bridge_pb2.ClientMessage(
+        subscribe=bridge_pb2.Subscribe(channels=[bridge_pb2.ChannelRequest(channel=args.channel)])
+    ).SerializeToString()
+    every = max(1, args.clients // max(1, args.latency_clients))
+    loop = asyncio.get_running_loop()
+    gate = asyncio.Semaphore(args.connect_concurrency)
+    clients: list[LeanClient] = []
+
+    async def one(index: int) -> None:
+        async with gate:
+            for attempt in range(5):
+                request = handshake_request(args.url, args.compression == "deflate")
+                client = LeanClient(totals, request, subscribe, args.channel, index % every == 0)
+                try:
+                    await loop.create_connection(lambda c=client: c, host, port)
+                    await asyncio.wait_for(asyncio.shield(client.synced), args.sync_timeout)
+                except (OSError, ConnectionError, TimeoutError):
+                    if client.transport is not None:
+                        client.transport.abort()
+                    await asyncio.sleep(0.05 * (attempt + 1))
+                    continue
+                clients.append(client)
+                return
+
+    await asyncio.gather(*(one(i) for i in range(args.clients)))
+    return clients
+
+
+def summarize(totals: Totals, clients: list[LeanClient]) -> dict[str, object]:
+    elapsed = time.monotonic() - totals.started
+    result: dict[str, object] = {
+        "event": "result",
+        "window": totals.window,
+        "seconds": elapsed,
+        "deliveries": totals.deliveries,
+        "deliveries_per_s": totals.deliveries / elapsed if elapsed > 0 else 0.0,
+        "bytes_per_delivery": totals.delivered_bytes / totals.deliveries
+        if totals.deliveries
+        else 0.0,
+        "updates_timed": totals.updates,
+        "bytes_per_update": totals.update_bytes / totals.updates if totals.updates else 0.0,
+        "clients": len(clients),
+        "open": sum(1 for c in clients if not c.closed.done()),
+    }
+    samples = sorted(totals.latencies_ms)
+    if samples:
+        cuts = statistics.quantiles(samples, n=100, method="inclusive")
+        result.update(p50_ms=cuts[49], p99_ms=cuts[98], max_ms=samples[-1])
+    return result
+
+
+def emit(payload: dict[str, object]) -> None:
+    sys.stdout.write(json.dumps(payload) + "\n")
+    sys.stdout.flush()
+
+
+async def main_async(args: argparse.Namespace) -> int:
+    totals = Totals()
+    began = time.monotonic()
+    clients = await connect_all(args, totals)
+    negotiated = sum(1 for c in clients if c.deflate)
+    emit(
+        {
+            "event": "ready",
+            "clients": len(clients),
+            "failed": args.clients - len(clients),
+            "deflate": negotiated,
+            "extensions": clients[0].negotiated if clients else "",
+            "connect_s": time.monotonic() - began,
+        }
+    )
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    while line := (await reader.readline()).decode().strip():
+        command, _, mode = line.partition(" ")
+        if command == "start":
+            totals.window = mode or "count"
+            totals.started = time.monotonic()
+            totals.deliveries = totals.delivered_bytes = totals.updates = totals.update_bytes = 0
+            totals.latencies_ms = []
+        elif command == "stop":
+            result = summarize(totals, clients)
+            totals.window = None
+            emit(result)
+        elif command == "stats":
+            emit({"event": "stats", "deliveries": totals.all_deliveries})
+        elif command == "exit":
+            break
+    for client in clients:
+        if client.transport is not None:
+            client.transport.abort()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.load", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--url", required=True, help="ws://HOST:PORT/ of the server under test")
+    parser.add_argument("--channel", required=True, help="channel every client subscribes to")
+    parser.add_argument("--clients", type=int, default=100, help="connections to open")
+    parser.add_argument("--compression", choices=["none", "deflate"], default="none")
+    parser.add_argument(
+        "--latency-clients", type=int, default=500, help="connections that decode for latency"
+    )
+    parser.add_argument("--connect-concurrency", type=int, default=100)
+    parser.add_argument("--sync-timeout", type=float, default=30.0)
+    return asyncio.run(main_async(parser.parse_args(argv)))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

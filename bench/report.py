@@ -1,0 +1,138 @@
+"""The benchmark's table and the issue's floors, from the results of one run."""
+
+from __future__ import annotations
+
+from typing import Any
+
+FLOOR_CLIENTS = 1000
+FLOOR_RATIO = 1.3
+FLOOR_P99_MS = 30.0
+FLOOR_RSS_BYTES = 20 * 1024
+FLOOR_BYTES_RATIO = 0.15
+
+
+def _find(runs: list[dict[str, Any]], server: str, clients: int, compression: str) -> Any:
+    for run in runs:
+        if (run["server"], run["clients"], run["compression"]) == (server, clients, compression):
+            return run
+    return None
+
+
+def _floor_clients(runs: list[dict[str, Any]]) -> int | None:
+    counts = sorted({run["clients"] for run in runs})
+    if not counts:
+        return None
+    return FLOOR_CLIENTS if FLOOR_CLIENTS in counts else counts[-1]
+
+
+def verdicts(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each floor of the issue: what was measured and whether it holds."""
+    runs = data["runs"]
+    out: list[dict[str, Any]] = []
+    clients = _floor_clients(runs)
+    if clients is not None:
+        for compression in ("none", "deflate"):
+            bridge = _find(runs, "bridge", clients, compression)
+            base = _find(runs, "broadcast", clients, compression)
+            if bridge and base and base["deliveries_per_s"] > 0:
+                ratio = bridge["deliveries_per_s"] / base["deliveries_per_s"]
+                out.append(
+                    {
+                        "floor": f"deliveries/s >= {FLOOR_RATIO}x broadcast() at {clients} "
+                        f"clients offering {compression}",
+                        "measured": f"{ratio:.2f}x",
+                        "ok": ratio >= FLOOR_RATIO,
+                    }
+                )
+            if bridge and bridge["p99_ms"] is not None:
+                out.append(
+                    {
+                        "floor": f"p99 < {FLOOR_P99_MS:g} ms at {clients} clients offering "
+                        f"{compression}",
+                        "measured": f"{bridge['p99_ms']:.1f} ms",
+                        "ok": bridge["p99_ms"] < FLOOR_P99_MS,
+                    }
+                )
+    for row in data["rss"]:
+        out.append(
+            {
+                "floor": f"RSS per idle connection < 20 KiB, compression {row['compression']}",
+                "measured": f"{row['bytes_per_connection'] / 1024:.1f} KiB",
+                "ok": row["bytes_per_connection"] < FLOOR_RSS_BYTES,
+            }
+        )
+    host = data["host_bytes"]
+    if host and host["json_bytes_per_update"]:
+        ratio = host["protobuf_bytes_per_update"] / host["json_bytes_per_update"]
+        out.append(
+            {
+                "floor": "protobuf host update <= 15 % of JSON bytes",
+                "measured": f"{ratio:.1%}",
+                "ok": ratio <= FLOOR_BYTES_RATIO,
+            }
+        )
+    return out
+
+
+def _ratio(run: dict[str, Any], other: Any) -> str:
+    if not other or not other["deliveries_per_s"]:
+        return "-"
+    return f"{run['deliveries_per_s'] / other['deliveries_per_s']:.2f}"
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def render(data: dict[str, Any]) -> str:
+    machine = data["machine"]
+    settings = data["settings"]
+    lines = [
+        "# metrics-bridge fan-out benchmark",
+        "",
+        f"{machine['started']}, {machine['cpus']} CPUs, Python {machine['python']}, "
+        f"{machine['platform']}; load average at start {machine['load_average'][0]:.2f}. "
+        f"Windows of {settings['throughput_seconds']} s; latency at "
+        f"{settings['latency_rate']:g} updates/s; throughput offered "
+        f"{settings['offered']:,.0f} deliveries/s (push rate capped at "
+        f"{settings['max_push_rate']:g}/s). Collector, server under test, pusher and load "
+        "client share the machine.",
+        "",
+        "| clients | clients offer | server | deliveries/s | x broadcast | x naive | x raw "
+        "| p50 ms | p99 ms | bytes/update |",
+        "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    runs = data["runs"]
+    for run in runs:
+        key = (run["clients"], run["compression"])
+        lines.append(
+            f"| {run['clients']:,} | {run['compression']} | {run['server']} "
+            f"| {run['deliveries_per_s']:,.0f} "
+            f"| {_ratio(run, _find(runs, 'broadcast', *key))} "
+            f"| {_ratio(run, _find(runs, 'naive', *key))} "
+            f"| {_ratio(run, _find(runs, 'raw', *key))} "
+            f"| {_ms(run['p50_ms'])} | {_ms(run['p99_ms'])} | {run['bytes_per_update']:.0f} |"
+        )
+    if data["rss"]:
+        lines += ["", "| bridge RSS | connections | deflate negotiated | per idle connection |"]
+        lines.append("|---|---:|---:|---:|")
+        for row in data["rss"]:
+            lines.append(
+                f"| compression {row['compression']} | {row['clients']:,} "
+                f"| {row['deflate_negotiated']:,} | {row['bytes_per_connection'] / 1024:.1f} KiB |"
+            )
+    host = data["host_bytes"]
+    if host:
+        lines += [
+            "",
+            f"Host metrics ({host['channel']}), bytes on the wire per update: protobuf "
+            f"{host['protobuf_bytes_per_update']:.0f} ({host['protobuf_updates']} updates), "
+            f"naive JSON {host['json_bytes_per_update']:.0f} ({host['json_updates']} updates).",
+        ]
+    if data.get("verdicts"):
+        lines += ["", "| floor | measured | holds |", "|---|---:|---|"]
+        for verdict in data["verdicts"]:
+            holds = "yes" if verdict["ok"] else "**no**"
+            lines.append(f"| {verdict['floor']} | {verdict['measured']} | {holds} |")
+    lines += ["", f"Total run time {data.get('elapsed_s', 0):.0f} s.", ""]
+    return "\n".join(lines)

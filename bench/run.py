@@ -1,0 +1,402 @@
+"""The fan-out benchmark: the bridge against baselines, same clients, same run.
+
+For each server (bridge, broadcast, naive, raw; see bench.baselines), each
+client count and each client kind (offering no compression, or offering
+permessage-deflate as browsers do), one load process (bench.load) opens the
+connections, then:
+  1. latency: the pusher drives the collector at `--latency-rate` updates/s;
+     publish-to-receive latency p50/p99 and wire bytes per update;
+  2. throughput: the pusher offers far more than any server delivers
+     (`--offered` deliveries/s, split over the clients); deliveries/s is what
+     the clients received in the window (updates and resync snapshots).
+Only the server under test runs next to the collector, pusher and load.
+Then: bridge RSS per idle connection (fresh bridge, with and without
+permessage-deflate negotiated) and bytes per host-metrics update, bridge
+protobuf vs naive JSON, over the same collector updates.
+
+The table (with ratios to the baselines measured in the same run) is printed
+and written to `--out`/latest.md and latest.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc
+import psutil
+
+from bench.processes import REPO, Server
+from bench.pusher import Pusher
+from bench.report import render, verdicts
+from bridge.client import BridgeClient, CatalogReceived
+from metrics_bridge.v1 import collector_pb2, collector_pb2_grpc, metrics_pb2
+
+COLLECTOR_NAME = "c1"
+SOURCE = "load"
+CHANNEL = f"{COLLECTOR_NAME}/{SOURCE}"
+SERVERS = ("bridge", "broadcast", "naive", "raw")
+
+
+@dataclass
+class Settings:
+    clients: list[int]
+    servers: list[str]
+    compressions: list[str]
+    throughput_seconds: float
+    latency_seconds: float
+    latency_rate: float
+    offered: float
+    max_push_rate: float
+    rss_clients: int
+    latency_clients: int
+    out: Path
+    warmup: float = 0.5
+
+
+@dataclass
+class Results:
+    settings: dict[str, Any]
+    machine: dict[str, Any]
+    runs: list[dict[str, Any]] = field(default_factory=list)
+    rss: list[dict[str, Any]] = field(default_factory=list)
+    host_bytes: dict[str, Any] = field(default_factory=dict)
+
+
+class LoadProcess:
+    """One bench.load process, driven line by line."""
+
+    def __init__(self, proc: asyncio.subprocess.Process, ready: dict[str, Any]) -> None:
+        self.proc = proc
+        self.ready = ready
+
+    @classmethod
+    async def start(
+        cls, url: str, channel: str, clients: int, compression: str, latency_clients: int
+    ) -> LoadProcess:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bench.load",
+            "--url",
+            url,
+            "--channel",
+            channel,
+            "--clients",
+            str(clients),
+            "--compression",
+            compression,
+            "--latency-clients",
+            str(latency_clients),
+            cwd=REPO,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        load = cls(proc, {})
+        load.ready = await load.read(within=180)
+        if load.ready.get("event") != "ready":
+            raise RuntimeError(f"load process failed: {load.ready}")
+        return load
+
+    async def read(self, within: float = 60) -> dict[str, Any]:
+        assert self.proc.stdout is not None
+        line = await asyncio.wait_for(self.proc.stdout.readline(), within)
+        if not line:
+            raise RuntimeError("load process exited")
+        result: dict[str, Any] = json.loads(line)
+        return result
+
+    async def command(self, text: str) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(text.encode() + b"\n")
+        await self.proc.stdin.drain()
+
+    async def window(
+        self, mode: str, pusher: Pusher | None, rate: float, seconds: float, warmup: float
+    ) -> tuple[dict[str, Any], float]:
+        """Push at `rate` and measure `seconds` after `warmup`; returns (result, push rate)."""
+        push = asyncio.create_task(pusher.push(rate, warmup + seconds)) if pusher else None
+        await asyncio.sleep(warmup)
+        await self.command(f"start {mode}")
+        await asyncio.sleep(seconds)
+        await self.command("stop")
+        result = await self.read()
+        achieved = await push if push else 0.0
+        return result, achieved
+
+    async def drain(self, quiet: float = 0.5, within: float = 30) -> None:
+        """Wait until deliveries stop (a backlog left by an overloaded server is gone)."""
+        deadline = time.monotonic() + within
+        last = -1
+        while time.monotonic() < deadline:
+            await self.command("stats")
+            total = (await self.read())["deliveries"]
+            if total == last:
+                return
+            last = total
+            await asyncio.sleep(quiet)
+
+    async def close(self) -> None:
+        try:
+            await self.command("exit")
+            await asyncio.wait_for(self.proc.wait(), 30)
+        except (TimeoutError, ConnectionError):
+            self.proc.kill()
+            await self.proc.wait()
+
+
+def start_server(kind: str, collector: str, compression: str = "none") -> Server:
+    if kind == "bridge":
+        return Server(
+            "bridge",
+            [
+                "--listen", "127.0.0.1:0",
+                "--collector", f"{COLLECTOR_NAME}={collector}",
+                "--compression", compression,
+                "--max-connections", "20000",
+                "--log-level", "WARNING",
+            ],
+        )  # fmt: skip
+    return Server(
+        "bench.baselines",
+        ["--kind", kind, "--collector", collector, "--name", COLLECTOR_NAME,
+         "--wait-source", SOURCE],
+    )  # fmt: skip
+
+
+async def wait_for_channel(url: str, channel: str, within: float = 30) -> None:
+    """The bridge lists the channel in its catalog (its upstream is live)."""
+    async with asyncio.timeout(within), BridgeClient(url) as client:
+        async for event in client.events():
+            if isinstance(event, CatalogReceived) and any(
+                c.channel == channel for c in event.channels
+            ):
+                return
+
+
+def host_source(collector: str) -> str:
+    with grpc.insecure_channel(collector) as channel:
+        stub = collector_pb2_grpc.MetricsCollectorStub(channel)
+        response = stub.ListSources(collector_pb2.ListSourcesRequest(), timeout=10)
+    for source in response.sources:
+        if source.kind == metrics_pb2.SOURCE_KIND_HOST:
+            return str(source.name)
+    raise RuntimeError("the collector has no host source")
+
+
+async def measure_server(
+    kind: str, settings: Settings, collector: str, pusher: Pusher, results: Results
+) -> None:
+    server = start_server(kind, collector)
+    try:
+        url = server.addresses["url"]
+        if kind == "bridge":
+            await wait_for_channel(url, CHANNEL)
+        for clients in settings.clients:
+            for compression in settings.compressions:
+                load = await LoadProcess.start(
+                    url, CHANNEL, clients, compression, settings.latency_clients
+                )
+                try:
+                    latency, _ = await load.window(
+                        "latency",
+                        pusher,
+                        settings.latency_rate,
+                        settings.latency_seconds,
+                        settings.warmup,
+                    )
+                    rate = min(settings.max_push_rate, max(10.0, settings.offered / clients))
+                    count, achieved = await load.window(
+                        "count", pusher, rate, settings.throughput_seconds, settings.warmup
+                    )
+                    await load.drain()
+                finally:
+                    await load.close()
+                run = {
+                    "server": kind,
+                    "clients": clients,
+                    "compression": compression,
+                    "connected": load.ready["clients"],
+                    "failed": load.ready["failed"],
+                    "deflate_negotiated": load.ready["deflate"],
+                    "connect_s": load.ready["connect_s"],
+                    "deliveries_per_s": count["deliveries_per_s"],
+                    "push_rate": achieved,
+                    "open_after": count["open"],
+                    "p50_ms": latency.get("p50_ms"),
+                    "p99_ms": latency.get("p99_ms"),
+                    "latency_samples": latency["updates_timed"],
+                    "bytes_per_update": latency["bytes_per_update"],
+                }
+                results.runs.append(run)
+                print(
+                    f"  {kind:9} {clients:5} clients {compression:7} "
+                    f"{run['deliveries_per_s']:>10,.0f} deliveries/s  "
+                    f"p50 {run['p50_ms'] or 0:6.1f} ms  p99 {run['p99_ms'] or 0:6.1f} ms  "
+                    f"({run['connected']} connected, {run['deflate_negotiated']} deflate)",
+                    flush=True,
+                )
+    finally:
+        server.stop()
+
+
+async def measure_rss(settings: Settings, collector: str, results: Results) -> None:
+    for compression in ("none", "deflate"):
+        server = start_server("bridge", collector, compression)
+        try:
+            url = server.addresses["url"]
+            await wait_for_channel(url, CHANNEL)
+            process = psutil.Process(server.pid)
+            await asyncio.sleep(0.5)
+            before = process.memory_info().rss
+            load = await LoadProcess.start(url, CHANNEL, settings.rss_clients, compression, 0)
+            await asyncio.sleep(1.0)
+            after = process.memory_info().rss
+            await load.close()
+        finally:
+            server.stop()
+        row = {
+            "compression": compression,
+            "clients": load.ready["clients"],
+            "deflate_negotiated": load.ready["deflate"],
+            "rss_before": before,
+            "rss_after": after,
+            "bytes_per_connection": (after - before) / max(1, load.ready["clients"]),
+        }
+        results.rss.append(row)
+        print(
+            f"  bridge RSS, {compression:7}: {row['bytes_per_connection'] / 1024:.1f} KiB per idle"
+            f" connection ({row['clients']} connections, {row['deflate_negotiated']} deflate)",
+            flush=True,
+        )
+
+
+async def measure_host_bytes(settings: Settings, collector: str, results: Results) -> None:
+    """Bridge protobuf vs naive JSON bytes for the same host-metrics updates."""
+    host_channel = f"{COLLECTOR_NAME}/{host_source(collector)}"
+    bridge = start_server("bridge", collector)
+    naive = start_server("naive", collector)
+    try:
+        await wait_for_channel(bridge.addresses["url"], host_channel)
+        loads = [
+            await LoadProcess.start(server.addresses["url"], host_channel, 1, "none", 1)
+            for server in (bridge, naive)
+        ]
+        seconds = max(2.0, settings.latency_seconds)
+        outcomes = await asyncio.gather(
+            *(load.window("bytes", None, 0, seconds, 0) for load in loads)
+        )
+        for load in loads:
+            await load.close()
+    finally:
+        bridge.stop()
+        naive.stop()
+    protobuf, json_ = outcomes[0][0], outcomes[1][0]
+    results.host_bytes = {
+        "channel": host_channel,
+        "protobuf_bytes_per_update": protobuf["bytes_per_update"],
+        "protobuf_updates": protobuf["updates_timed"],
+        "json_bytes_per_update": json_["bytes_per_update"],
+        "json_updates": json_["updates_timed"],
+    }
+    ratio = protobuf["bytes_per_update"] / max(1.0, json_["bytes_per_update"])
+    print(
+        f"  host update bytes: protobuf {protobuf['bytes_per_update']:.0f}, "
+        f"JSON {json_['bytes_per_update']:.0f} ({ratio:.1%})",
+        flush=True,
+    )
+
+
+async def run(settings: Settings) -> Results:
+    results = Results(
+        settings={k: str(v) if isinstance(v, Path) else v for k, v in asdict(settings).items()},
+        machine={
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "load_average": os.getloadavg(),
+            "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        },
+    )
+    interval = max(0.25, settings.latency_seconds / 8)
+    collector = Server(
+        "collector",
+        ["--listen", "127.0.0.1:0", "--interval", str(interval), "--log-level", "WARNING"],
+    )
+    try:
+        address = collector.addresses["grpc"]
+        pusher = Pusher(address, SOURCE)
+        await pusher.push(rate=100, seconds=0.05)
+        for kind in settings.servers:
+            print(f"{kind}:", flush=True)
+            await measure_server(kind, settings, address, pusher, results)
+        print("memory and bytes:", flush=True)
+        await measure_rss(settings, address, results)
+        await measure_host_bytes(settings, address, results)
+    finally:
+        collector.stop()
+    return results
+
+
+def parse_args(argv: list[str] | None) -> Settings:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--clients", default="100,1000,5000", help="client counts, comma-separated")
+    parser.add_argument("--servers", default=",".join(SERVERS), help="servers to measure")
+    parser.add_argument("--compressions", default="none,deflate", help="what clients offer")
+    parser.add_argument("--seconds", type=float, default=2.5, help="each measurement window")
+    parser.add_argument("--latency-rate", type=float, default=10.0, help="updates/s for latency")
+    parser.add_argument(
+        "--offered", type=float, default=300_000, help="deliveries/s offered for throughput"
+    )
+    parser.add_argument("--max-push-rate", type=float, default=2000.0, help="updates/s cap")
+    parser.add_argument("--rss-clients", type=int, default=0, help="default: the largest count")
+    parser.add_argument("--latency-clients", type=int, default=500, help="clients that decode")
+    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
+    args = parser.parse_args(argv)
+    clients = [int(n) for n in args.clients.split(",")]
+    servers = args.servers.split(",")
+    unknown = set(servers) - set(SERVERS)
+    if unknown:
+        parser.error(f"unknown servers: {sorted(unknown)}")
+    return Settings(
+        clients=clients,
+        servers=servers,
+        compressions=args.compressions.split(","),
+        throughput_seconds=args.seconds,
+        latency_seconds=args.seconds,
+        latency_rate=args.latency_rate,
+        offered=args.offered,
+        max_push_rate=args.max_push_rate,
+        rss_clients=args.rss_clients or max(clients),
+        latency_clients=args.latency_clients,
+        out=args.out,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    settings = parse_args(argv)
+    began = time.monotonic()
+    results = asyncio.run(run(settings))
+    data = asdict(results)
+    data["verdicts"] = verdicts(data)
+    data["elapsed_s"] = time.monotonic() - began
+    text = render(data)
+    print()
+    print(text)
+    settings.out.mkdir(parents=True, exist_ok=True)
+    (settings.out / "latest.md").write_text(text)
+    (settings.out / "latest.json").write_text(json.dumps(data, indent=2) + "\n")
+    print(f"wrote {settings.out / 'latest.md'} and latest.json")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
