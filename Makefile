@@ -62,8 +62,10 @@ lint: install web-deps
 	$(VENV)/bin/mypy
 	$(WEB)/node_modules/.bin/tsc -p $(WEB)
 
+# Fan-out to 100/1,000/5,000 clients vs naive and broadcast() baselines; a few
+# minutes. BENCH_ARGS passes options (python -m bench --help).
 bench: install
-	@echo "no benchmark yet"
+	ulimit -n 20000 2>/dev/null || true; $(PY) -m bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .proto-check .pytest_cache .mypy_cache .ruff_cache build *.egg-info
