@@ -48,6 +48,7 @@ class BridgeConfig:
     max_subscriptions: int = 100
     max_client_rate: float = 20.0
     client_buffer_bytes: int = 256 * 1024
+    send_buffer_bytes: int = 64 * 1024
     slow_client_timeout: float = 30.0
     handshake_timeout: float = 10.0
     compression: str = "none"
@@ -189,6 +190,13 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         "and the client is resynced with a snapshot once drained",
         type=_number(int, 1024),
         default=defaults.client_buffer_bytes,
+    )
+    option(
+        "--send-buffer-bytes",
+        "kernel send buffer (SO_SNDBUF) per client socket; 0 leaves it to the OS, which "
+        "lets it grow to megabytes for a client that stops reading",
+        type=_number(int, 0),
+        default=defaults.send_buffer_bytes,
     )
     option(
         "--slow-client-timeout",

@@ -185,6 +185,7 @@ class Hub:
         if client not in self.clients:
             return
         self.disconnect(client)
+        log.info("closing client %s: %d %s", client.session.id, error.code, error.reason)
         if error.code is CloseCode.SLOW_CONSUMER:
             self.counters.slow_client_closes += 1
         elif error.code is not CloseCode.GOING_AWAY:

@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import signal
+import socket
 from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
@@ -53,10 +54,21 @@ def server_version() -> str:
 
 
 class BridgeConnection(ServerConnection):
-    """A ServerConnection that reports pongs to the hub."""
+    """A ServerConnection that reports pongs to the hub and caps its kernel send buffer."""
 
     client: Client | None = None
     hub: Hub | None = None
+    send_buffer_bytes = 0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # A fixed SO_SNDBUF stops Linux from growing it to megabytes for a peer
+        # that does not read, so "falling behind" is seen by the bridge early
+        # and kernel memory per connection stays bounded.
+        if self.send_buffer_bytes:
+            sock = transport.get_extra_info("socket")
+            if sock is not None:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.send_buffer_bytes)
+        super().connection_made(transport)
 
     def process_event(self, event: Event) -> None:
         super().process_event(event)
@@ -195,11 +207,15 @@ class BridgeServer:
 
     async def start(self) -> None:
         config = self.config
+
+        class Connection(BridgeConnection):
+            send_buffer_bytes = config.send_buffer_bytes
+
         self.server = await serve(
             self.handle,
             config.listen.host,
             config.listen.port,
-            create_connection=BridgeConnection,
+            create_connection=Connection,
             select_subprotocol=self.select_subprotocol,
             process_request=self.process_request,
             compression="deflate" if config.compression == "deflate" else None,

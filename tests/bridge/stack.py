@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import grpc
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.client import ClientProtocol
+from websockets.frames import Frame as WsFrame
+from websockets.frames import Opcode
+from websockets.protocol import CLOSED, OPEN
+from websockets.typing import Subprotocol
+from websockets.uri import parse_uri
 
 from metrics_bridge.v1 import bridge_pb2, collector_pb2, collector_pb2_grpc, metrics_pb2
 from tests.support.processes import ServerProcess, running
@@ -143,3 +150,75 @@ def small_receive_buffer_socket(address: str, size: int = 4096) -> socket.socket
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
     sock.connect((host, int(port)))
     return sock
+
+
+class RawClient:
+    """A blocking-socket WebSocket client that reads only when told to (a slow reader)."""
+
+    def __init__(self, url: str, receive_buffer: int = 4096) -> None:
+        self.protocol = ClientProtocol(parse_uri(url), subprotocols=[Subprotocol(PROTOCOL)])
+        self.sock = small_receive_buffer_socket(
+            url.removeprefix("ws://").rstrip("/"), receive_buffer
+        )
+        self.sock.settimeout(scaled(10))
+        self.protocol.send_request(self.protocol.connect())
+        self._flush()
+        while self.protocol.handshake_exc is None and self.protocol.state is not OPEN:
+            self.protocol.receive_data(self.sock.recv(65536))
+            self.pending = self.protocol.events_received()
+        assert self.protocol.state is OPEN, self.protocol.handshake_exc
+
+    def _flush(self) -> None:
+        for data in self.protocol.data_to_send():
+            if data:
+                self.sock.sendall(data)
+
+    def send(self, message: bridge_pb2.ClientMessage) -> None:
+        self.protocol.send_binary(message.SerializeToString())
+        self._flush()
+
+    def subscribe(self, channel: str) -> None:
+        request = bridge_pb2.Subscribe(channels=[bridge_pb2.ChannelRequest(channel=channel)])
+        self.send(bridge_pb2.ClientMessage(subscribe=request))
+
+    def read_until_closed(
+        self, within: float = 30
+    ) -> tuple[list[bridge_pb2.ServerMessage], int | None]:
+        """Read everything the bridge sent until the connection ends: messages and close code."""
+        messages: list[bridge_pb2.ServerMessage] = []
+        self.sock.settimeout(scaled(within))
+        while True:
+            try:
+                data = self.sock.recv(65536)
+            except ConnectionResetError:
+                data = b""
+            if data:
+                self.protocol.receive_data(data)
+            else:
+                self.protocol.receive_eof()
+            for event in self.protocol.events_received():
+                if isinstance(event, WsFrame) and event.opcode is Opcode.BINARY:
+                    messages.append(bridge_pb2.ServerMessage.FromString(event.data))
+            if not data or self.protocol.state is CLOSED:
+                close = self.protocol.close_rcvd
+                return messages, close.code if close is not None else None
+
+    def read_for(self, seconds: float) -> list[bridge_pb2.ServerMessage]:
+        """Read whatever arrives for `seconds`."""
+        messages: list[bridge_pb2.ServerMessage] = []
+        deadline = time.monotonic() + seconds
+        self.sock.settimeout(0.05)
+        while time.monotonic() < deadline:
+            try:
+                data = self.sock.recv(65536)
+            except TimeoutError:
+                continue
+            self.protocol.receive_data(data)
+            for event in self.protocol.events_received():
+                if isinstance(event, WsFrame) and event.opcode is Opcode.BINARY:
+                    messages.append(bridge_pb2.ServerMessage.FromString(event.data))
+            self._flush()
+        return messages
+
+    def close(self) -> None:
+        self.sock.close()
