@@ -3,14 +3,16 @@ and the bridge's memory stays bounded."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 from metrics_bridge.v1 import bridge_pb2, collector_pb2, metrics_pb2
 from tests.bridge.stack import Pusher, RawClient, bridge, collector, ready_client
 from tests.support.processes import ServerProcess
-from tests.support.timing import scaled, wait_until
+from tests.support.timing import async_wait_until, scaled
 
 CHANNEL = "c1/svc"
 SERIES = 300
@@ -76,20 +78,37 @@ async def test_client_that_stops_reading_does_not_delay_others_and_is_closed_wit
                 while not done.is_set():
                     last.append(push(pusher, 10))
 
+            seqs: list[int] = []
+            latencies: list[float] = []
+
+            async def read_fast() -> None:
+                while True:
+                    message = await fast.next("update", "snapshot")
+                    assert message.HasField("update"), "the fast client was resynced"
+                    seqs.append(message.update.seq)
+                    latencies.append(time.time() - message.update.time_unix_ms / 1000)
+
             producer = threading.Thread(target=produce)
             producer.start()
+            reader = asyncio.create_task(read_fast())
             try:
-                wait_until(lambda: "4000" in br.log(), 60, "the bridge to close the slow client")
-                # The fast client kept up the whole time: every update, in order.
-                seqs = []
-                while not last or not seqs or seqs[-1] < last[-1].seq:
-                    message = await fast.next("update", "snapshot")
-                    assert message.HasField("update"), "the fast client was never resynced"
-                    seqs.append(message.update.seq)
-                assert seqs == list(range(start + 1, seqs[-1] + 1))
+                await async_wait_until(
+                    lambda: "4000" in br.log() or reader.done(), 60, "the slow client's close"
+                )
             finally:
                 done.set()
-                producer.join()
+                await asyncio.to_thread(producer.join)
+            await async_wait_until(
+                lambda: reader.done() or (bool(seqs) and seqs[-1] >= last[-1].seq),
+                30,
+                "the fast client to get every update",
+            )
+            if reader.done():
+                reader.result()
+            reader.cancel()
+            # The fast client got every update, in order, never waiting on the slow one.
+            assert seqs == list(range(start + 1, last[-1].seq + 1))
+            assert max(latencies) < scaled(1.0), f"fast client lagged {max(latencies):.2f}s"
             messages, code = slow.read_until_closed()
             assert code == 4000
             assert sum(1 for m in messages if m.HasField("update")) < last[-1].seq - start
