@@ -11,7 +11,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from metrics_bridge.v1 import bridge_pb2, metrics_pb2
 from tests.bridge.stack import Client, Pusher, bridge, collector, ready_client
-from tests.support.processes import ServerProcess
+from tests.support.processes import ServerProcess, running
 from tests.support.timing import scaled
 
 CHANNEL = "c1/svc"
@@ -213,3 +213,18 @@ async def test_message_flood_closes_with_1008(url: str) -> None:
             break
     code, reason = await closed_with(client)
     assert code == 1008 and reason and "per second" in reason
+
+
+async def test_connection_over_max_connections_is_closed_with_1013() -> None:
+    with running(
+        "bridge",
+        ["--listen", "127.0.0.1:0", "--collector", "c1=127.0.0.1:1", "--max-connections", "1"],
+    ) as br:
+        first = await Client.open(br.addresses["url"])
+        await first.greeted()
+        second = await Client.open(br.addresses["url"])
+        code, reason = await closed_with(second)
+        assert code == 1013 and reason and "capacity" in reason
+        await first.send(bridge_pb2.ClientMessage(ping=bridge_pb2.Ping(nonce=3)))
+        assert (await first.next("pong")).pong.nonce == 3
+        await first.close()
