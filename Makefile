@@ -50,8 +50,9 @@ proto-check: install
 		(echo "generated JS is out of date: run 'make proto' and commit" >&2; rm -rf .proto-check; exit 1)
 	rm -rf .proto-check
 
+# Collector (127.0.0.1:50051) and bridge (127.0.0.1:8765) together; Ctrl-C stops both.
 run: install
-	$(PY) -m collector
+	$(PY) -m bridge.stack
 
 test: install web-test browser-deps
 	$(PY) -m pytest
