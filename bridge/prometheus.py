@@ -1,0 +1,179 @@
+"""/metrics: the bridge's counters and upstream state in Prometheus text format.
+
+`BridgeMetrics` is a prometheus_client custom collector. A scrape reads the
+hub's plain-int `Counters`, its clients and channels, and each upstream's
+liveness; nothing on the fan-out path touches prometheus_client. Every name
+starts with `metrics_bridge_`:
+
+- `<counter>_total` for each field of the hub's `Counters` (connections
+  accepted/closed, frames and bytes sent, resyncs, skipped updates and
+  slow-client closes, recoveries and recovery misses, upstream events and
+  gaps, ...); a field added to `Counters` later is exported as well.
+- `connections`, `channels`: current numbers.
+- `channel_subscribers{channel}`, `channel_seq{channel}`,
+  `channel_state{channel,state}` (1 for the current one of live, stale,
+  removed) and `channel_data_age_seconds{channel}`: now minus the time of the
+  channel's newest data; for a steadily sampled source that is the
+  collector-to-bridge lag plus at most one sampling interval.
+- `upstream_up{collector,address}`: 1 while the collector's stream is live.
+- the process's own `process_*` metrics (RSS, CPU, open fds).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sized
+from typing import Any, Protocol
+
+from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from metrics_bridge.v1 import bridge_pb2
+
+PREFIX = "metrics_bridge_"
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+COUNTER_HELP = {
+    "connections_accepted": "WebSocket connections accepted",
+    "connections_rejected_capacity": "connections refused at --max-connections (1013)",
+    "connections_closed": "connections that ended, for any reason",
+    "client_errors": "connections closed for a client protocol error",
+    "frames_sent": "frames (messages) written to clients",
+    "bytes_sent": "bytes of frames written to clients",
+    "updates_skipped": "updates skipped for clients whose buffer was full (slow-client drops)",
+    "resyncs": "snapshots sent to lagging clients instead of the updates they missed",
+    "slow_client_closes": "clients closed for lagging too long (4000)",
+    "ping_timeouts": "clients closed for not answering a WebSocket ping (1011)",
+    "subscriptions": "channel subscriptions accepted",
+    "recoveries": "resumes answered with the missed updates (recovered)",
+    "recovery_misses": "resumes answered with a snapshot (the ring had moved on)",
+    "heartbeats_sent": "heartbeat frames sent",
+    "upstream_events": "events received from collectors",
+    "upstream_gaps": "collector streams restarted after a gap",
+}
+
+STATE_NAMES = {
+    bridge_pb2.UPSTREAM_STATE_LIVE: "live",
+    bridge_pb2.UPSTREAM_STATE_STALE: "stale",
+    bridge_pb2.UPSTREAM_STATE_REMOVED: "removed",
+}
+
+
+class ChannelReading(Protocol):
+    @property
+    def name(self) -> str: ...
+    @property
+    def state(self) -> int: ...
+    @property
+    def seq(self) -> int: ...
+
+
+class HubReading(Protocol):
+    @property
+    def counters(self) -> Any: ...
+    @property
+    def clients(self) -> Sized: ...
+    @property
+    def channels(self) -> Mapping[str, ChannelReading]: ...
+    @property
+    def pools(self) -> Mapping[str, Sized]: ...
+
+
+class UpstreamReading(Protocol):
+    @property
+    def name(self) -> str: ...
+    @property
+    def address(self) -> str: ...
+    @property
+    def live(self) -> bool: ...
+
+
+def data_time_ms(channel: object) -> int | None:
+    """When the channel's newest data was measured (ms), if the channel says."""
+    value = getattr(channel, "time_unix_ms", None)
+    if value is None:
+        value = getattr(channel, "_time_unix_ms", None)  # ChannelState before it was public
+    return int(value) if value else None
+
+
+class BridgeMetrics:
+    """A prometheus_client collector reading the hub and upstreams at scrape time."""
+
+    def __init__(
+        self,
+        hub: HubReading,
+        upstreams: Callable[[], Iterable[UpstreamReading]] = tuple,
+        wall_time: Callable[[], float] = time.time,
+    ) -> None:
+        self.hub = hub
+        self.upstreams = upstreams
+        self.wall_time = wall_time
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self._counters()
+        yield from self._gauges()
+
+    def _counters(self) -> Iterator[Metric]:
+        counters = self.hub.counters
+        for field in dataclasses.fields(counters):
+            value = getattr(counters, field.name)
+            if isinstance(value, int | float):
+                help_text = COUNTER_HELP.get(field.name, field.name.replace("_", " "))
+                yield CounterMetricFamily(PREFIX + field.name, help_text, value=value)
+
+    def _gauges(self) -> Iterator[Metric]:
+        hub = self.hub
+        yield GaugeMetricFamily(PREFIX + "connections", "open client connections", len(hub.clients))
+        yield GaugeMetricFamily(PREFIX + "channels", "channels served", len(hub.channels))
+        subscribers = GaugeMetricFamily(
+            PREFIX + "channel_subscribers", "clients subscribed to the channel", labels=["channel"]
+        )
+        seq = GaugeMetricFamily(
+            PREFIX + "channel_seq", "the channel's position (seq) at the bridge", labels=["channel"]
+        )
+        state = GaugeMetricFamily(
+            PREFIX + "channel_state",
+            "1 for the channel's upstream state",
+            labels=["channel", "state"],
+        )
+        age = GaugeMetricFamily(
+            PREFIX + "channel_data_age_seconds",
+            "now minus the measurement time of the channel's newest data",
+            labels=["channel"],
+        )
+        now = self.wall_time()
+        for name, channel in sorted(hub.channels.items()):
+            subscribers.add_metric([name], len(hub.pools.get(name, ())))
+            seq.add_metric([name], channel.seq)
+            for code, label in STATE_NAMES.items():
+                state.add_metric([name, label], 1.0 if channel.state == code else 0.0)
+            measured = data_time_ms(channel)
+            if measured is not None:
+                age.add_metric([name], max(0.0, now - measured / 1000))
+        yield from (subscribers, seq, state, age)
+        up = GaugeMetricFamily(
+            PREFIX + "upstream_up",
+            "1 while the collector's stream is live",
+            labels=["collector", "address"],
+        )
+        for upstream in self.upstreams():
+            up.add_metric([upstream.name, upstream.address], 1.0 if upstream.live else 0.0)
+        yield up
+
+
+def registry_for(
+    hub: HubReading, upstreams: Callable[[], Iterable[UpstreamReading]] = tuple
+) -> CollectorRegistry:
+    """A registry of the bridge's metrics plus this process's own."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(BridgeMetrics(hub, upstreams))
+    ProcessCollector(registry=registry)
+    return registry
+
+
+def exposition(registry: CollectorRegistry) -> bytes:
+    """The text format body for GET /metrics (content type: CONTENT_TYPE)."""
+    body: bytes = generate_latest(registry)
+    return body
