@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import Page
 
+from tests.support.stack import gauge, push
 from tests.web.conftest import CHANNEL, EXPECTED_WHILE_DOWN, Console, WebStack, save_artifact
 from tests.web.dashboard import Dashboard
 
@@ -93,3 +94,15 @@ def test_reload_resumes_from_the_saved_position_and_keeps_the_window(
     assert after["first"] == before["first"], "the chart window did not survive the reload"
     assert after["points"] > before["points"]
     assert after["epoch"] == before["epoch"]
+
+
+def test_choosing_a_pushed_service_shows_its_series(stack: WebStack, page: Page) -> None:
+    push(stack.grpc_address, "checkout", [[gauge("queue_depth", 42.5, queue="emails")]])
+    dashboard = Dashboard(page).open(stack.page_url)
+    dashboard.wait_badge("live", timeout=10)
+    page.click('#channels button[data-channel="c1/checkout"]')
+    key = 'queue_depth{queue="emails"}'
+    dashboard.wait_value(key)
+    assert dashboard.value(key) == 42.5
+    assert page.inner_text("#channel-title") == "c1/checkout"
+    assert page.url.endswith("#channel=c1/checkout"), "the choice is kept in the URL"

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { ChannelState } from "../src/channel_state.js";
 import { badge } from "../src/dashboard/badge.js";
-import { chartLines, chartedValues } from "../src/dashboard/charts.js";
+import { MAX_LINES, chartLines, chartedValues } from "../src/dashboard/charts.js";
 import { formatValue } from "../src/dashboard/format.js";
 import { series, snapshot } from "./wire.js";
 
@@ -43,6 +43,28 @@ test("host series land on their charts, cores in numeric order", () => {
 test("only charted series are recorded in the window", () => {
   assert.equal("system_uptime_seconds" in chartedValues(host()), false);
   assert.equal(chartedValues(host()).system_cpu_percent, 50);
+});
+
+test("a pushed gauge goes to the gauges chart, host series do not", () => {
+  const state = new ChannelState("c/svc");
+  state.applySnapshot(
+    snapshot({
+      series: [series(1, "queue_depth", { queue: "emails" }, "1"), series(2, "system_processes", {}, "1")],
+      ids: [1, 2],
+      numbers: [7, 90],
+    }),
+  );
+  assert.deepEqual(chartLines(state.series.values()).get("gauges")?.map((l) => l.label), [
+    'queue_depth{queue="emails"}',
+  ]);
+});
+
+test("a chart draws at most MAX_LINES lines and only those are recorded", () => {
+  const state = new ChannelState("c/svc");
+  const many = Array.from({ length: MAX_LINES + 5 }, (_, i) => series(i + 1, "load", { i: String(i) }));
+  state.applySnapshot(snapshot({ series: many, ids: many.map((s) => s.id), numbers: many.map(() => 1) }));
+  assert.equal(chartLines(state.series.values()).get("gauges")?.length, MAX_LINES);
+  assert.equal(Object.keys(chartedValues(state)).length, MAX_LINES);
 });
 
 test("badge says live when connected and upstream is live", () => {

@@ -1,11 +1,15 @@
 /**
- * Which host series each dashboard chart shows, and under which label.
+ * Which series each dashboard chart shows, and under which label.
  *
  * A chart's `label(series)` returns the line's label for a series it shows,
- * or null. The collector's host series names are the contract here
- * (system_cpu_percent, system_memory_bytes, ...); a push source simply
- * matches no chart and gets only the table.
+ * or null. The collector's host series names are the contract for the host
+ * charts (system_cpu_percent, system_memory_bytes, ...); any other gauge (a
+ * pushing service's) goes to the "Gauges" chart. A chart draws at most
+ * MAX_LINES lines, the first by label; the table still lists every series.
+ * Only drawn lines are recorded in the chart window, which bounds it.
  */
+
+export const MAX_LINES = 16;
 
 /** @typedef {import("../channel_state.js").Series} Series */
 
@@ -58,6 +62,12 @@ export const CHARTS = [
         ? `${s.labels.device ?? "?"} ${s.labels.direction ?? ""}`.trim()
         : null,
   },
+  {
+    id: "gauges",
+    title: "Gauges",
+    unit: "",
+    label: (s) => (s.kind === "gauge" && !s.name.startsWith("system_") ? s.key : null),
+  },
 ];
 
 /**
@@ -76,22 +86,28 @@ export function chartLines(series) {
     }
   }
   const collator = new Intl.Collator("en", { numeric: true });
-  for (const list of lines.values()) list.sort((a, b) => collator.compare(a.label, b.label));
+  for (const [id, list] of lines) {
+    list.sort((a, b) => collator.compare(a.label, b.label));
+    lines.set(id, list.slice(0, MAX_LINES));
+  }
   return lines;
 }
 
 /**
- * Current values of every charted series, by key.
+ * Current values of every drawn line, by series key.
  * @param {import("../channel_state.js").ChannelState} state
  * @returns {Record<string, number>}
  */
 export function chartedValues(state) {
+  const drawn = new Set();
+  for (const list of chartLines(state.series.values()).values()) {
+    for (const line of list) drawn.add(line.key);
+  }
   /** @type {Record<string, number>} */
   const out = {};
   for (const [id, s] of state.series) {
     const v = state.values.get(id);
-    if (typeof v !== "number") continue;
-    if (CHARTS.some((c) => c.label(s) !== null)) out[s.key] = v;
+    if (typeof v === "number" && drawn.has(s.key)) out[s.key] = v;
   }
   return out;
 }

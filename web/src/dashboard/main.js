@@ -72,7 +72,7 @@ function choose(channel) {
   if (selected) client.unsubscribe([selected]);
   selected = channel;
   metricWindow = new MetricWindow(CAPACITY);
-  history.replaceState(null, "", `#channel=${encodeURIComponent(channel)}`);
+  history.replaceState(null, "", `#channel=${encodeURIComponent(channel).replaceAll("%2F", "/")}`);
   client.subscribe([channel]);
   renderList();
   scheduleRender();
@@ -131,6 +131,18 @@ function plotSize(host) {
 }
 
 /**
+ * @param {ArrayLike<number | null | undefined>} values
+ * @returns {number | null}
+ */
+function latest(values) {
+  for (let i = values.length - 1; i >= 0; i--) {
+    const v = values[i];
+    if (v !== null && v !== undefined) return v;
+  }
+  return null;
+}
+
+/**
  * @param {import("./charts.js").ChartSpec} spec
  * @param {Array<{key: string, label: string}>} lines
  * @param {HTMLElement} host
@@ -147,15 +159,23 @@ function makePlot(spec, lines, host) {
       { size: 80, values: (_u, splits) => splits.map((v) => formatValue(v, spec.unit)) },
     ],
     series: [
-      {},
+      {
+        value: (/** @type {uPlot} */ _u, /** @type {number | null} */ v) =>
+          v === null ? "latest" : new Date(v * 1000).toLocaleTimeString(),
+      },
       ...lines.map((line, i) => ({
         label: line.label,
         stroke: PALETTE[i % PALETTE.length],
         width: 1.5,
         points: { show: false },
         spanGaps: false,
-        value: (/** @type {uPlot} */ _u, /** @type {number | null} */ v) =>
-          formatValue(v, spec.unit),
+        // Off the chart the legend shows the latest value instead of a dash.
+        value: (
+          /** @type {uPlot} */ u,
+          /** @type {number | null} */ v,
+          /** @type {number} */ seriesIdx,
+          /** @type {number | null} */ idx,
+        ) => formatValue(idx === null ? latest(u.data[seriesIdx]) : v, spec.unit),
       })),
     ],
   };
