@@ -1,9 +1,10 @@
 """The bridge process: websockets and grpc.aio glue around the Hub.
 
 Per connection there is one task, the websockets handler reading client
-messages; writes happen synchronously from the hub straight into the
-connection's transport (its write buffer is the client's bounded outbound
-buffer), and one hub-wide timer task sends heartbeats and pings for everyone.
+messages; the hub's writes go straight to the connection's transport (its
+write buffer is the client's bounded outbound buffer), batched so that every
+frame written to a connection during one event-loop iteration leaves in one
+send(); one hub-wide timer task sends heartbeats and pings for everyone.
 Frames are pre-encoded WebSocket frames written with `transport.write`, which
 is safe because the bridge never sends fragmented messages and every write
 (ours and the library's control frames) happens whole on the event loop.
@@ -54,7 +55,8 @@ def server_version() -> str:
 
 
 class BridgeConnection(ServerConnection):
-    """A ServerConnection that reports pongs to the hub and caps its kernel send buffer."""
+    """A ServerConnection that reports pongs to the hub, leaves the hub as soon as it
+    stops being OPEN, and caps its kernel send buffer."""
 
     client: Client | None = None
     hub: Hub | None = None
@@ -80,30 +82,81 @@ class BridgeConnection(ServerConnection):
         ):
             self.hub.pong(self.client, bytes(event.data), self.loop.time())
 
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self.client is not None and self.hub is not None and self.protocol.state is not OPEN:
+            self.hub.disconnect(self.client)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        if self.client is not None and self.hub is not None:
+            self.hub.disconnect(self.client)
+
+
+class WriteBatch:
+    """Frames written to a connection during one event-loop iteration leave in one write.
+
+    A burst of messages then costs one send() per connection instead of one per
+    message; a lone message waits only for the current iteration to end.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.dirty: list[ConnectionSink] = []
+
+    def mark(self, sink: ConnectionSink) -> None:
+        if not self.dirty:
+            self.loop.call_soon(self.flush)
+        self.dirty.append(sink)
+
+    def flush(self) -> None:
+        dirty, self.dirty = self.dirty, []
+        for sink in dirty:
+            sink.flush()
+
 
 class ConnectionSink:
     """The hub's view of one connection: buffer size, frame writes, ping and close."""
 
-    __slots__ = ("_closing", "connection", "raw", "transport")
+    __slots__ = (
+        "_batch",
+        "_closing",
+        "_pending",
+        "_pending_bytes",
+        "connection",
+        "raw",
+        "transport",
+    )
 
-    def __init__(self, connection: BridgeConnection) -> None:
+    def __init__(self, connection: BridgeConnection, batch: WriteBatch) -> None:
         self.connection = connection
         self.transport = connection.transport
         self.raw = not connection.protocol.extensions
+        self._batch = batch
+        self._pending: list[bytes] = []
+        self._pending_bytes = 0
         self._closing: asyncio.Task[None] | None = None
 
     def buffered(self) -> int:
-        return self.transport.get_write_buffer_size()
+        return self.transport.get_write_buffer_size() + self._pending_bytes
 
     def write(self, frame: Frame) -> None:
-        connection = self.connection
-        if connection.protocol.state is not OPEN:
-            return
         if self.raw:
-            self.transport.write(frame.wire)
-        else:
-            connection.protocol.send_binary(frame.payload)
-            connection.send_data()
+            if not self._pending:
+                self._batch.mark(self)
+            self._pending.append(frame.wire)
+            self._pending_bytes += len(frame.wire)
+        elif self.connection.protocol.state is OPEN:
+            self.connection.protocol.send_binary(frame.payload)
+            self.connection.send_data()
+
+    def flush(self) -> None:
+        pending = self._pending
+        self._pending = []
+        self._pending_bytes = 0
+        # Data must never follow a close frame: drop what is left once closing.
+        if pending and self.connection.protocol.state is OPEN:
+            self.transport.write(pending[0] if len(pending) == 1 else b"".join(pending))
 
     def ping(self, payload: bytes) -> None:
         connection = self.connection
@@ -159,6 +212,7 @@ class BridgeServer:
         self.tick_interval = min(0.25, max(0.02, min(config.heartbeat, config.ping_interval) / 4))
         self._tasks: list[asyncio.Task[None]] = []
         self.server: Server | None = None
+        self.batch = WriteBatch(self.loop)
 
     def select_subprotocol(
         self, connection: ServerConnection, offered: Sequence[Subprotocol]
@@ -184,7 +238,7 @@ class BridgeServer:
             )
             await connection.close(error.code, error.reason)
             return
-        sink = ConnectionSink(connection)
+        sink = ConnectionSink(connection, self.batch)
         try:
             client = self.hub.connect(sink, self.loop.time())
         except ClientError as exc:
