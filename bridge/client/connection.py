@@ -87,7 +87,7 @@ class BridgeClient:
         *,
         compression: str | None = None,
         policy: ReconnectPolicy | None = None,
-        miss_factor: float = 3.0,
+        miss_factor: float = 2.5,
         open_timeout: float = 10.0,
         max_message_bytes: int = 4 * 1024 * 1024,
         event_buffer: int = 10_000,

@@ -14,12 +14,18 @@ Rules (bridge.proto and docs/protocol.md are the contract):
   Subscribed{not recovered} → AWAITING_SNAPSHOT → Snapshot → LIVE. A Snapshot
   replaces the view in any phase.
 - LIVE: an Update that does not follow the view (metrics.proto: same epoch,
-  seq + 1), or a Heartbeat position ahead of the view, is a gap: the channel
-  is resubscribed with resume from the view's position (back to PENDING) and
+  seq + 1) is a gap the bridge never makes on purpose: the channel is
+  resubscribed without resume, for a clean snapshot (back to PENDING), and
   GapDetected is emitted. Outside LIVE a non-following Update is dropped: the
   answer to our Subscribe is on its way. Already-applied Updates are ignored.
+- A Heartbeat position ahead of a LIVE view (or of another epoch) is only a
+  suspicion: a lagging client is owed a snapshot the bridge sends once its
+  buffer drains. If the view has still not reached that position when the
+  next Heartbeat arrives, data was missed: the channel is resubscribed with
+  resume from the view's position (docs/protocol.md, "Heartbeats").
 - Liveness: any frame counts. The link is dead once nothing arrived for
-  `miss_factor` heartbeat intervals (before Hello: `hello_timeout` seconds).
+  `miss_factor` heartbeat intervals ("about two", docs/protocol.md; default
+  2.5 for slack on a busy host), before Hello for `hello_timeout` seconds.
 - Error UNKNOWN_CHANNEL or TOO_MANY_SUBSCRIPTIONS for a channel removes it
   from the wanted set: asking again would get the same answer.
 - Subscribes queued in one `receive` go out as one ClientMessage, so a burst
@@ -123,7 +129,7 @@ class ClientSession:
         self,
         channels: Iterable[str] = (),
         *,
-        miss_factor: float = 3.0,
+        miss_factor: float = 2.5,
         hello_timeout: float = 10.0,
     ) -> None:
         self.miss_factor = miss_factor
@@ -134,7 +140,10 @@ class ClientSession:
         self.catalog: dict[str, bridge_pb2.ChannelInfo] = {}
         self.hello: bridge_pb2.Hello | None = None
         self._wanted: dict[str, None] = dict.fromkeys(channels)
-        self._to_subscribe: dict[str, None] = {}
+        # channel -> whether to resume from the view's position
+        self._to_subscribe: dict[str, bool] = {}
+        # channel -> the position a heartbeat claimed the view should reach
+        self._suspects: dict[str, metrics_pb2.Position] = {}
         self._outgoing: list[bytes] = []
         self._last_received = 0.0
 
@@ -146,6 +155,7 @@ class ClientSession:
         self.hello = None
         self.phases = {}
         self._to_subscribe = {}
+        self._suspects = {}
         self._outgoing = []
         self._last_received = now
 
@@ -153,7 +163,7 @@ class ClientSession:
         for channel in channels:
             self._wanted[channel] = None
             if self.hello is not None and channel not in self.phases:
-                self._to_subscribe[channel] = None
+                self._to_subscribe[channel] = True
 
     def unsubscribe(self, channels: Iterable[str]) -> None:
         gone = [c for c in channels if c in self._wanted]
@@ -177,9 +187,9 @@ class ClientSession:
     def data_to_send(self) -> list[bytes]:
         if self._to_subscribe:
             requests = []
-            for channel in self._to_subscribe:
+            for channel, resume in self._to_subscribe.items():
                 view = self.views.get(channel)
-                position = view.position if view is not None else None
+                position = view.position if view is not None and resume else None
                 request = bridge_pb2.ChannelRequest(channel=channel)
                 if position is not None:
                     request.resume.CopyFrom(position.to_proto())
@@ -233,11 +243,17 @@ class ClientSession:
         if hello.protocol and hello.protocol != PROTOCOL:
             raise ProtocolViolation(f"bridge speaks {hello.protocol!r}, not {PROTOCOL!r}")
         self.hello = hello
-        self._to_subscribe = dict.fromkeys(self._wanted)
+        self._to_subscribe = dict.fromkeys(self._wanted, True)
         return [HelloReceived(hello)]
 
     def _on_heartbeat(self, heartbeat: bridge_pb2.Heartbeat) -> list[SessionEvent]:
         events: list[SessionEvent] = [HeartbeatReceived(heartbeat.server_time_ms)]
+        suspects, self._suspects = self._suspects, {}
+        for channel, claimed in suspects.items():
+            view = self.views.get(channel)
+            live = view is not None and self.phases.get(channel) is Phase.LIVE
+            if live and view is not None and view.is_behind(claimed):
+                events.append(self._resync(channel, "heartbeat shows missed updates", True))
         for item in heartbeat.positions:
             view = self.views.get(item.channel)
             if (
@@ -245,7 +261,7 @@ class ClientSession:
                 and self.phases.get(item.channel) is Phase.LIVE
                 and view.is_behind(item.position)
             ):
-                events.append(self._resync(item.channel, "heartbeat shows missed updates"))
+                self._suspects[item.channel] = item.position
         return events
 
     def _on_error(self, channel: str, error: bridge_pb2.Error) -> list[SessionEvent]:
@@ -265,6 +281,7 @@ class ClientSession:
     def _on_snapshot(self, channel: str, snapshot: metrics_pb2.Snapshot) -> list[SessionEvent]:
         view = self.views.setdefault(channel, ChannelView(channel))
         view.apply_snapshot(snapshot)
+        self._suspects.pop(channel, None)
         self.phases[channel] = Phase.LIVE
         assert view.position is not None
         return [ChannelSynced(channel, False, view.position)]
@@ -279,10 +296,11 @@ class ClientSession:
             assert view.position is not None
             return [ChannelUpdated(channel, view.position, update)]
         if outcome is Applied.GAP and phase is Phase.LIVE:
-            return [self._resync(channel, f"update {update.seq} does not follow the view")]
+            return [self._resync(channel, f"update {update.seq} does not follow the view", False)]
         return []
 
-    def _resync(self, channel: str, reason: str) -> GapDetected:
+    def _resync(self, channel: str, reason: str, resume: bool) -> GapDetected:
         self.phases[channel] = Phase.PENDING
-        self._to_subscribe[channel] = None
+        self._suspects.pop(channel, None)
+        self._to_subscribe[channel] = resume
         return GapDetected(channel, self.views[channel].position, reason)

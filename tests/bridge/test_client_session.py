@@ -80,14 +80,16 @@ def test_following_update_is_applied_and_reported() -> None:
     assert session.views[CHANNEL].value("cpu", core="0") == 0.9
 
 
-def test_gap_resubscribes_resuming_from_the_view_position() -> None:
+def test_gap_resubscribes_without_resume_for_a_clean_snapshot() -> None:
     session = live_session(seq=7)
     [event] = session.receive(frame(CHANNEL, update=update(9, {1: 0.9})), now=1)
     assert isinstance(event, GapDetected)
     [message] = sent_requests(session)
     [request] = message.subscribe.channels
-    assert (request.resume.epoch, request.resume.seq) == (EPOCH, 7)
+    assert request.channel == CHANNEL
+    assert not request.HasField("resume")
     assert session.phases[CHANNEL] is Phase.PENDING
+    assert session.views[CHANNEL].value("cpu", core="0") == 0.5, "kept until the snapshot"
 
 
 def test_gaps_while_resubscribing_do_not_send_more_subscribes() -> None:
@@ -121,16 +123,38 @@ def test_updates_are_dropped_while_a_snapshot_is_awaited() -> None:
     assert session.phases[CHANNEL] is Phase.LIVE
 
 
-def test_heartbeat_ahead_of_a_live_view_is_a_gap() -> None:
-    session = live_session(seq=7)
+def heartbeat_at(seq: int) -> bytes:
     position = bridge_pb2.ChannelPosition(
-        channel=CHANNEL, position=metrics_pb2.Position(epoch=EPOCH, seq=8)
+        channel=CHANNEL, position=metrics_pb2.Position(epoch=EPOCH, seq=seq)
     )
-    events = session.receive(
-        frame(heartbeat=bridge_pb2.Heartbeat(server_time_ms=1, positions=[position])), now=1
-    )
+    return frame(heartbeat=bridge_pb2.Heartbeat(server_time_ms=1, positions=[position]))
+
+
+def test_heartbeat_ahead_twice_resubscribes_resuming_from_the_view() -> None:
+    session = live_session(seq=7)
+    assert not any(isinstance(e, GapDetected) for e in session.receive(heartbeat_at(8), now=1))
+    assert sent_requests(session) == []
+    events = session.receive(heartbeat_at(8), now=2)
     assert any(isinstance(e, GapDetected) for e in events)
-    assert len(sent_requests(session)) == 1
+    [message] = sent_requests(session)
+    [request] = message.subscribe.channels
+    assert (request.resume.epoch, request.resume.seq) == (EPOCH, 7)
+
+
+def test_heartbeat_ahead_is_forgotten_once_the_view_catches_up() -> None:
+    session = live_session(seq=7)
+    session.receive(heartbeat_at(8), now=1)
+    session.receive(frame(CHANNEL, update=update(8, {1: 0.8})), now=1)
+    events = session.receive(heartbeat_at(8), now=2)
+    assert not any(isinstance(e, GapDetected) for e in events)
+    assert sent_requests(session) == []
+
+
+def test_heartbeat_ahead_is_forgotten_after_a_resync_snapshot() -> None:
+    session = live_session(seq=7)
+    session.receive(heartbeat_at(9), now=1)
+    session.receive(frame(CHANNEL, snapshot=snapshot(9, {1: 0.9})), now=1)
+    assert not any(isinstance(e, GapDetected) for e in session.receive(heartbeat_at(9), now=2))
 
 
 def test_reconnect_resubscribes_with_resume_after_the_new_hello() -> None:
