@@ -7,6 +7,8 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +17,7 @@ import pytest
 from playwright.sync_api import BrowserContext, ConsoleMessage, Page, sync_playwright
 
 from tests.support.processes import REPO, ServerProcess
-from tests.support.timing import scaled
+from tests.support.timing import scaled, wait_until
 
 CHROMIUM = Path(os.environ.get("METRICS_BRIDGE_CHROMIUM", "/usr/bin/chromium"))
 # The machine's network is closed: without these Chromium spams refused connections.
@@ -40,6 +42,19 @@ EXPECTED_WHILE_DOWN = re.compile(r"^WebSocket connection to 'ws://127\.0\.0\.1:\
 def ms(seconds: float) -> float:
     """A scaled timeout in the milliseconds Playwright takes."""
     return scaled(seconds) * 1000
+
+
+def wait_bridge_ready(ws_address: str, timeout: float = 30) -> None:
+    """Until the bridge's /readyz says a collector stream is live (its channels are known)."""
+
+    def ready() -> bool:
+        try:
+            with urllib.request.urlopen(f"http://{ws_address}/readyz", timeout=5) as response:
+                return bool(response.status == 200)
+        except (urllib.error.URLError, OSError):
+            return False
+
+    wait_until(ready, timeout, f"bridge at {ws_address} to follow its collector")
 
 
 @dataclass
@@ -96,6 +111,7 @@ def stack() -> Iterator[WebStack]:
     try:
         web.start_collector()
         web.start_bridge()
+        wait_bridge_ready(web.ws_address)
         yield web
     finally:
         web.cleanup()

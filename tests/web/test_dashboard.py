@@ -78,6 +78,27 @@ def test_killing_the_collector_shows_stale_and_then_recovers(stack: WebStack, pa
     dashboard.wait_points(stale["points"] + 3)
 
 
+def test_page_recovers_when_the_bridge_restarts_before_its_collector(
+    stack: WebStack, page: Page, console: Console
+) -> None:
+    console.allowed.append(EXPECTED_WHILE_DOWN)
+    dashboard = Dashboard(page).open(stack.page_url)
+    dashboard.wait_badge("live", timeout=10)
+    dashboard.wait_points(3)
+    before = dashboard.window()
+
+    stack.kill_collector()
+    stack.kill_bridge()
+    stack.start_bridge()  # knows no channel until its collector answers
+    dashboard.wait_badge("unknown")
+    assert CHANNEL in page.inner_text("#notice")
+
+    stack.start_collector()
+    dashboard.wait_badge("live", timeout=60)
+    dashboard.wait_seq_past(before["epoch"], before["seq"])
+    assert page.inner_text("#notice") == ""
+
+
 def test_reload_resumes_from_the_saved_position_and_keeps_the_window(
     stack: WebStack, page: Page
 ) -> None:

@@ -3,6 +3,7 @@ the same behaviours the Python client is tested for, and the same values."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -14,6 +15,8 @@ from bridge.client import ChannelSynced, ChannelUpdated, ClientSession
 from tests.bridge.stack import bridge, collector
 from tests.support.processes import ServerProcess
 from tests.support.proxy import TcpProxy
+from tests.support.timing import scaled
+from tests.web.conftest import wait_bridge_ready
 from tests.web.follower import NodeFollower
 
 PROTOCOL = "metrics-bridge.v1"
@@ -24,6 +27,7 @@ CHANNEL = "c1/host"
 def live_bridge() -> Iterator[ServerProcess]:
     """One collector (source "host", 0.1 s interval) and one bridge (0.5 s heartbeat)."""
     with collector() as c, bridge(c.addresses["grpc"]) as b:
+        wait_bridge_ready(b.addresses["ws"])
         yield b
 
 
@@ -41,7 +45,10 @@ async def python_values(url: str, count: int) -> dict[int, dict[str, float]]:
     """Numbers by series key at each seq, as the Python client's session decodes them."""
     session = ClientSession([CHANNEL])
     seen: dict[int, dict[str, float]] = {}
-    async with connect(url, subprotocols=[PROTOCOL]) as ws:  # type: ignore[list-item]
+    async with (
+        asyncio.timeout(scaled(30)),
+        connect(url, subprotocols=[PROTOCOL]) as ws,  # type: ignore[list-item]
+    ):
         session.connection_opened(time.monotonic())
         while len(seen) < count:
             data = await ws.recv()

@@ -26,6 +26,9 @@
  *   wire: the output asks to close (the glue reconnects and resumes).
  * - An Error naming a channel (unknown channel, too many subscriptions) drops
  *   that channel from the wanted set; it is reported, never retried blindly.
+ *   An unknown channel is remembered and subscribed again as soon as a
+ *   Catalog lists it (a bridge that just started may not know its channels
+ *   yet).
  */
 
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
@@ -104,6 +107,8 @@ export class BridgeSession {
     for (const state of states) this.states.set(state.channel, state);
     /** @type {Map<string, UpstreamState>} */
     this.upstream = new Map();
+    /** @type {Set<string>} refused as unknown; subscribed again when a Catalog lists them */
+    this.unknown = new Set();
     this.deadLinkFactor = deadLinkFactor;
     this.connectTimeoutMs = connectTimeoutMs;
     this.open = false;
@@ -176,6 +181,7 @@ export class BridgeSession {
     const fresh = [];
     for (const channel of channels) {
       this.wanted.add(channel);
+      this.unknown.delete(channel);
       if (!this.subscribed.has(channel)) fresh.push(channel);
     }
     if (this.heartbeatIntervalMs !== null) this.#sendSubscribe(out, fresh, new Set());
@@ -192,6 +198,7 @@ export class BridgeSession {
     const gone = [];
     for (const channel of channels) {
       this.wanted.delete(channel);
+      this.unknown.delete(channel);
       this.states.delete(channel);
       if (this.subscribed.delete(channel)) gone.push(channel);
       this.pending.delete(channel);
@@ -265,7 +272,13 @@ export class BridgeSession {
           state: UPSTREAM[c.state] ?? "unspecified",
         }));
         out.events.push({ type: "catalog", channels });
-        for (const c of channels) this.#setUpstream(out, c.channel, c.state, "");
+        for (const c of channels) {
+          this.#setUpstream(out, c.channel, c.state, "");
+          if (this.unknown.delete(c.channel)) {
+            this.wanted.add(c.channel);
+            resume.add(c.channel);
+          }
+        }
         break;
       }
       case "subscribed": {
@@ -346,6 +359,7 @@ export class BridgeSession {
         const code = ERROR_CODES[body.value.code] ?? String(body.value.code);
         out.events.push({ type: "error", channel, code, message: body.value.message });
         if (channel) {
+          if (code === "unknown_channel") this.unknown.add(channel);
           this.wanted.delete(channel);
           this.subscribed.delete(channel);
           this.pending.delete(channel);

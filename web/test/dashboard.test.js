@@ -83,6 +83,10 @@ test("badge counts down to the next retry while reconnecting", () => {
   assert.deepEqual([b.state, b.text], ["reconnecting", "reconnecting in 3s"]);
 });
 
+test("badge says channel unknown when the bridge refused the channel", () => {
+  assert.equal(badge(conn({}), "unknown", 0).text, "channel unknown");
+});
+
 test("a reconnect attempt in progress still reads reconnecting", () => {
   assert.equal(badge(conn({ state: "connecting", attempt: 3 }), "stale", 0).state, "reconnecting");
   assert.equal(badge(conn({ state: "connecting", attempt: 0 }), undefined, 0).state, "connecting");

@@ -175,6 +175,22 @@ test("error naming a channel drops it from the wanted set", () => {
   assert.equal(session.receive(hello(), 5).send.length, 0);
 });
 
+test("a channel refused as unknown is subscribed again once a catalog lists it", () => {
+  const session = live();
+  session.receive(frame(C, "error", { code: 1, message: "no such channel" }), 3);
+  const other = frame("", "catalog", { channels: [{ channel: "c/other", state: 1 }] });
+  assert.equal(session.receive(other, 4).send.length, 0);
+  const listed = frame("", "catalog", { channels: [{ channel: C, state: 1 }] });
+  assert.deepEqual(subscribeRequests(session.receive(listed, 5).send[0]), [[C, `${EPOCH}:5`]]);
+});
+
+test("a channel refused for too many subscriptions is not asked for again", () => {
+  const session = live();
+  session.receive(frame(C, "error", { code: 2, message: "limit" }), 3);
+  const listed = frame("", "catalog", { channels: [{ channel: C, state: 1 }] });
+  assert.equal(session.receive(listed, 4).send.length, 0);
+});
+
 test("unsubscribe sends the channels and forgets their state", () => {
   const session = live();
   const out = session.unsubscribe([C]);

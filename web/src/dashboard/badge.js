@@ -2,20 +2,21 @@
  * The status badge: one word for what the person watching should know.
  *
  * Precedence: the connection first (closed, reconnecting, connecting), then
- * the chosen channel's upstream (removed, stale), else live. While
+ * the chosen channel (unknown to the bridge, removed, stale), else live. While
  * reconnecting the text gives the next retry time as a countdown.
  */
 
 /**
  * @typedef {object} Badge
- * @property {"connecting" | "live" | "reconnecting" | "stale" | "removed" | "closed"} state
+ * @property {"connecting" | "live" | "reconnecting" | "stale" | "removed" | "unknown" | "closed"} state
  * @property {string} text
  * @property {string} title longer explanation (tooltip)
  */
 
 /**
  * @param {import("../client.js").ConnectionDetail} connection
- * @param {import("../session.js").UpstreamState | undefined} upstream of the chosen channel
+ * @param {import("../session.js").UpstreamState | "unknown" | undefined} upstream of the chosen
+ *   channel; "unknown" when the bridge refused it as unknown (it may not know it yet)
  * @param {number} now ms since epoch
  * @returns {Badge}
  */
@@ -38,6 +39,13 @@ export function badge(connection, upstream, now) {
       return { state: "connecting", text: "connecting…", title: "not started" };
     default:
       break;
+  }
+  if (upstream === "unknown") {
+    return {
+      state: "unknown",
+      text: "channel unknown",
+      title: "the bridge does not know this channel (yet); it is asked for again when listed",
+    };
   }
   if (upstream === "removed") {
     return { state: "removed", text: "source removed", title: "the source is gone from its collector" };

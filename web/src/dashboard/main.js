@@ -81,7 +81,12 @@ function choose(channel) {
 // ---- status badge -------------------------------------------------------
 
 function renderBadge() {
-  const b = badge(client.connection, selected ? upstream.get(selected) : undefined, Date.now());
+  const channel = selected
+    ? client.session.unknown.has(selected)
+      ? "unknown"
+      : upstream.get(selected)
+    : undefined;
+  const b = badge(client.connection, channel, Date.now());
   const el = $("status");
   if (el.dataset.state !== b.state) el.dataset.state = b.state;
   if (el.textContent !== b.text) el.textContent = b.text;
@@ -280,6 +285,7 @@ client.addEventListener("catalog", (event) => {
 client.addEventListener("data", (event) => {
   const { channel, state } = /** @type {CustomEvent} */ (event).detail;
   if (channel !== selected) return;
+  $("notice").textContent = "";
   metricWindow.record(state.timeUnixMs, chartedValues(state));
   scheduleRender();
   if (Date.now() - lastSave >= SAVE_EVERY_MS) saveNow();
@@ -300,6 +306,7 @@ client.addEventListener("subscribed", (event) => {
 client.addEventListener("error", (event) => {
   const { channel, message } = /** @type {CustomEvent} */ (event).detail;
   $("notice").textContent = channel ? `${channel}: ${message}` : message;
+  renderBadge();
 });
 
 window.addEventListener("pagehide", saveNow);
