@@ -3,6 +3,7 @@
 Routes (add one by putting a handler in `HttpRoutes.routes`):
 - GET /healthz: 200 "ok" while the process serves.
 - GET /readyz: 200 when at least one collector stream is live, else 503.
+- GET /metrics: Prometheus text format (bridge/prometheus.py), when given.
 - GET / and GET /<file>: files from the static directory (`/` is index.html),
   with their content type; 404 for anything missing or outside the directory.
 A request that asks to upgrade to WebSocket never reaches these routes.
@@ -19,6 +20,8 @@ from urllib.parse import unquote
 
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
+
+from bridge.prometheus import CONTENT_TYPE as METRICS_CONTENT_TYPE
 
 Handler = Callable[[Request], Response]
 
@@ -47,13 +50,21 @@ def text(status: http.HTTPStatus, message: str) -> Response:
 class HttpRoutes:
     """The HTTP side of the bridge's port; `is_ready` says whether an upstream is live."""
 
-    def __init__(self, static_dir: Path, is_ready: Callable[[], bool]) -> None:
+    def __init__(
+        self,
+        static_dir: Path,
+        is_ready: Callable[[], bool],
+        metrics: Callable[[], bytes] | None = None,
+    ) -> None:
         self.static_dir = static_dir.resolve()
         self.is_ready = is_ready
+        self.metrics = metrics
         self.routes: dict[str, Handler] = {
             "/healthz": self.healthz,
             "/readyz": self.readyz,
         }
+        if metrics is not None:
+            self.routes["/metrics"] = self.metrics_text
 
     def handle(self, request: Request) -> Response:
         path = request.path.split("?", 1)[0]
@@ -69,6 +80,10 @@ class HttpRoutes:
         if self.is_ready():
             return text(http.HTTPStatus.OK, "ready")
         return text(http.HTTPStatus.SERVICE_UNAVAILABLE, "no collector stream is live")
+
+    def metrics_text(self, request: Request) -> Response:
+        assert self.metrics is not None
+        return respond(http.HTTPStatus.OK, self.metrics(), METRICS_CONTENT_TYPE)
 
     def static(self, path: str) -> Response:
         relative = unquote(path).lstrip("/") or "index.html"

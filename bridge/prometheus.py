@@ -177,3 +177,11 @@ def exposition(registry: CollectorRegistry) -> bytes:
     """The text format body for GET /metrics (content type: CONTENT_TYPE)."""
     body: bytes = generate_latest(registry)
     return body
+
+
+def metrics_endpoint(
+    hub: HubReading, upstreams: Callable[[], Iterable[UpstreamReading]] = tuple
+) -> Callable[[], bytes]:
+    """The body source for `HttpRoutes(..., metrics=...)`: one exposition per call."""
+    registry = registry_for(hub, upstreams)
+    return lambda: exposition(registry)
