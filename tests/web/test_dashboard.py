@@ -16,11 +16,11 @@ CPU = "system_cpu_percent"
 
 def test_page_shows_live_values_within_seconds_of_load(stack: WebStack, page: Page) -> None:
     dashboard = Dashboard(page).open(stack.page_url)
-    dashboard.wait_badge("live", timeout=10)
-    dashboard.wait_value(CPU, timeout=10)
+    dashboard.wait_badge("live", timeout=15)
+    dashboard.wait_value(CPU, timeout=15)
     assert 0 <= dashboard.value(CPU) <= 100
     assert page.inner_text("#channel-title") == CHANNEL
-    dashboard.wait_points(10, timeout=10)
+    dashboard.wait_points(10, timeout=15)
     assert page.is_visible("#chart-cpu-total .uplot")
     assert page.is_visible("#chart-memory .uplot")
     save_artifact(page, "dashboard.png")
@@ -28,7 +28,7 @@ def test_page_shows_live_values_within_seconds_of_load(stack: WebStack, page: Pa
 
 def test_table_lists_every_series_of_the_channel(stack: WebStack, page: Page) -> None:
     dashboard = Dashboard(page).open(stack.page_url)
-    dashboard.wait_value(CPU, timeout=10)
+    dashboard.wait_value(CPU, timeout=15)
     keys = page.eval_on_selector_all("#series tbody tr", "rows => rows.map(r => r.dataset.key)")
     assert 'system_memory_bytes{state="total"}' in keys
     assert "system_uptime_seconds" in keys
@@ -44,7 +44,7 @@ def test_killing_the_bridge_shows_reconnecting_and_a_restart_continues_the_chart
 ) -> None:
     console.allowed.append(EXPECTED_WHILE_DOWN)
     dashboard = Dashboard(page).open(stack.page_url)
-    dashboard.wait_badge("live", timeout=10)
+    dashboard.wait_badge("live", timeout=15)
     dashboard.wait_points(5)
     before = dashboard.window()
 
@@ -63,7 +63,7 @@ def test_killing_the_bridge_shows_reconnecting_and_a_restart_continues_the_chart
 
 def test_killing_the_collector_shows_stale_and_then_recovers(stack: WebStack, page: Page) -> None:
     dashboard = Dashboard(page).open(stack.page_url)
-    dashboard.wait_badge("live", timeout=10)
+    dashboard.wait_badge("live", timeout=15)
     dashboard.wait_points(3)
 
     stack.kill_collector()
@@ -83,7 +83,7 @@ def test_page_recovers_when_the_bridge_restarts_before_its_collector(
 ) -> None:
     console.allowed.append(EXPECTED_WHILE_DOWN)
     dashboard = Dashboard(page).open(stack.page_url)
-    dashboard.wait_badge("live", timeout=10)
+    dashboard.wait_badge("live", timeout=15)
     dashboard.wait_points(3)
     before = dashboard.window()
 
@@ -103,12 +103,12 @@ def test_reload_resumes_from_the_saved_position_and_keeps_the_window(
     stack: WebStack, page: Page
 ) -> None:
     dashboard = Dashboard(page).open(stack.page_url)
-    dashboard.wait_badge("live", timeout=10)
+    dashboard.wait_badge("live", timeout=15)
     dashboard.wait_points(10)
     before = dashboard.window()
 
     page.reload()
-    dashboard.wait_badge("live", timeout=10)
+    dashboard.wait_badge("live", timeout=15)
     dashboard.wait_seq_past(before["epoch"], before["seq"])
     after = dashboard.window()
     assert after["recovered"] is True, "the bridge should replay what the page missed"
@@ -120,7 +120,7 @@ def test_reload_resumes_from_the_saved_position_and_keeps_the_window(
 def test_choosing_a_pushed_service_shows_its_series(stack: WebStack, page: Page) -> None:
     push(stack.grpc_address, "checkout", [[gauge("queue_depth", 42.5, queue="emails")]])
     dashboard = Dashboard(page).open(stack.page_url)
-    dashboard.wait_badge("live", timeout=10)
+    dashboard.wait_badge("live", timeout=15)
     page.click('#channels button[data-channel="c1/checkout"]')
     key = 'queue_depth{queue="emails"}'
     dashboard.wait_value(key)
