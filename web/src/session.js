@@ -29,6 +29,10 @@
  *   An unknown channel is remembered and subscribed again as soon as a
  *   Catalog lists it (a bridge that just started may not know its channels
  *   yet).
+ * - Status REMOVED ends the subscription at the bridge (docs/protocol.md): the
+ *   channel keeps its last state and is treated like an unknown one, so it is
+ *   subscribed again (resuming, which yields a snapshot of the new epoch) if
+ *   the source comes back into the catalog.
  */
 
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
@@ -353,6 +357,11 @@ export class BridgeSession {
       case "status": {
         const state = UPSTREAM[body.value.state] ?? "unspecified";
         this.#setUpstream(out, channel, state, body.value.detail, true);
+        if (state === "removed" && this.wanted.delete(channel)) {
+          this.unknown.add(channel);
+          this.subscribed.delete(channel);
+          this.pending.delete(channel);
+        }
         break;
       }
       case "error": {

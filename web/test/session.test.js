@@ -191,6 +191,16 @@ test("a channel refused for too many subscriptions is not asked for again", () =
   assert.equal(session.receive(listed, 4).send.length, 0);
 });
 
+test("a removed channel keeps its state and comes back when the catalog lists it", () => {
+  const session = live();
+  const out = session.receive(frame(C, "status", { state: 3, detail: "source gone" }), 3);
+  assert.equal(out.events[0].type === "upstream" && out.events[0].state, "removed");
+  assert.equal(session.states.get(C)?.seq, 5);
+  assert.equal(session.receive(frame(C, "update", update({ seq: 6 })), 4).events.length, 0);
+  const listed = frame("", "catalog", { channels: [{ channel: C, state: 1 }] });
+  assert.deepEqual(subscribeRequests(session.receive(listed, 5).send[0]), [[C, `${EPOCH}:5`]]);
+});
+
 test("unsubscribe sends the channels and forgets their state", () => {
   const session = live();
   const out = session.unsubscribe([C]);

@@ -81,11 +81,9 @@ function choose(channel) {
 // ---- status badge -------------------------------------------------------
 
 function renderBadge() {
-  const channel = selected
-    ? client.session.unknown.has(selected)
-      ? "unknown"
-      : upstream.get(selected)
-    : undefined;
+  const state = selected ? upstream.get(selected) : undefined;
+  const channel =
+    state !== "removed" && selected && client.session.unknown.has(selected) ? "unknown" : state;
   const b = badge(client.connection, channel, Date.now());
   const el = $("status");
   if (el.dataset.state !== b.state) el.dataset.state = b.state;
