@@ -33,6 +33,7 @@ class CollectorConfig:
     resume_window: int = 1024
     max_series_per_source: int = 10_000
     max_sources: int = 1000
+    source_ttl: float = 300.0
     max_batch_samples: int = 10_000
     subscriber_queue: int = 1024
     max_subscribers: int = 1000
@@ -156,6 +157,18 @@ def build_parser() -> argparse.ArgumentParser:
         default=CollectorConfig.max_sources,
         metavar="N",
         help="sources the collector holds; a new one beyond is refused (RESOURCE_EXHAUSTED)",
+    )
+    add(
+        "--source-ttl",
+        type=_positive(float, 0),
+        default=CollectorConfig.source_ttl,
+        metavar="SECONDS",
+        help=(
+            "remove a push/OTLP source after this long without an accepted batch: its "
+            "subscribers get SourceRemoved and its --max-sources place is freed; a later push "
+            "starts it over with a new epoch. Checked every --interval; 0 = never; the host "
+            "source never expires"
+        ),
     )
     add(
         "--max-batch-samples",

@@ -14,6 +14,9 @@
     └── UnknownSource         NOT_FOUND           GetSnapshot for a source not held
 
 A rejected request changes nothing: every check runs before any state moves.
+Besides these, a Subscribe stream ends with RESOURCE_EXHAUSTED when its
+subscriber is behind by more source removals than its queue holds
+(`SubscriberQueue.lost`, collector/fanout.py); it should subscribe again.
 """
 
 from __future__ import annotations

@@ -9,10 +9,21 @@ Rules:
   will already contain them.
 - Offering an update to a full queue is overflow: the subscriber is behind.
   Every queued update is dropped and each source that lost one (and the source
-  being offered) gets a Resync marker instead. Markers are at most one per
-  source, so the queue never holds more than capacity + sources entries.
+  being offered) gets a Resync marker instead, at most one per source.
+- A source that is removed (idle expiry) drops its queued updates and its
+  pending Resync and queues one `Removed(source, data)` (the encoded
+  SourceRemoved, shared like updates). If a Removed marker for that name is
+  still queued, nothing more is queued: the subscriber has not yet learned of
+  the newer epoch that is now gone, since all of it came after the marker.
+  A subscriber may thus be told of the removal of a source whose snapshot it
+  was about to get; "gone" is still the truth. Overflow keeps Removed markers.
+- Removed markers are at most one per source name and at most `capacity`: a
+  subscriber with more undelivered removals than that cannot be brought up to
+  date by snapshots, so its queue is closed with `lost` set to the reason
+  (Subscribe ends with RESOURCE_EXHAUSTED and the subscriber starts over).
 - `close()` (collector shutdown) drops what is queued and makes `pop` return
   None, so the stream ends promptly even for a subscriber that is behind.
+- Bound: `capacity` updates + one Resync per held source + `capacity` Removed.
 """
 
 from __future__ import annotations
@@ -33,7 +44,15 @@ class Resync:
     source: str
 
 
-QueueItem = Event | Resync
+@dataclass(frozen=True, slots=True)
+class Removed:
+    """The source is gone; `data` is the encoded CollectorEvent(source_removed)."""
+
+    source: str
+    data: bytes
+
+
+QueueItem = Event | Resync | Removed
 
 
 class SubscriberQueue:
@@ -50,9 +69,11 @@ class SubscriberQueue:
         self.overflows = 0
         self.dropped = 0
         self.closed = False
+        self.lost: str | None = None
         self._items: deque[QueueItem] = deque()
         self._updates = 0
         self._pending: set[str] = set()
+        self._removed: set[str] = set()
 
     def wants(self, source: str) -> bool:
         return self.sources is None or source in self.sources
@@ -85,12 +106,33 @@ class SubscriberQueue:
         self._pending.add(source)
         self._notify()
 
+    def remove(self, source: str, data: bytes) -> None:
+        """`source` no longer exists; `data` tells the subscriber so."""
+        if self.closed:
+            return
+        gone = sum(1 for i in self._items if isinstance(i, Event) and i.source == source)
+        self._items = deque(i for i in self._items if isinstance(i, Removed) or i.source != source)
+        self._updates -= gone
+        self.dropped += gone
+        self._pending.discard(source)
+        if source not in self._removed:
+            if len(self._removed) >= self.capacity:
+                self.lost = (
+                    f"fell behind by more than {self.capacity} undelivered source removals; "
+                    "subscribe again"
+                )
+                self.close()
+                return
+            self._items.append(Removed(source, data))
+            self._removed.add(source)
+        self._notify()
+
     def _overflow(self, source: str) -> None:
         self.overflows += 1
         behind: list[str] = []
         kept: deque[QueueItem] = deque()
         for item in self._items:
-            if isinstance(item, Resync):
+            if not isinstance(item, Event):
                 kept.append(item)
             else:
                 self.dropped += 1
@@ -113,6 +155,8 @@ class SubscriberQueue:
         item = self._items.popleft()
         if isinstance(item, Resync):
             self._pending.discard(item.source)
+        elif isinstance(item, Removed):
+            self._removed.discard(item.source)
         else:
             self._updates -= 1
         return item
@@ -122,6 +166,7 @@ class SubscriberQueue:
         self._items.clear()
         self._updates = 0
         self._pending.clear()
+        self._removed.clear()
         self._notify()
 
     def _notify(self) -> None:

@@ -15,6 +15,15 @@ Rules:
 - `max_series_per_source` applies to pushed and OTLP sources; the host source
   is bounded by the sampler itself (collector.host caps mounts, disks, NICs).
 - At most `max_subscribers` subscribers exist (`TooManySubscribers`).
+- Idle expiry: every batch records when it was received (`received`, the
+  caller's monotonic seconds). `expire(now)` removes each push or OTLP source
+  whose last accepted batch (changed or not) is `source_ttl` seconds old or
+  older; the host source never expires and `source_ttl` 0 disables expiry.
+  Removal frees the source's place under `max_sources`, and every subscriber
+  that wants the source gets one SourceRemoved{source, epoch} (encoded once).
+  A later batch for that name creates a new source with a new epoch, announced
+  by a snapshot like any new source; subscribers that named it keep waiting for
+  it, and a resume position of the old epoch gets a snapshot, never a gap.
 - `close()` ends every subscription (collector shutdown).
 """
 
@@ -33,7 +42,9 @@ from collector.errors import (
 from collector.fanout import SubscriberQueue
 from collector.series import SeriesSample
 from collector.source import Position, SourceState, random_epoch
-from metrics_bridge.v1 import metrics_pb2
+from metrics_bridge.v1 import collector_pb2, metrics_pb2
+
+EXPIRING_KINDS = frozenset({metrics_pb2.SOURCE_KIND_PUSH, metrics_pb2.SOURCE_KIND_OTLP})
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +54,16 @@ class HubLimits:
     max_sources: int = 1000
     subscriber_queue: int = 1024
     max_subscribers: int = 1000
+    source_ttl: float = 300.0
+    """Seconds without an accepted batch before a push/OTLP source is removed; 0 = never."""
+
+
+@dataclass(frozen=True, slots=True)
+class RemovedSource:
+    name: str
+    kind: metrics_pb2.SourceKind.ValueType
+    epoch: int
+    idle_seconds: float
 
 
 class CollectorHub:
@@ -52,6 +73,7 @@ class CollectorHub:
         self.limits = limits
         self._epochs = epochs
         self._sources: dict[str, SourceState] = {}
+        self._received: dict[str, float] = {}
         self._subscribers: set[SubscriberQueue] = set()
         self.closed = False
 
@@ -104,13 +126,18 @@ class CollectorHub:
         samples: Sequence[SeriesSample],
         now_unix_ms: int,
         *,
+        received: float,
         replace: bool = False,
     ) -> Position:
-        """Fold a batch into a source (creating it if new) and publish the update."""
+        """Fold a batch into a source (creating it if new) and publish the update.
+
+        `now_unix_ms` stamps the update; `received` (monotonic seconds) restarts
+        the source's idle timer once the batch is accepted."""
         if name not in self._sources:
             self._check_new_source_batch(name, kind, samples)
         source = self.source_for(name, kind)
         update = source.apply(samples, now_unix_ms, replace=replace)
+        self._received[name] = received
         if update is not None:
             for sub in self._subscribers:
                 if sub.wants(name):
@@ -158,6 +185,29 @@ class CollectorHub:
                 sub.offer(name, data)
         self._subscribers.add(sub)
         return sub
+
+    def expire(self, now: float) -> list[RemovedSource]:
+        """Remove the push/OTLP sources idle for `source_ttl` seconds as of `now`."""
+        ttl = self.limits.source_ttl
+        if ttl <= 0 or self.closed:
+            return []
+        removed = []
+        for name, source in list(self._sources.items()):
+            idle = now - self._received.setdefault(name, now)
+            if source.kind in EXPIRING_KINDS and idle >= ttl:
+                self._remove(source)
+                removed.append(RemovedSource(name, source.kind, source.epoch, idle))
+        return removed
+
+    def _remove(self, source: SourceState) -> None:
+        del self._sources[source.name]
+        self._received.pop(source.name, None)
+        event = collector_pb2.CollectorEvent(
+            source_removed=collector_pb2.SourceRemoved(source=source.name, epoch=source.epoch)
+        ).SerializeToString()
+        for sub in self._subscribers:
+            if sub.wants(source.name):
+                sub.remove(source.name, event)
 
     def unsubscribe(self, sub: SubscriberQueue) -> None:
         self._subscribers.discard(sub)

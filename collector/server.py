@@ -7,9 +7,14 @@ Transport settings (deliberate, documented in README "Collector configuration"):
   ack comes within 10 s, so dead subscribers are noticed; clients may ping
   every 10 s or slower, also without active calls.
 
-Shutdown on SIGTERM/SIGINT: health goes NOT_SERVING, every Subscribe stream
-ends with OK, the sampler stops, in-flight calls (Push, health Watch) get
---shutdown-grace seconds, then the process exits 0.
+The periodic loop samples the host every --interval seconds and then expires
+push/OTLP sources idle for --source-ttl (`CollectorHub.expire`), so expiry
+happens within one interval after the ttl has passed.
+
+Shutdown on SIGTERM/SIGINT (handled alike, installed before the ready file is
+written): health goes NOT_SERVING, every Subscribe stream ends with OK, the
+sampler stops, in-flight calls (Push, health Watch) get --shutdown-grace
+seconds, then the process exits 0.
 """
 
 from __future__ import annotations
@@ -61,6 +66,7 @@ class CollectorServer:
                 max_sources=config.max_sources,
                 subscriber_queue=config.subscriber_queue,
                 max_subscribers=config.max_subscribers,
+                source_ttl=config.source_ttl,
             )
         )
         self.addresses: dict[str, str] = {}
@@ -68,7 +74,8 @@ class CollectorServer:
         self._previous: HostReadings | None = None
 
     async def start(self) -> None:
-        """Binds, serves, writes the ready file; call inside the event loop that serves."""
+        """Binds, serves, takes SIGTERM/SIGINT, then writes the ready file; call inside
+        the event loop that serves."""
         config = self.config
         self._stopping = asyncio.Event()
         self.health = health.aio.HealthServicer()
@@ -90,6 +97,9 @@ class CollectorServer:
         for service in ("", SERVICE_NAME, OTLP_SERVICE_NAME):
             await self.health.set(service, health_pb2.HealthCheckResponse.SERVING)
         log.info("collector %r serving on %s", config.host_source, self.addresses)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.request_stop)
         if config.ready_file:
             _write_atomically(Path(config.ready_file), json.dumps(self.addresses))
 
@@ -107,6 +117,7 @@ class CollectorServer:
             metrics_pb2.SOURCE_KIND_HOST,
             sample(readings, previous),
             now_ms(),
+            received=time.monotonic(),
             replace=True,
         )
         return readings
@@ -127,12 +138,24 @@ class CollectorServer:
                     metrics_pb2.SOURCE_KIND_HOST,
                     sample(readings, previous),
                     now_ms(),
+                    received=time.monotonic(),
                     replace=True,
                 )
                 previous = readings
+            self._expire_idle_sources()
             next_at += interval
             if next_at < time.monotonic():  # fell behind (loaded machine): skip, don't burst
                 next_at = time.monotonic() + interval
+
+    def _expire_idle_sources(self) -> None:
+        for gone in self.hub.expire(time.monotonic()):
+            log.info(
+                "source %r (%s, epoch %d) removed after %.1f s without a batch",
+                gone.name,
+                metrics_pb2.SourceKind.Name(gone.kind),
+                gone.epoch,
+                gone.idle_seconds,
+            )
 
     def request_stop(self) -> None:
         if self._stopping is not None:
@@ -140,9 +163,6 @@ class CollectorServer:
 
     async def serve(self) -> None:
         await self.start()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self.request_stop)
         sampler = asyncio.create_task(self.sample_forever(), name="host-sampler")
         assert self._stopping is not None
         try:

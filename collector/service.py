@@ -2,8 +2,11 @@
 
 Subscribe is registered by hand with an identity response serializer: each
 update is encoded once by its source and the same bytes are written to every
-subscriber, so gRPC never re-serializes per subscriber. The stream ends with OK
-when the collector shuts down.
+subscriber, so gRPC never re-serializes per subscriber. A source removed for
+idling (--source-ttl) reaches its subscribers as CollectorEvent{source_removed}.
+The stream ends with OK when the collector shuts down, and with
+RESOURCE_EXHAUSTED for a subscriber so far behind that it missed more source
+removals than its queue holds (it should subscribe again).
 """
 
 from __future__ import annotations
@@ -72,7 +75,9 @@ class MetricsCollectorService:
                     yield item.data
         finally:
             self.hub.unsubscribe(sub)
-            log.info("subscriber %s left", peer)
+            log.info("subscriber %s left%s", peer, f": {sub.lost}" if sub.lost else "")
+        if sub.lost:
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, sub.lost)
 
     async def Push(
         self,
@@ -94,6 +99,7 @@ class MetricsCollectorService:
                     metrics_pb2.SOURCE_KIND_PUSH,
                     samples,
                     request.time_unix_ms or now_ms(),
+                    received=time.monotonic(),
                 )
                 response.batches += 1
                 response.samples += len(samples)
@@ -179,11 +185,13 @@ class OtlpMetricsService:
         context: grpc.aio.ServicerContext,
     ) -> otlp_service.ExportMetricsServiceResponse:
         translation = translate(request)
-        now = now_ms()
+        now, received = now_ms(), time.monotonic()
         for source, by_key in translation.samples.items():
             samples = list(by_key.values())
             try:
-                self.hub.apply(source, metrics_pb2.SOURCE_KIND_OTLP, samples, now)
+                self.hub.apply(
+                    source, metrics_pb2.SOURCE_KIND_OTLP, samples, now, received=received
+                )
             except CollectorError as exc:
                 translation.reject(len(samples), str(exc))
         response = otlp_service.ExportMetricsServiceResponse()

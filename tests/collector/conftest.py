@@ -42,7 +42,8 @@ async def channel(shared_collector: ServerProcess) -> AsyncIterator[grpc.aio.Cha
 @dataclass
 class Recorder:
     """Reads a Subscribe stream in the background, keeping every event and a
-    replica per source from its first snapshot on; a gap fails the recorder."""
+    replica per source from its first snapshot on (until SourceRemoved); a gap
+    fails the recorder."""
 
     call: grpc.aio.UnaryStreamCall[collector_pb2.SubscribeRequest, collector_pb2.CollectorEvent]
     events: list[collector_pb2.CollectorEvent] = field(default_factory=list)
@@ -63,6 +64,8 @@ class Recorder:
                     )
                 elif kind == "update" and event.update.source in self.replicas:
                     self.replicas[event.update.source].apply_update(event.update)
+                elif kind == "source_removed":
+                    self.replicas.pop(event.source_removed.source, None)
         except grpc.aio.AioRpcError as exc:
             if exc.code() != grpc.StatusCode.CANCELLED:
                 self.errors.append(exc)

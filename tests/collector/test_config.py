@@ -12,7 +12,7 @@ def test_defaults() -> None:
     assert config.listen == Address("127.0.0.1", 50051)
     assert config.otlp_listen is None and config.interval == 1.0
     assert config.resume_window == 1024 and config.max_series_per_source == 10_000
-    assert config.host_source
+    assert config.host_source and config.source_ttl == 300
 
 
 def test_environment_sets_options() -> None:
@@ -20,6 +20,12 @@ def test_environment_sets_options() -> None:
         [], env={"METRICS_COLLECTOR_LISTEN": "0.0.0.0:0", "METRICS_COLLECTOR_MAX_SOURCES": "3"}
     )
     assert config.listen == Address("0.0.0.0", 0) and config.max_sources == 3
+
+
+def test_source_ttl_from_flag_or_environment_and_zero_disables() -> None:
+    assert parse_config(["--source-ttl", "0.5"], env={}).source_ttl == 0.5
+    env = {"METRICS_COLLECTOR_SOURCE_TTL": "0"}
+    assert parse_config([], env=env).source_ttl == 0
 
 
 def test_flags_win_over_environment() -> None:
@@ -37,6 +43,7 @@ def test_ipv6_listen_address() -> None:
     [
         (["--listen", "nohost"], {}),
         (["--interval", "0"], {}),
+        (["--source-ttl", "-1"], {}),
         (["--host-source", "a/b"], {}),
         ([], {"METRICS_COLLECTOR_SUBSCRIBER_QUEUE": "many"}),
         ([], {"METRICS_COLLECTOR_LOG_LEVEL": "chatty"}),

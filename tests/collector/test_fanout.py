@@ -1,11 +1,12 @@
-"""SubscriberQueue: bounded, lagging subscribers get one Resync per source."""
+"""SubscriberQueue: bounded, lagging subscribers get one Resync per source;
+removed sources leave one Removed marker."""
 
 from __future__ import annotations
 
-from collector.fanout import Event, Resync, SubscriberQueue
+from collector.fanout import Event, Removed, Resync, SubscriberQueue
 
 
-def drain(queue: SubscriberQueue) -> list[Event | Resync]:
+def drain(queue: SubscriberQueue) -> list[Event | Resync | Removed]:
     items = []
     while (item := queue.pop()) is not None:
         items.append(item)
@@ -69,3 +70,46 @@ def test_a_named_subscription_wants_only_its_sources() -> None:
     assert SubscriberQueue(1, frozenset({"a"})).wants("a")
     assert not SubscriberQueue(1, frozenset({"a"})).wants("b")
     assert SubscriberQueue(1).wants("anything")
+
+
+def test_removal_drops_the_sources_queued_items_for_one_removed_marker() -> None:
+    queue = SubscriberQueue(4)
+    queue.offer("a", b"a1")
+    queue.offer("b", b"b1")
+    queue.resync("c")
+    queue.offer("a", b"a2")
+    queue.remove("a", b"gone")
+    queue.remove("c", b"c gone")
+    assert drain(queue) == [Event("b", b"b1"), Removed("a", b"gone"), Removed("c", b"c gone")]
+    assert queue.dropped == 2
+
+
+def test_a_source_removed_again_before_the_first_removal_is_read_queues_nothing_more() -> None:
+    queue = SubscriberQueue(4)
+    queue.remove("a", b"epoch 1 gone")
+    queue.resync("a")
+    queue.remove("a", b"epoch 2 gone")
+    assert drain(queue) == [Removed("a", b"epoch 1 gone")]
+    queue.resync("a")
+    assert drain(queue) == [Resync("a")]
+    queue.remove("a", b"epoch 3 gone")
+    assert drain(queue) == [Removed("a", b"epoch 3 gone")]
+
+
+def test_overflow_keeps_removed_markers() -> None:
+    queue = SubscriberQueue(2)
+    queue.offer("a", b"a1")
+    queue.remove("a", b"gone")
+    for i in range(3):
+        queue.offer("b", b"%d" % i)
+    assert drain(queue) == [Removed("a", b"gone"), Resync("b")]
+
+
+def test_more_undelivered_removals_than_capacity_ends_the_queue_as_lost() -> None:
+    queue = SubscriberQueue(2)
+    queue.remove("a", b"a gone")
+    queue.remove("b", b"b gone")
+    assert not queue.closed
+    queue.remove("c", b"c gone")
+    assert queue.closed and queue.lost and "subscribe again" in queue.lost
+    assert queue.pop() is None

@@ -1,4 +1,5 @@
-"""CollectorHub: sources created on first batch, limits, fan-out, resume on subscribe."""
+"""CollectorHub: sources created on first batch, limits, fan-out, resume on subscribe,
+idle expiry."""
 
 from __future__ import annotations
 
@@ -13,14 +14,15 @@ from collector.errors import (
     TooManySubscribers,
     UnknownSource,
 )
-from collector.fanout import Event, Resync, SubscriberQueue
-from collector.hub import CollectorHub, HubLimits
+from collector.fanout import Event, Removed, Resync, SubscriberQueue
+from collector.hub import CollectorHub, HubLimits, RemovedSource
 from collector.series import GAUGE, Descriptor, SeriesKey, SeriesSample
 from collector.source import Position
-from metrics_bridge.v1 import metrics_pb2
+from metrics_bridge.v1 import collector_pb2, metrics_pb2
 
 PUSH = metrics_pb2.SOURCE_KIND_PUSH
 OTLP = metrics_pb2.SOURCE_KIND_OTLP
+HOST = metrics_pb2.SOURCE_KIND_HOST
 
 
 def gauge(name: str, value: float) -> SeriesSample:
@@ -32,7 +34,7 @@ def hub(**limits: int) -> CollectorHub:
     return CollectorHub(HubLimits(**limits), epochs=lambda: next(counter))
 
 
-def drain(queue: SubscriberQueue) -> list[Event | Resync]:
+def drain(queue: SubscriberQueue) -> list[Event | Resync | Removed]:
     items = []
     while (item := queue.pop()) is not None:
         items.append(item)
@@ -41,10 +43,10 @@ def drain(queue: SubscriberQueue) -> list[Event | Resync]:
 
 def test_every_subscriber_gets_the_same_update_bytes() -> None:
     h = hub()
-    h.apply("svc", PUSH, [gauge("a", 1)], 1)
+    h.apply("svc", PUSH, [gauge("a", 1)], 1, received=0)
     one, two = h.subscribe(), h.subscribe()
     drain(one), drain(two)
-    h.apply("svc", PUSH, [gauge("a", 2)], 2)
+    h.apply("svc", PUSH, [gauge("a", 2)], 2, received=0)
     [a], [b] = drain(one), drain(two)
     assert isinstance(a, Event) and isinstance(b, Event) and a.data is b.data
 
@@ -52,7 +54,7 @@ def test_every_subscriber_gets_the_same_update_bytes() -> None:
 def test_a_source_appearing_later_is_announced_with_a_snapshot() -> None:
     h = hub()
     everything, named, other = h.subscribe(), h.subscribe(["svc"]), h.subscribe(["nope"])
-    h.apply("svc", PUSH, [gauge("a", 1)], 1)
+    h.apply("svc", PUSH, [gauge("a", 1)], 1, received=0)
     assert drain(everything) == [Resync("svc")]
     assert drain(named) == [Resync("svc")]
     assert drain(other) == []
@@ -60,15 +62,15 @@ def test_a_source_appearing_later_is_announced_with_a_snapshot() -> None:
 
 def test_each_source_gets_its_own_epoch() -> None:
     h = hub()
-    first = h.apply("one", PUSH, [gauge("a", 1)], 1)
-    second = h.apply("two", PUSH, [gauge("a", 1)], 1)
+    first = h.apply("one", PUSH, [gauge("a", 1)], 1, received=0)
+    second = h.apply("two", PUSH, [gauge("a", 1)], 1, received=0)
     assert first.epoch != second.epoch and first.seq == second.seq == 1
 
 
 def test_subscribe_with_a_held_position_replays_without_a_snapshot() -> None:
     h = hub()
     for i in range(5):
-        position = h.apply("svc", PUSH, [gauge("a", i)], i)
+        position = h.apply("svc", PUSH, [gauge("a", i)], i, received=0)
     sub = h.subscribe(["svc"], {"svc": Position(position.epoch, 3)})
     items = drain(sub)
     assert len(items) == 2 and all(isinstance(i, Event) for i in items)
@@ -76,31 +78,31 @@ def test_subscribe_with_a_held_position_replays_without_a_snapshot() -> None:
 
 def test_subscribe_with_an_old_epoch_gets_a_snapshot() -> None:
     h = hub()
-    h.apply("svc", PUSH, [gauge("a", 1)], 1)
+    h.apply("svc", PUSH, [gauge("a", 1)], 1, received=0)
     assert drain(h.subscribe(["svc"], {"svc": Position(1, 1)})) == [Resync("svc")]
 
 
 def test_source_limit_refuses_new_sources_only() -> None:
     h = hub(max_sources=1)
-    h.apply("one", PUSH, [gauge("a", 1)], 1)
+    h.apply("one", PUSH, [gauge("a", 1)], 1, received=0)
     with pytest.raises(TooManySources):
-        h.apply("two", PUSH, [gauge("a", 1)], 1)
-    h.apply("one", PUSH, [gauge("a", 2)], 2)
+        h.apply("two", PUSH, [gauge("a", 1)], 1, received=0)
+    h.apply("one", PUSH, [gauge("a", 2)], 2, received=0)
     assert list(h.sources) == ["one"]
 
 
 def test_a_refused_first_batch_leaves_no_source_behind() -> None:
     h = hub(max_series_per_source=1)
     with pytest.raises(SeriesLimitExceeded):
-        h.apply("svc", PUSH, [gauge("a", 1), gauge("b", 1)], 1)
+        h.apply("svc", PUSH, [gauge("a", 1), gauge("b", 1)], 1, received=0)
     assert "svc" not in h.sources
 
 
 def test_a_source_keeps_its_kind() -> None:
     h = hub()
-    h.apply("svc", PUSH, [gauge("a", 1)], 1)
+    h.apply("svc", PUSH, [gauge("a", 1)], 1, received=0)
     with pytest.raises(SourceConflict, match="SOURCE_KIND_PUSH"):
-        h.apply("svc", OTLP, [gauge("a", 1)], 1)
+        h.apply("svc", OTLP, [gauge("a", 1)], 1, received=0)
 
 
 def test_subscriber_limit() -> None:
@@ -123,3 +125,114 @@ def test_close_ends_every_subscription() -> None:
     h.close()
     assert all(s.closed for s in subs)
     assert h.subscribe().closed
+
+
+@pytest.mark.parametrize("kind", [PUSH, OTLP])
+def test_an_idle_source_expires_at_the_ttl_and_not_before(
+    kind: metrics_pb2.SourceKind.ValueType,
+) -> None:
+    h = hub(source_ttl=10)
+    position = h.apply("svc", kind, [gauge("a", 1)], 1, received=100)
+    assert h.expire(109.9) == [] and "svc" in h.sources
+    assert h.expire(110) == [RemovedSource("svc", kind, position.epoch, 10)]
+    assert "svc" not in h.sources
+    with pytest.raises(UnknownSource):
+        h.snapshot("svc")
+
+
+def test_any_accepted_batch_restarts_the_idle_timer_even_one_that_changes_nothing() -> None:
+    h = hub(source_ttl=10)
+    h.apply("svc", PUSH, [gauge("a", 1)], 1, received=0)
+    h.apply("svc", PUSH, [gauge("a", 1)], 2, received=8)
+    assert h.expire(17) == []
+    assert [r.name for r in h.expire(18)] == ["svc"]
+
+
+def test_a_refused_batch_does_not_restart_the_idle_timer() -> None:
+    h = hub(source_ttl=10, max_series_per_source=1)
+    h.apply("svc", PUSH, [gauge("a", 1)], 1, received=0)
+    with pytest.raises(SeriesLimitExceeded):
+        h.apply("svc", PUSH, [gauge("b", 1)], 2, received=8)
+    assert [r.name for r in h.expire(10)] == ["svc"]
+
+
+def test_the_host_source_never_expires() -> None:
+    h = hub(source_ttl=10)
+    h.apply("host", HOST, [gauge("a", 1)], 1, received=0, replace=True)
+    assert h.expire(1e9) == [] and "host" in h.sources
+
+
+def test_a_zero_ttl_disables_expiry() -> None:
+    h = hub(source_ttl=0)
+    h.apply("svc", PUSH, [gauge("a", 1)], 1, received=0)
+    assert h.expire(1e9) == [] and "svc" in h.sources
+
+
+def test_expiry_frees_the_sources_place_under_the_source_limit() -> None:
+    h = hub(source_ttl=10, max_sources=1)
+    h.apply("one", PUSH, [gauge("a", 1)], 1, received=0)
+    with pytest.raises(TooManySources):
+        h.apply("two", PUSH, [gauge("a", 1)], 1, received=5)
+    h.expire(10)
+    h.apply("two", PUSH, [gauge("a", 1)], 1, received=11)
+    assert list(h.sources) == ["two"]
+
+
+def test_subscribers_of_an_expired_source_get_the_same_source_removed_bytes() -> None:
+    h = hub(source_ttl=10)
+    position = h.apply("svc", PUSH, [gauge("a", 1)], 1, received=0)
+    h.apply("other", PUSH, [gauge("a", 1)], 1, received=5)
+    everything, named, elsewhere = h.subscribe(), h.subscribe(["svc"]), h.subscribe(["other"])
+    for sub in (everything, named, elsewhere):
+        drain(sub)
+    h.expire(10)
+    [a], [b] = drain(everything), drain(named)
+    assert drain(elsewhere) == []
+    assert isinstance(a, Removed) and isinstance(b, Removed) and a.data is b.data
+    removed = collector_pb2.CollectorEvent.FromString(a.data).source_removed
+    assert (removed.source, removed.epoch) == ("svc", position.epoch)
+
+
+def test_expiry_replaces_a_pending_snapshot_and_queued_updates() -> None:
+    h = hub(source_ttl=10)
+    h.apply("svc", PUSH, [gauge("a", 1)], 1, received=0)
+    sub = h.subscribe(["svc"])
+    h.apply("svc", PUSH, [gauge("a", 2)], 2, received=1)
+    behind = h.subscribe(["svc"])
+    drain(behind)
+    h.apply("svc", PUSH, [gauge("a", 3)], 3, received=2)
+    h.expire(12)
+    assert [type(i) for i in drain(sub)] == [Removed]
+    assert [type(i) for i in drain(behind)] == [Removed]
+
+
+def test_a_source_pushed_again_after_expiry_starts_a_new_epoch_announced_by_a_snapshot() -> None:
+    h = hub(source_ttl=10)
+    old = h.apply("svc", PUSH, [gauge("a", 1)], 1, received=0)
+    named = h.subscribe(["svc"])
+    drain(named)
+    h.expire(10)
+    drain(named)
+    new = h.apply("svc", PUSH, [gauge("a", 1)], 20, received=20)
+    assert new.epoch != old.epoch and new.seq == 1
+    assert drain(named) == [Resync("svc")]
+
+
+def test_resuming_from_an_expired_epoch_gets_a_snapshot_of_the_new_one() -> None:
+    h = hub(source_ttl=10)
+    for i in range(3):
+        old = h.apply("svc", PUSH, [gauge("a", i)], i, received=0)
+    h.expire(10)
+    for i in range(3):
+        h.apply("svc", PUSH, [gauge("a", i)], i, received=20)
+    assert drain(h.subscribe(["svc"], {"svc": old})) == [Resync("svc")]
+
+
+def test_a_subscriber_naming_an_expired_source_waits_for_it_to_come_back() -> None:
+    h = hub(source_ttl=10)
+    h.apply("svc", PUSH, [gauge("a", 1)], 1, received=0)
+    h.expire(10)
+    sub = h.subscribe(["svc"])
+    assert drain(sub) == [] and not sub.closed
+    h.apply("svc", PUSH, [gauge("a", 1)], 1, received=20)
+    assert drain(sub) == [Resync("svc")]

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 
 import grpc
 import psutil
+import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
@@ -40,21 +41,23 @@ async def test_health_is_serving_then_not_serving_on_shutdown(collector: ServerP
     assert collector.wait(10) == 0
 
 
-async def test_sigterm_ends_subscribe_streams_with_ok_and_exits_zero(
-    collector: ServerProcess,
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+async def test_a_stop_signal_ends_subscribe_streams_with_ok_and_exits_zero(
+    collector: ServerProcess, stop: signal.Signals
 ) -> None:
     async with grpc.aio.insecure_channel(collector.addresses["grpc"]) as ch:
         stub = collector_pb2_grpc.MetricsCollectorStub(ch)
         call = stub.Subscribe(collector_pb2.SubscribeRequest())
         assert (await call.read()).WhichOneof("event") == "snapshot"
         started = time.monotonic()
-        collector.signal(signal.SIGTERM)
+        collector.signal(stop)
         while await asyncio.wait_for(call.read(), scaled(10)) is not grpc.aio.EOF:
             pass
         assert await call.code() == grpc.StatusCode.OK
     assert collector.wait(10) == 0
     assert time.monotonic() - started < scaled(5)
-    assert "Traceback" not in collector.log()
+    assert "Traceback" not in collector.log() and "KeyboardInterrupt" not in collector.log()
+    assert "stopped" in collector.log()
 
 
 async def test_reflection_lists_the_services(shared_collector: ServerProcess) -> None:
