@@ -109,6 +109,8 @@ Global___CollectorEvent: _TypeAlias = CollectorEvent  # noqa: Y015
 
 @_typing.final
 class SourceRemoved(_message.Message):
+    """The source is gone (idle past the collector's --source-ttl): drop its state."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     SOURCE_FIELD_NUMBER: _builtins.int

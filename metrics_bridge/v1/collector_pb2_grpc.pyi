@@ -39,7 +39,12 @@ class MetricsCollectorStub:
     A subscriber that falls behind its bounded queue is sent a fresh Snapshot
     instead of the updates it missed. With `resume`, a source whose updates
     after that position are still held by the collector gets exactly those
-    updates and no snapshot; otherwise it gets a Snapshot.
+    updates and no snapshot; otherwise it gets a Snapshot. A push or OTLP
+    source idle for the collector's --source-ttl is announced as
+    SourceRemoved; if it pushes again it starts over with a new epoch, sent as
+    a Snapshot. The stream ends with OK when the collector shuts down, and with
+    RESOURCE_EXHAUSTED when a subscriber has let more removals pile up unread
+    than its queue holds (subscribe again).
     """
     Push: _grpc.StreamUnaryMultiCallable[_collector_pb2.PushRequest, _collector_pb2.PushResponse]
     """A backend service streams batches for its own source. A bad batch ends the
@@ -59,7 +64,12 @@ class MetricsCollectorAsyncStub(MetricsCollectorStub):
     A subscriber that falls behind its bounded queue is sent a fresh Snapshot
     instead of the updates it missed. With `resume`, a source whose updates
     after that position are still held by the collector gets exactly those
-    updates and no snapshot; otherwise it gets a Snapshot.
+    updates and no snapshot; otherwise it gets a Snapshot. A push or OTLP
+    source idle for the collector's --source-ttl is announced as
+    SourceRemoved; if it pushes again it starts over with a new epoch, sent as
+    a Snapshot. The stream ends with OK when the collector shuts down, and with
+    RESOURCE_EXHAUSTED when a subscriber has let more removals pile up unread
+    than its queue holds (subscribe again).
     """
     Push: _aio.StreamUnaryMultiCallable[_collector_pb2.PushRequest, _collector_pb2.PushResponse]  # type: ignore[assignment]
     """A backend service streams batches for its own source. A bad batch ends the
@@ -82,7 +92,12 @@ class MetricsCollectorServicer(metaclass=_abc_1.ABCMeta):
         A subscriber that falls behind its bounded queue is sent a fresh Snapshot
         instead of the updates it missed. With `resume`, a source whose updates
         after that position are still held by the collector gets exactly those
-        updates and no snapshot; otherwise it gets a Snapshot.
+        updates and no snapshot; otherwise it gets a Snapshot. A push or OTLP
+        source idle for the collector's --source-ttl is announced as
+        SourceRemoved; if it pushes again it starts over with a new epoch, sent as
+        a Snapshot. The stream ends with OK when the collector shuts down, and with
+        RESOURCE_EXHAUSTED when a subscriber has let more removals pile up unread
+        than its queue holds (subscribe again).
         """
 
     @_abc_1.abstractmethod

@@ -79,6 +79,8 @@ export declare type CollectorEvent = Message<"metrics_bridge.v1.CollectorEvent">
 export declare const CollectorEventSchema: GenMessage<CollectorEvent>;
 
 /**
+ * The source is gone (idle past the collector's --source-ttl): drop its state.
+ *
  * @generated from message metrics_bridge.v1.SourceRemoved
  */
 export declare type SourceRemoved = Message<"metrics_bridge.v1.SourceRemoved"> & {
@@ -322,7 +324,12 @@ export declare const MetricsCollector: GenService<{
    * A subscriber that falls behind its bounded queue is sent a fresh Snapshot
    * instead of the updates it missed. With `resume`, a source whose updates
    * after that position are still held by the collector gets exactly those
-   * updates and no snapshot; otherwise it gets a Snapshot.
+   * updates and no snapshot; otherwise it gets a Snapshot. A push or OTLP
+   * source idle for the collector's --source-ttl is announced as
+   * SourceRemoved; if it pushes again it starts over with a new epoch, sent as
+   * a Snapshot. The stream ends with OK when the collector shuts down, and with
+   * RESOURCE_EXHAUSTED when a subscriber has let more removals pile up unread
+   * than its queue holds (subscribe again).
    *
    * @generated from rpc metrics_bridge.v1.MetricsCollector.Subscribe
    */
