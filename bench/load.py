@@ -9,10 +9,13 @@ baselines, any text frame for the naive JSON baseline.
 
 Driven over stdin/stdout by bench.run, one JSON object per line:
   stdout {"event": "ready", ...}  once every connection got its first delivery
-  stdin  "start count" | "start latency" | "start bytes"   opens a window
-  stdin  "stop"   closes it; stdout {"event": "result", ...}
+  stdin  "window MODE T0 T1"  measure frames received between wall-clock times
+         T0 and T1; MODE is count, latency or bytes
+  stdin  "result"  stdout {"event": "result", ...} for the last window
   stdin  "stats"  stdout {"event": "stats", "deliveries": total so far}
   stdin  "exit"   closes every connection and exits
+Windows are set by receive timestamps, not by when a command is read, so a
+load process too busy to read stdin promptly still measures the right span.
 In latency and bytes windows connections decode deliveries (inflating
 permessage-deflate when negotiated), count update sizes and compare the pushed
 `bench_publish_time_ms` gauge with the receive time. Only every k-th
@@ -41,8 +44,9 @@ _DATA_TAGS = (0x52, 0x5A)  # ServerMessage fields 10 (snapshot) and 11 (update),
 
 @dataclass
 class Totals:
-    window: str | None = None
-    started: float = 0.0
+    mode: str | None = None
+    opens: float = 0.0
+    closes: float = 0.0
     deliveries: int = 0
     delivered_bytes: int = 0
     updates: int = 0
@@ -50,6 +54,12 @@ class Totals:
     all_deliveries: int = 0
     latencies_ms: list[float] = field(default_factory=list)
     max_latency_samples: int = 500_000
+
+    def active(self, now: float) -> str | None:
+        """The window's mode if `now` is inside it."""
+        if self.mode is not None and self.opens <= now < self.closes:
+            return self.mode
+        return None
 
 
 def _mask(payload: bytes) -> bytes:
@@ -150,6 +160,8 @@ class LeanClient(asyncio.Protocol):
         pos = 0
         size = len(buf)
         totals = self.totals
+        mode = totals.active(now)
+        decode = self.decoder and mode != "count"
         while size - pos >= 2:
             first = buf[pos]
             length = buf[pos + 1] & 0x7F
@@ -172,7 +184,6 @@ class LeanClient(asyncio.Protocol):
             if opcode in (1, 2, 0):
                 compressed = bool(first & 0x40)
                 payload = None
-                decode = self.decoder and totals.window != "count"
                 if compressed or decode or not self.synced.done():
                     payload = self._payload(buf[start:pos], compressed)
                     is_data = opcode == 1 or _is_data(payload)
@@ -186,8 +197,8 @@ class LeanClient(asyncio.Protocol):
                     self.synced.set_result(None)
                 totals.all_deliveries += 1
                 if payload is not None and decode:
-                    self._measure(payload, opcode, head + length, now)
-                if totals.window is not None:
+                    self._measure(payload, opcode, head + length, now, mode is not None)
+                if mode is not None:
                     totals.deliveries += 1
                     totals.delivered_bytes += head + length
             elif opcode == 0x9:
@@ -207,7 +218,7 @@ class LeanClient(asyncio.Protocol):
             self.inflater = zlib.decompressobj(-self.window_bits)
         return out
 
-    def _measure(self, payload: bytes, opcode: int, wire: int, now: float) -> None:
+    def _measure(self, payload: bytes, opcode: int, wire: int, now: float, record: bool) -> None:
         """Counts an update's wire bytes and, if it carries the publish time, its latency."""
         totals = self.totals
         published: float | None = None
@@ -237,7 +248,7 @@ class LeanClient(asyncio.Protocol):
                 for series_id, number in zip(values.ids, values.numbers, strict=False):
                     if series_id == self.publish_id:
                         published = number
-        if totals.window is None:
+        if not record:
             return
         totals.updates += 1
         totals.update_bytes += wire
@@ -305,10 +316,10 @@ async def connect_all(args: argparse.Namespace, totals: Totals) -> list[LeanClie
 
 
 def summarize(totals: Totals, clients: list[LeanClient]) -> dict[str, object]:
-    elapsed = time.monotonic() - totals.started
+    elapsed = totals.closes - totals.opens
     result: dict[str, object] = {
         "event": "result",
-        "window": totals.window,
+        "window": totals.mode,
         "seconds": elapsed,
         "deliveries": totals.deliveries,
         "deliveries_per_s": totals.deliveries / elapsed if elapsed > 0 else 0.0,
@@ -351,16 +362,14 @@ async def main_async(args: argparse.Namespace) -> int:
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
     while line := (await reader.readline()).decode().strip():
-        command, _, mode = line.partition(" ")
-        if command == "start":
-            totals.window = mode or "count"
-            totals.started = time.monotonic()
+        command, *words = line.split()
+        if command == "window":
             totals.deliveries = totals.delivered_bytes = totals.updates = totals.update_bytes = 0
             totals.latencies_ms = []
-        elif command == "stop":
-            result = summarize(totals, clients)
-            totals.window = None
-            emit(result)
+            totals.mode, totals.opens, totals.closes = words[0], float(words[1]), float(words[2])
+        elif command == "result":
+            emit(summarize(totals, clients))
+            totals.mode = None
         elif command == "stats":
             emit({"event": "stats", "deliveries": totals.all_deliveries})
         elif command == "exit":

@@ -12,10 +12,15 @@ FLOOR_BYTES_RATIO = 0.15
 
 
 def _find(runs: list[dict[str, Any]], server: str, clients: int, compression: str) -> Any:
+    """The run of `server` at `clients` for clients offering `compression`; a server that
+    was measured with one offer only (it never compresses) stands for both."""
+    fallback = None
     for run in runs:
-        if (run["server"], run["clients"], run["compression"]) == (server, clients, compression):
-            return run
-    return None
+        if (run["server"], run["clients"]) == (server, clients):
+            if run["compression"] == compression:
+                return run
+            fallback = run
+    return fallback
 
 
 def _floor_clients(runs: list[dict[str, Any]]) -> int | None:
@@ -91,16 +96,19 @@ def render(data: dict[str, Any]) -> str:
         "# metrics-bridge fan-out benchmark",
         "",
         f"{machine['started']}, {machine['cpus']} CPUs, Python {machine['python']}, "
-        f"{machine['platform']}; load average at start {machine['load_average'][0]:.2f}. "
+        f"{machine['platform']}; load average {machine['load_average'][0]:.2f} at start, "
+        f"{machine.get('load_average_at_end', [0])[0]:.2f} at the end. "
         f"Windows of {settings['throughput_seconds']} s; latency at "
         f"{settings['latency_rate']:g} updates/s; throughput offered "
         f"{settings['offered']:,.0f} deliveries/s (push rate capped at "
         f"{settings['max_push_rate']:g}/s). Collector, server under test, pusher and load "
-        "client share the machine.",
+        "client share the machine. CPU columns: share of one core used by the server "
+        "and by the load client during the throughput window (a load client near 100 % "
+        "means the figure is bounded by the load client, not the server).",
         "",
         "| clients | clients offer | server | deliveries/s | x broadcast | x naive | x raw "
-        "| p50 ms | p99 ms | bytes/update |",
-        "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| server CPU | load CPU | p50 ms | p99 ms | bytes/update |",
+        "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     runs = data["runs"]
     for run in runs:
@@ -111,6 +119,7 @@ def render(data: dict[str, Any]) -> str:
             f"| {_ratio(run, _find(runs, 'broadcast', *key))} "
             f"| {_ratio(run, _find(runs, 'naive', *key))} "
             f"| {_ratio(run, _find(runs, 'raw', *key))} "
+            f"| {run.get('server_cpu', 0):.0%} | {run.get('load_cpu', 0):.0%} "
             f"| {_ms(run['p50_ms'])} | {_ms(run['p99_ms'])} | {run['bytes_per_update']:.0f} |"
         )
     if data["rss"]:

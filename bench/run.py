@@ -44,6 +44,23 @@ COLLECTOR_NAME = "c1"
 SOURCE = "load"
 CHANNEL = f"{COLLECTOR_NAME}/{SOURCE}"
 SERVERS = ("bridge", "broadcast", "naive", "raw")
+# Declines permessage-deflate whatever clients offer: measured once, with the first kind.
+NEVER_COMPRESS = ("raw",)
+
+
+def cpu_seconds(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return float(times.user + times.system)
+
+
+async def settle(pid: int, within: float = 30.0) -> None:
+    """Wait until the server is idle (a backlog from the last run is worked off)."""
+    process = psutil.Process(pid)
+    deadline = time.monotonic() + within
+    quiet = 0
+    while quiet < 2 and time.monotonic() < deadline:
+        busy = await asyncio.to_thread(process.cpu_percent, 0.25)
+        quiet = quiet + 1 if busy < 15 else 0
 
 
 @dataclass
@@ -120,17 +137,33 @@ class LoadProcess:
         await self.proc.stdin.drain()
 
     async def window(
-        self, mode: str, pusher: Pusher | None, rate: float, seconds: float, warmup: float
-    ) -> tuple[dict[str, Any], float]:
-        """Push at `rate` and measure `seconds` after `warmup`; returns (result, push rate)."""
+        self,
+        mode: str,
+        pusher: Pusher | None,
+        rate: float,
+        seconds: float,
+        warmup: float,
+        server_pid: int | None = None,
+    ) -> dict[str, Any]:
+        """Push at `rate`, measure the `seconds` after `warmup`: the load's result plus
+        the push rate achieved and the CPU share (of one core) of server and load."""
+        opens = time.time() + warmup
+        closes = opens + seconds
+        await self.command(f"window {mode} {opens} {closes}")
         push = asyncio.create_task(pusher.push(rate, warmup + seconds)) if pusher else None
-        await asyncio.sleep(warmup)
-        await self.command(f"start {mode}")
-        await asyncio.sleep(seconds)
-        await self.command("stop")
+        watched = {"load_cpu": psutil.Process(self.proc.pid)}
+        if server_pid is not None:
+            watched["server_cpu"] = psutil.Process(server_pid)
+        await asyncio.sleep(max(0.0, opens - time.time()))
+        before = {name: cpu_seconds(p) for name, p in watched.items()}
+        await asyncio.sleep(max(0.0, closes - time.time()))
+        used = {name: (cpu_seconds(p) - before[name]) / seconds for name, p in watched.items()}
+        await asyncio.sleep(0.2)
+        await self.command("result")
         result = await self.read()
-        achieved = await push if push else 0.0
-        return result, achieved
+        result["push_rate"] = await push if push else 0.0
+        result.update(used)
+        return result
 
     async def drain(self, quiet: float = 0.5, within: float = 30) -> None:
         """Wait until deliveries stop (a backlog left by an overloaded server is gone)."""
@@ -202,24 +235,34 @@ async def measure_server(
             await wait_for_channel(url, CHANNEL)
         for clients in settings.clients:
             for compression in settings.compressions:
+                if kind in NEVER_COMPRESS and compression != settings.compressions[0]:
+                    continue
                 load = await LoadProcess.start(
                     url, CHANNEL, clients, compression, settings.latency_clients
                 )
                 try:
-                    latency, _ = await load.window(
+                    await settle(server.pid)
+                    latency = await load.window(
                         "latency",
                         pusher,
                         settings.latency_rate,
                         settings.latency_seconds,
                         settings.warmup,
+                        server.pid,
                     )
                     rate = min(settings.max_push_rate, max(10.0, settings.offered / clients))
-                    count, achieved = await load.window(
-                        "count", pusher, rate, settings.throughput_seconds, settings.warmup
+                    count = await load.window(
+                        "count",
+                        pusher,
+                        rate,
+                        settings.throughput_seconds,
+                        settings.warmup,
+                        server.pid,
                     )
                     await load.drain()
                 finally:
                     await load.close()
+                await settle(server.pid)
                 run = {
                     "server": kind,
                     "clients": clients,
@@ -229,7 +272,11 @@ async def measure_server(
                     "deflate_negotiated": load.ready["deflate"],
                     "connect_s": load.ready["connect_s"],
                     "deliveries_per_s": count["deliveries_per_s"],
-                    "push_rate": achieved,
+                    "push_rate": count["push_rate"],
+                    "server_cpu": count["server_cpu"],
+                    "load_cpu": count["load_cpu"],
+                    "latency_server_cpu": latency["server_cpu"],
+                    "latency_load_cpu": latency["load_cpu"],
                     "open_after": count["open"],
                     "p50_ms": latency.get("p50_ms"),
                     "p99_ms": latency.get("p99_ms"),
@@ -241,6 +288,7 @@ async def measure_server(
                     f"  {kind:9} {clients:5} clients {compression:7} "
                     f"{run['deliveries_per_s']:>10,.0f} deliveries/s  "
                     f"p50 {run['p50_ms'] or 0:6.1f} ms  p99 {run['p99_ms'] or 0:6.1f} ms  "
+                    f"cpu server {run['server_cpu']:.0%} load {run['load_cpu']:.0%} "
                     f"({run['connected']} connected, {run['deflate_negotiated']} deflate)",
                     flush=True,
                 )
@@ -299,7 +347,7 @@ async def measure_host_bytes(settings: Settings, collector: str, results: Result
     finally:
         bridge.stop()
         naive.stop()
-    protobuf, json_ = outcomes[0][0], outcomes[1][0]
+    protobuf, json_ = outcomes
     results.host_bytes = {
         "channel": host_channel,
         "protobuf_bytes_per_update": protobuf["bytes_per_update"],
@@ -351,14 +399,14 @@ def parse_args(argv: list[str] | None) -> Settings:
     parser.add_argument("--clients", default="100,1000,5000", help="client counts, comma-separated")
     parser.add_argument("--servers", default=",".join(SERVERS), help="servers to measure")
     parser.add_argument("--compressions", default="none,deflate", help="what clients offer")
-    parser.add_argument("--seconds", type=float, default=2.5, help="each measurement window")
+    parser.add_argument("--seconds", type=float, default=2.0, help="each measurement window")
     parser.add_argument("--latency-rate", type=float, default=10.0, help="updates/s for latency")
     parser.add_argument(
-        "--offered", type=float, default=300_000, help="deliveries/s offered for throughput"
+        "--offered", type=float, default=100_000, help="deliveries/s offered for throughput"
     )
     parser.add_argument("--max-push-rate", type=float, default=2000.0, help="updates/s cap")
     parser.add_argument("--rss-clients", type=int, default=0, help="default: the largest count")
-    parser.add_argument("--latency-clients", type=int, default=500, help="clients that decode")
+    parser.add_argument("--latency-clients", type=int, default=100, help="clients that decode")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
     args = parser.parse_args(argv)
     clients = [int(n) for n in args.clients.split(",")]
@@ -388,6 +436,7 @@ def main(argv: list[str] | None = None) -> int:
     data = asdict(results)
     data["verdicts"] = verdicts(data)
     data["elapsed_s"] = time.monotonic() - began
+    data["machine"]["load_average_at_end"] = os.getloadavg()
     text = render(data)
     print()
     print(text)
