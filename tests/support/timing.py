@@ -29,7 +29,9 @@ def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None
 
 
 async def async_wait_until(
-    predicate: Callable[[], bool | Awaitable[bool]], timeout: float, what: str
+    predicate: Callable[[], bool | Awaitable[bool]],
+    timeout: float,  # noqa: ASYNC109 - a polling deadline, not a cancellation scope
+    what: str,
 ) -> None:
     deadline = time.monotonic() + scaled(timeout)
     while True:
