@@ -19,7 +19,9 @@ load process too busy to read stdin promptly still measures the right span.
 In latency and bytes windows connections decode deliveries (inflating
 permessage-deflate when negotiated), count update sizes and compare the pushed
 `bench_publish_time_ms` gauge with the receive time. Only every k-th
-connection decodes, so at most --latency-clients connections pay for it.
+connection decodes, so at most --latency-clients connections pay for it; on
+Linux those read with recvmsg and take the kernel's receive timestamp
+(SO_TIMESTAMPNS), so the load process's own backlog does not count as latency.
 """
 
 from __future__ import annotations
@@ -29,17 +31,33 @@ import asyncio
 import base64
 import json
 import os
+import socket
 import statistics
+import struct
 import sys
 import time
 import zlib
 from dataclasses import dataclass, field
+from typing import Protocol
 from urllib.parse import urlsplit
 
 from metrics_bridge.v1 import bridge_pb2
 
 PUBLISH_SERIES = "bench_publish_time_ms"
 _DATA_TAGS = (0x52, 0x5A)  # ServerMessage fields 10 (snapshot) and 11 (update), length-delimited
+# Linux's SO_TIMESTAMPNS (Python's socket module does not name it): every recvmsg then
+# carries the time the kernel received the data, whatever the load process was busy with.
+SO_TIMESTAMPNS = 35
+_TIMESTAMP_SPACE = socket.CMSG_SPACE(16)
+KERNEL_TIMESTAMPS = sys.platform == "linux"
+
+
+class Wire(Protocol):
+    """What a LeanClient writes to: an asyncio transport or a TimestampedSocket."""
+
+    def write(self, data: bytes) -> None: ...
+    def close(self) -> None: ...
+    def abort(self) -> None: ...
 
 
 @dataclass
@@ -90,7 +108,7 @@ class LeanClient(asyncio.Protocol):
         self.subscribe = subscribe
         self.channel = channel
         self.decoder = decoder
-        self.transport: asyncio.Transport | None = None
+        self.transport: Wire | None = None
         self.buffer = bytearray()
         self.open = False
         self.deflate = False
@@ -104,8 +122,11 @@ class LeanClient(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        transport.write(self.request)
+        self.start(transport)
+
+    def start(self, wire: Wire) -> None:
+        self.transport = wire
+        wire.write(self.request)
 
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.closed.done():
@@ -114,10 +135,14 @@ class LeanClient(asyncio.Protocol):
             self.synced.set_exception(ConnectionError(f"closed before first delivery: {exc}"))
 
     def data_received(self, data: bytes) -> None:
+        self.feed(data, time.time())
+
+    def feed(self, data: bytes, now: float) -> None:
+        """Bytes received at wall-clock time `now`."""
         self.buffer += data
         if not self.open and not self._handshake():
             return
-        self._frames(time.time())
+        self._frames(now)
 
     def _handshake(self) -> bool:
         end = self.buffer.find(b"\r\n\r\n")
@@ -256,6 +281,73 @@ class LeanClient(asyncio.Protocol):
             totals.latencies_ms.append(now * 1000 - published)
 
 
+class TimestampedSocket:
+    """A client socket read with recvmsg, each read stamped with the kernel's receive time.
+
+    Latency is measured on these connections only, so the load process's own
+    queueing (thousands of sockets served one after another) is not counted as
+    the server's delay.
+    """
+
+    def __init__(self, sock: socket.socket, client: LeanClient) -> None:
+        self.sock = sock
+        self.client = client
+        self.loop = asyncio.get_running_loop()
+        self.fd = sock.fileno()
+        self.loop.add_reader(self.fd, self._readable)
+
+    @classmethod
+    async def connect(cls, client: LeanClient, host: str, port: int) -> None:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setblocking(False)
+        sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        try:
+            await asyncio.get_running_loop().sock_connect(sock, (host, port))
+        except OSError:
+            sock.close()
+            raise
+        client.start(cls(sock, client))
+
+    def write(self, data: bytes) -> None:
+        try:
+            sent = self.sock.send(data)
+        except BlockingIOError:
+            sent = 0
+        except OSError:
+            self.abort()
+            return
+        if sent < len(data):
+            self.loop.create_task(self.loop.sock_sendall(self.sock, data[sent:]))
+
+    def _readable(self) -> None:
+        try:
+            data, ancillary, _, _ = self.sock.recvmsg(262144, _TIMESTAMP_SPACE)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data, ancillary = b"", []
+        if not data:
+            self.abort()
+            return
+        now = time.time()
+        for level, kind, raw in ancillary:
+            if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(raw) >= 16:
+                seconds, nanoseconds = struct.unpack("qq", raw[:16])
+                now = seconds + nanoseconds / 1e9
+        self.client.feed(data, now)
+
+    def close(self) -> None:
+        self.abort()
+
+    def abort(self) -> None:
+        if self.fd < 0:
+            return
+        self.loop.remove_reader(self.fd)
+        self.fd = -1
+        self.sock.close()
+        self.client.connection_lost(None)
+
+
 def _is_data_at(buf: bytearray, start: int, end: int) -> bool:
     if end - start < 3 or buf[start] != 0x0A:
         return end - start > 0 and buf[start] in _DATA_TAGS
@@ -301,7 +393,10 @@ async def connect_all(args: argparse.Namespace, totals: Totals) -> list[LeanClie
                 request = handshake_request(args.url, args.compression == "deflate")
                 client = LeanClient(totals, request, subscribe, args.channel, index % every == 0)
                 try:
-                    await loop.create_connection(lambda c=client: c, host, port)
+                    if client.decoder and KERNEL_TIMESTAMPS:
+                        await TimestampedSocket.connect(client, host, port)
+                    else:
+                        await loop.create_connection(lambda c=client: c, host, port)
                     await asyncio.wait_for(asyncio.shield(client.synced), args.sync_timeout)
                 except (OSError, ConnectionError, TimeoutError):
                     if client.transport is not None:
