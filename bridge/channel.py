@@ -69,7 +69,7 @@ class ChannelState:
         self._histograms: dict[int, metrics_pb2.Histogram] = {}
         self.epoch = 0
         self.seq = 0
-        self._time_unix_ms = 0
+        self.time_unix_ms = 0
         self._snapshot_frame: Frame | None = None
         self.apply_snapshot(snapshot, event)
 
@@ -88,7 +88,7 @@ class ChannelState:
             self._ring.clear()
         self.epoch, self.seq = snapshot.epoch, snapshot.seq
         self.kind = snapshot.kind
-        self._time_unix_ms = snapshot.time_unix_ms
+        self.time_unix_ms = snapshot.time_unix_ms
         self._series = {d.id: d for d in snapshot.series}
         values = snapshot.values
         self._numbers = dict(zip(values.ids, values.numbers, strict=False))
@@ -114,7 +114,7 @@ class ChannelState:
                 f"({self.epoch}, {self.seq})"
             )
         self.seq = update.seq
-        self._time_unix_ms = update.time_unix_ms
+        self.time_unix_ms = update.time_unix_ms
         for descriptor in update.added:
             self._series[descriptor.id] = descriptor
         values = update.values
@@ -140,7 +140,7 @@ class ChannelState:
                 kind=self.kind,
                 epoch=self.epoch,
                 seq=self.seq,
-                time_unix_ms=self._time_unix_ms,
+                time_unix_ms=self.time_unix_ms,
             )
             snapshot.series.extend(self._series[i] for i in sorted(self._series))
             ids = sorted(self._numbers)

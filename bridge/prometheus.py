@@ -68,6 +68,8 @@ class ChannelReading(Protocol):
     def state(self) -> int: ...
     @property
     def seq(self) -> int: ...
+    @property
+    def time_unix_ms(self) -> int: ...
 
 
 class HubReading(Protocol):
@@ -88,14 +90,6 @@ class UpstreamReading(Protocol):
     def address(self) -> str: ...
     @property
     def live(self) -> bool: ...
-
-
-def data_time_ms(channel: object) -> int | None:
-    """When the channel's newest data was measured (ms), if the channel says."""
-    value = getattr(channel, "time_unix_ms", None)
-    if value is None:
-        value = getattr(channel, "_time_unix_ms", None)  # ChannelState before it was public
-    return int(value) if value else None
 
 
 class BridgeMetrics:
@@ -149,9 +143,8 @@ class BridgeMetrics:
             seq.add_metric([name], channel.seq)
             for code, label in STATE_NAMES.items():
                 state.add_metric([name, label], 1.0 if channel.state == code else 0.0)
-            measured = data_time_ms(channel)
-            if measured is not None:
-                age.add_metric([name], max(0.0, now - measured / 1000))
+            if channel.time_unix_ms:
+                age.add_metric([name], max(0.0, now - channel.time_unix_ms / 1000))
         yield from (subscribers, seq, state, age)
         up = GaugeMetricFamily(
             PREFIX + "upstream_up",

@@ -38,6 +38,7 @@ from bridge.errors import ClientError, CloseCode, InternalError, MissingSubproto
 from bridge.frame import Frame
 from bridge.http import DEFAULT_STATIC_DIR, HttpRoutes
 from bridge.hub import PROTOCOL, Client, ClientPolicy, Hub
+from bridge.prometheus import metrics_endpoint
 from bridge.session import Limits, Timers
 from bridge.upstream import Upstream
 
@@ -208,7 +209,11 @@ class BridgeServer:
             Upstream(target, self.hub, names, self.loop.time) for target in config.collectors
         ]
         static_dir = Path(config.static_dir) if config.static_dir else DEFAULT_STATIC_DIR
-        self.http = HttpRoutes(static_dir, lambda: any(u.live for u in self.upstreams))
+        self.http = HttpRoutes(
+            static_dir,
+            lambda: any(u.live for u in self.upstreams),
+            metrics=metrics_endpoint(self.hub, lambda: self.upstreams),
+        )
         self.tick_interval = min(0.25, max(0.02, min(config.heartbeat, config.ping_interval) / 4))
         self._tasks: list[asyncio.Task[None]] = []
         self.server: Server | None = None
