@@ -130,8 +130,10 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     option(
         "--collector",
         "[NAME=]HOST:PORT of a collector to follow; repeatable. Channels are named "
-        "NAME/SOURCE; without NAME, the name the collector reports (its host source) is used",
+        "NAME/SOURCE; without NAME, the name the collector reports (its host source) is used. "
+        "When none is given: 127.0.0.1:50051",
         type=parse_collector,
+        metavar="[NAME=]HOST:PORT",
         action="append",
         dest="collectors",
         default=None,
