@@ -11,18 +11,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from collector.config import Address, parse_address
+
+__all__ = ["Address", "BridgeConfig", "CollectorTarget", "parse_address", "parse_config"]
+
 ENV_PREFIX = "METRICS_BRIDGE_"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 COMPRESSION = ("none", "deflate")
-
-
-@dataclass(frozen=True, slots=True)
-class Address:
-    host: str
-    port: int
-
-    def __str__(self) -> str:
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,21 +50,6 @@ class BridgeConfig:
     static_dir: str = ""
     ready_file: str | None = None
     log_level: str = "INFO"
-
-
-def parse_address(text: str) -> Address:
-    """HOST:PORT or [IPv6]:PORT; port 0 picks a free port."""
-    host, sep, port = text.rpartition(":")
-    if not sep or not host:
-        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
-    host = host.removeprefix("[").removesuffix("]")
-    try:
-        number = int(port)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"port must be a number in {text!r}") from None
-    if not 0 <= number <= 65535:
-        raise argparse.ArgumentTypeError(f"port must be 0..65535 in {text!r}")
-    return Address(host, number)
 
 
 def parse_collector(text: str) -> CollectorTarget:
