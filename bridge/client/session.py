@@ -24,10 +24,13 @@ Rules (bridge.proto and docs/protocol.md are the contract):
   next Heartbeat arrives, data was missed: the channel is resubscribed with
   resume from the view's position (docs/protocol.md, "Heartbeats").
 - Liveness: any frame counts. The link is dead once nothing arrived for
-  `miss_factor` heartbeat intervals ("about two", docs/protocol.md; default
-  2.5 for slack on a busy host), before Hello for `hello_timeout` seconds.
-- Error UNKNOWN_CHANNEL or TOO_MANY_SUBSCRIPTIONS for a channel removes it
-  from the wanted set: asking again would get the same answer.
+  `miss_factor` heartbeat intervals (2.5, docs/protocol.md), before Hello
+  for `hello_timeout` seconds.
+- Error UNKNOWN_CHANNEL leaves the channel wanted but unsubscribed: a bridge
+  that just started, or whose collector has not yet announced the source,
+  does not know it yet. It is subscribed again once a Catalog lists it.
+- Error TOO_MANY_SUBSCRIPTIONS removes the channel from the wanted set:
+  asking again would get the same answer.
 - Subscribes queued in one `receive` go out as one ClientMessage, so a burst
   of gaps costs one message, not one per channel.
 - A frame that does not decode raises ProtocolViolation.
@@ -118,10 +121,7 @@ SessionEvent = (
     | HeartbeatReceived
 )
 
-_FINAL_ERRORS = (
-    bridge_pb2.ERROR_CODE_UNKNOWN_CHANNEL,
-    bridge_pb2.ERROR_CODE_TOO_MANY_SUBSCRIPTIONS,
-)
+_FINAL_ERRORS = (bridge_pb2.ERROR_CODE_TOO_MANY_SUBSCRIPTIONS,)
 
 
 class ClientSession:
@@ -215,8 +215,7 @@ class ClientSession:
         if body == "hello":
             return self._on_hello(message.hello)
         if body == "catalog":
-            self.catalog = {info.channel: info for info in message.catalog.channels}
-            return [CatalogReceived(tuple(message.catalog.channels))]
+            return self._on_catalog(message.catalog)
         if body == "heartbeat":
             return self._on_heartbeat(message.heartbeat)
         if body == "pong":
@@ -264,8 +263,18 @@ class ClientSession:
                 self._suspects[item.channel] = item.position
         return events
 
+    def _on_catalog(self, catalog: bridge_pb2.Catalog) -> list[SessionEvent]:
+        self.catalog = {info.channel: info for info in catalog.channels}
+        if self.hello is not None:
+            for channel in self.catalog:
+                if channel in self._wanted and channel not in self.phases:
+                    self._to_subscribe[channel] = True
+        return [CatalogReceived(tuple(catalog.channels))]
+
     def _on_error(self, channel: str, error: bridge_pb2.Error) -> list[SessionEvent]:
-        if channel and error.code in _FINAL_ERRORS:
+        if channel and error.code == bridge_pb2.ERROR_CODE_UNKNOWN_CHANNEL:
+            self.phases.pop(channel, None)
+        elif channel and error.code in _FINAL_ERRORS:
             self._wanted.pop(channel, None)
             self.phases.pop(channel, None)
         return [ServerError(channel, error.code, error.message)]

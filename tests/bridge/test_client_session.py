@@ -178,7 +178,7 @@ def test_link_deadline_is_miss_factor_heartbeats_after_the_last_frame() -> None:
     assert session.link_deadline() == pytest.approx(103.5)
 
 
-def test_unknown_channel_error_stops_asking_for_it() -> None:
+def unknown_channel_session() -> ClientSession:
     session = ClientSession([CHANNEL, "c/other"])
     session.connection_opened(now=0)
     session.receive(hello(), now=0)
@@ -186,6 +186,37 @@ def test_unknown_channel_error_stops_asking_for_it() -> None:
     error = bridge_pb2.Error(code=bridge_pb2.ERROR_CODE_UNKNOWN_CHANNEL, message="no such channel")
     [event] = session.receive(frame("c/other", error=error), now=0)
     assert isinstance(event, ServerError)
+    return session
+
+
+def test_unknown_channel_stays_wanted_without_asking_again_at_once() -> None:
+    session = unknown_channel_session()
+    assert session.wanted == [CHANNEL, "c/other"]
+    assert sent_requests(session) == []
+
+
+def test_unknown_channel_is_subscribed_again_once_a_catalog_lists_it() -> None:
+    session = unknown_channel_session()
+    listed = bridge_pb2.Catalog(channels=[bridge_pb2.ChannelInfo(channel="c/other")])
+    session.receive(frame(catalog=listed), now=1)
+    [message] = sent_requests(session)
+    assert [r.channel for r in message.subscribe.channels] == ["c/other"]
+
+
+def test_catalog_does_not_resubscribe_channels_already_subscribed() -> None:
+    session = live_session()
+    listed = bridge_pb2.Catalog(channels=[bridge_pb2.ChannelInfo(channel=CHANNEL)])
+    session.receive(frame(catalog=listed), now=1)
+    assert sent_requests(session) == []
+
+
+def test_too_many_subscriptions_error_stops_asking_for_it() -> None:
+    session = ClientSession([CHANNEL, "c/other"])
+    session.connection_opened(now=0)
+    session.receive(hello(), now=0)
+    sent_requests(session)
+    error = bridge_pb2.Error(code=bridge_pb2.ERROR_CODE_TOO_MANY_SUBSCRIPTIONS, message="limit")
+    session.receive(frame("c/other", error=error), now=0)
     assert session.wanted == [CHANNEL]
 
 
