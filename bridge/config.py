@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from collector.config import Address, parse_address
+from collector.config import Address, at_least, parse_address
 
 __all__ = ["Address", "BridgeConfig", "CollectorTarget", "parse_address", "parse_config"]
 
@@ -58,19 +58,6 @@ def parse_collector(text: str) -> CollectorTarget:
     if sep and (not name or "/" in name):
         raise argparse.ArgumentTypeError(f"collector name must be non-empty without '/': {text!r}")
     return CollectorTarget(parse_address(address), name)
-
-
-def _number(kind: Callable[[str], Any], minimum: float) -> Callable[[str], Any]:
-    def convert(text: str) -> Any:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a {kind.__name__}: {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {text!r}")
-        return value
-
-    return convert
 
 
 def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
@@ -121,75 +108,75 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     option(
         "--heartbeat",
         "seconds between Heartbeat frames",
-        type=_number(float, 0.01),
+        type=at_least(float, 0.01),
         default=defaults.heartbeat,
     )
     option(
         "--ping-interval",
         "seconds between WebSocket pings",
-        type=_number(float, 0.01),
+        type=at_least(float, 0.01),
         default=defaults.ping_interval,
     )
     option(
         "--ping-timeout",
         "seconds to wait for a pong before closing (1011)",
-        type=_number(float, 0.01),
+        type=at_least(float, 0.01),
         default=defaults.ping_timeout,
     )
     option(
         "--resume-window",
         "updates held per channel for gapless resume",
-        type=_number(int, 0),
+        type=at_least(int, 0),
         default=defaults.resume_window,
     )
     option(
         "--max-connections",
         "WebSocket connections; more are closed with 1013",
-        type=_number(int, 1),
+        type=at_least(int, 1),
         default=defaults.max_connections,
     )
     option(
         "--max-message-bytes",
         "largest client message; larger ones close with 1009",
-        type=_number(int, 64),
+        type=at_least(int, 64),
         default=defaults.max_message_bytes,
     )
     option(
         "--max-subscriptions",
         "channels one connection may subscribe to",
-        type=_number(int, 1),
+        type=at_least(int, 1),
         default=defaults.max_subscriptions,
     )
     option(
         "--max-client-rate",
         "client messages per second (bursts of twice that); over it: 1008",
-        type=_number(float, 0.1),
+        type=at_least(float, 0.1),
         default=defaults.max_client_rate,
     )
     option(
         "--client-buffer-bytes",
         "outbound buffer per client; over it updates are skipped "
         "and the client is resynced with a snapshot once drained",
-        type=_number(int, 1024),
+        type=at_least(int, 1024),
         default=defaults.client_buffer_bytes,
     )
     option(
         "--send-buffer-bytes",
         "kernel send buffer (SO_SNDBUF) per client socket; 0 leaves it to the OS, which "
         "lets it grow to megabytes for a client that stops reading",
-        type=_number(int, 0),
+        type=at_least(int, 0),
         default=defaults.send_buffer_bytes,
     )
     option(
         "--slow-client-timeout",
         "seconds a client may stay behind before it is closed (4000)",
-        type=_number(float, 0.01),
+        type=at_least(float, 0.01),
         default=defaults.slow_client_timeout,
     )
     option(
         "--handshake-timeout",
         "seconds allowed for the opening handshake",
-        type=_number(float, 0.01),
+        type=at_least(float, 0.01),
         default=defaults.handshake_timeout,
     )
     option(

@@ -56,7 +56,9 @@ def parse_address(text: str) -> Address:
     return Address(host, number)
 
 
-def _positive(kind: Callable[[str], Any], minimum: float = 1) -> Callable[[str], Any]:
+def at_least(kind: Callable[[str], Any], minimum: float = 1) -> Callable[[str], Any]:
+    """An argparse type: `kind(text)`, refused below `minimum` with a clear message."""
+
     def convert(text: str) -> Any:
         try:
             value = kind(text)
@@ -125,7 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add(
         "--interval",
-        type=_positive(float, 0.01),
+        type=at_least(float, 0.01),
         default=CollectorConfig.interval,
         metavar="SECONDS",
         help="host sampling interval",
@@ -139,28 +141,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add(
         "--resume-window",
-        type=_positive(int, 0),
+        type=at_least(int, 0),
         default=CollectorConfig.resume_window,
         metavar="N",
         help="updates held per source for Subscribe resume",
     )
     add(
         "--max-series-per-source",
-        type=_positive(int),
+        type=at_least(int),
         metavar="N",
         default=CollectorConfig.max_series_per_source,
         help="series a source may hold; more is refused with RESOURCE_EXHAUSTED",
     )
     add(
         "--max-sources",
-        type=_positive(int),
+        type=at_least(int),
         default=CollectorConfig.max_sources,
         metavar="N",
         help="sources the collector holds; a new one beyond is refused (RESOURCE_EXHAUSTED)",
     )
     add(
         "--source-ttl",
-        type=_positive(float, 0),
+        type=at_least(float, 0),
         default=CollectorConfig.source_ttl,
         metavar="SECONDS",
         help=(
@@ -172,28 +174,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add(
         "--max-batch-samples",
-        type=_positive(int),
+        type=at_least(int),
         metavar="N",
         default=CollectorConfig.max_batch_samples,
         help="samples in one Push batch; more is refused with INVALID_ARGUMENT",
     )
     add(
         "--subscriber-queue",
-        type=_positive(int),
+        type=at_least(int),
         default=CollectorConfig.subscriber_queue,
         metavar="N",
         help="updates queued per subscriber; one that falls behind is resynced with a snapshot",
     )
     add(
         "--max-subscribers",
-        type=_positive(int),
+        type=at_least(int),
         default=CollectorConfig.max_subscribers,
         metavar="N",
         help="concurrent Subscribe streams; more are refused (RESOURCE_EXHAUSTED)",
     )
     add(
         "--shutdown-grace",
-        type=_positive(float, 0),
+        type=at_least(float, 0),
         default=CollectorConfig.shutdown_grace,
         metavar="SECONDS",
         help="on SIGTERM/SIGINT, time in-flight calls get before cancellation",
