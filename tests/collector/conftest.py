@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 import grpc
 import pytest
 
-from collector.replica import SourceReplica
 from metrics_bridge.v1 import collector_pb2, collector_pb2_grpc, metrics_pb2
+from tests.collector.replica import SourceReplica
 from tests.support.processes import ServerProcess, running
 from tests.support.timing import async_wait_until
 

@@ -7,10 +7,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from collector.errors import SeriesLimitExceeded
-from collector.replica import SourceReplica
 from collector.series import COUNTER, GAUGE, Descriptor, HistogramData, SeriesKey, SeriesSample
 from collector.source import SourceState
 from metrics_bridge.v1 import collector_pb2, metrics_pb2
+from tests.collector.replica import SourceReplica
 
 PUSH = metrics_pb2.SOURCE_KIND_PUSH
 

@@ -1,9 +1,11 @@
 """A subscriber-side copy of one source, rebuilt from its Snapshot and Updates.
 
-Pure and wire-only (it reads the protobuf messages, nothing of the collector's
-internals), so tests and other components can check what a subscriber sees:
-apply a Snapshot, then each Update in order; a gap or an update of another
-epoch raises `ReplicaGap` (the subscriber needs a new snapshot).
+Test support: wire-only (it reads the protobuf messages, nothing of the
+collector's internals), so the collector's tests check what a subscriber
+sees: apply a Snapshot, then each Update in order; a gap or an update of
+another epoch raises `ReplicaGap`. Clients use `bridge.client.ChannelView`,
+which follows the same rules; the collector's tests keep this copy so that
+the collector does not depend on the bridge.
 """
 
 from __future__ import annotations
