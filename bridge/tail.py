@@ -66,7 +66,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument(
         "--count",
         type=int,
-        default=int(env("METRICS_BRIDGE_TAIL_COUNT", "0")),
+        default=env("METRICS_BRIDGE_TAIL_COUNT", "0"),
         metavar="N",
         help="exit after N views: the first sync and N-1 updates (METRICS_BRIDGE_TAIL_COUNT; "
         "default 0 = run until interrupted)",
@@ -74,7 +74,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument(
         "--timeout",
         type=float,
-        default=float(env("METRICS_BRIDGE_TAIL_TIMEOUT", "0")),
+        default=env("METRICS_BRIDGE_TAIL_TIMEOUT", "0"),
         metavar="SECONDS",
         help="give up with exit code 1 after this long (METRICS_BRIDGE_TAIL_TIMEOUT; "
         "default 0 = never)",
