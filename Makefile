@@ -8,8 +8,10 @@ GEN_PY := metrics_bridge
 WEB := web
 GEN_WEB := $(WEB)/src/gen
 WEB_DEPS := $(WEB)/node_modules/.package-lock.json
+BENCH_NODE := bench/node
+BENCH_DEPS := $(BENCH_NODE)/node_modules/.package-lock.json
 
-.PHONY: install proto proto-check run test lint bench clean
+.PHONY: install proto proto-check run test lint bench bench-deps clean
 .PHONY: web-deps web-build web-check web-test browser-deps
 
 install: $(STAMP)
@@ -54,7 +56,7 @@ proto-check: install
 run: install
 	$(PY) -m bridge.stack
 
-test: install web-test browser-deps
+test: install web-test browser-deps bench-deps
 	$(PY) -m pytest
 
 lint: install web-deps
@@ -63,10 +65,17 @@ lint: install web-deps
 	$(VENV)/bin/mypy
 	$(WEB)/node_modules/.bin/tsc -p $(WEB)
 
-# Fan-out to 100/1,000/5,000 clients vs naive and broadcast() baselines; a few
-# minutes. BENCH_ARGS passes options (python -m bench --help).
-bench: install
+# Fan-out to 100/1,000/5,000 clients vs the Node ws, broadcast(), naive and raw
+# baselines; a few minutes. BENCH_ARGS passes options (python -m bench --help).
+bench: install bench-deps
 	ulimit -n 20000 2>/dev/null || true; $(PY) -m bench $(BENCH_ARGS)
+
+# The Node ws baseline's npm packages, from bench/node/package-lock.json.
+bench-deps: $(BENCH_DEPS)
+
+$(BENCH_DEPS): $(BENCH_NODE)/package.json $(BENCH_NODE)/package-lock.json
+	npm ci --prefix $(BENCH_NODE) --no-audit --no-fund
+	touch $(BENCH_DEPS)
 
 clean:
 	rm -rf $(VENV) .proto-check .pytest_cache .mypy_cache .ruff_cache build *.egg-info

@@ -1,4 +1,9 @@
-"""The benchmark's table and the issue's floors, from the results of one run."""
+"""The benchmark's table, the issue's floors and the project's goal, from one run.
+
+The floors are the issue's acceptance figures. The goal is the project's own:
+fan-out faster than Node's `ws` (the ws baseline, bench/node/ws_baseline.mjs),
+compared at every client count and client offer measured.
+"""
 
 from __future__ import annotations
 
@@ -79,6 +84,32 @@ def verdicts(data: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+def goal(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """Bridge deliveries/s against the ws baseline's, wherever both were measured."""
+    runs = data["runs"]
+    out: list[dict[str, Any]] = []
+    for run in runs:
+        if run["server"] != "bridge":
+            continue
+        ws = _find(runs, "ws", run["clients"], run["compression"])
+        if not ws or not ws["deliveries_per_s"]:
+            continue
+        ratio = run["deliveries_per_s"] / ws["deliveries_per_s"]
+        out.append(
+            {
+                "clients": run["clients"],
+                "compression": run["compression"],
+                "bridge": run["deliveries_per_s"],
+                "ws": ws["deliveries_per_s"],
+                "ratio": ratio,
+                "bridge_p99_ms": run["p99_ms"],
+                "ws_p99_ms": ws["p99_ms"],
+                "ok": ratio > 1.0,
+            }
+        )
+    return out
+
+
 def _ratio(run: dict[str, Any], other: Any) -> str:
     if not other or not other["deliveries_per_s"]:
         return "-"
@@ -106,9 +137,9 @@ def render(data: dict[str, Any]) -> str:
         "and by the load client during the throughput window (a load client near 100 % "
         "means the figure is bounded by the load client, not the server).",
         "",
-        "| clients | clients offer | server | deliveries/s | x broadcast | x naive | x raw "
-        "| server CPU | load CPU | p50 ms | p99 ms | bytes/update |",
-        "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| clients | clients offer | server | deliveries/s | x ws | x broadcast | x naive "
+        "| x raw | server CPU | load CPU | p50 ms | p99 ms | bytes/update |",
+        "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     runs = data["runs"]
     for run in runs:
@@ -116,6 +147,7 @@ def render(data: dict[str, Any]) -> str:
         lines.append(
             f"| {run['clients']:,} | {run['compression']} | {run['server']} "
             f"| {run['deliveries_per_s']:,.0f} "
+            f"| {_ratio(run, _find(runs, 'ws', *key))} "
             f"| {_ratio(run, _find(runs, 'broadcast', *key))} "
             f"| {_ratio(run, _find(runs, 'naive', *key))} "
             f"| {_ratio(run, _find(runs, 'raw', *key))} "
@@ -138,6 +170,23 @@ def render(data: dict[str, Any]) -> str:
             f"{host['protobuf_bytes_per_update']:.0f} ({host['protobuf_updates']} updates), "
             f"naive JSON {host['json_bytes_per_update']:.0f} ({host['json_updates']} updates).",
         ]
+    rows = data.get("goal") or goal(data)
+    if rows:
+        lines += [
+            "",
+            "The project's goal (not an issue floor): fan-out faster than Node's `ws`.",
+            "",
+            "| clients | clients offer | bridge deliveries/s | ws deliveries/s | bridge / ws "
+            "| bridge p99 ms | ws p99 ms | faster |",
+            "|---:|---|---:|---:|---:|---:|---:|---|",
+        ]
+        for row in rows:
+            faster = "yes" if row["ok"] else "**no**"
+            lines.append(
+                f"| {row['clients']:,} | {row['compression']} | {row['bridge']:,.0f} "
+                f"| {row['ws']:,.0f} | {row['ratio']:.2f}x | {_ms(row['bridge_p99_ms'])} "
+                f"| {_ms(row['ws_p99_ms'])} | {faster} |"
+            )
     if data.get("verdicts"):
         lines += ["", "| floor | measured | holds |", "|---|---:|---|"]
         for verdict in data["verdicts"]:

@@ -1,6 +1,7 @@
 """The fan-out benchmark: the bridge against baselines, same clients, same run.
 
-For each server (bridge, broadcast, naive, raw; see bench.baselines), each
+For each server (bridge; broadcast, naive, raw from bench.baselines; ws, the
+Node `ws` server of bench/node/ws_baseline.mjs), each
 client count and each client kind (offering no compression, or offering
 permessage-deflate as browsers do), one load process (bench.load) opens the
 connections, then:
@@ -36,14 +37,14 @@ import psutil
 
 from bench.processes import REPO, Server
 from bench.pusher import Pusher
-from bench.report import render, verdicts
+from bench.report import goal, render, verdicts
 from bridge.client import BridgeClient, CatalogReceived
 from metrics_bridge.v1 import collector_pb2, collector_pb2_grpc, metrics_pb2
 
 COLLECTOR_NAME = "c1"
 SOURCE = "load"
 CHANNEL = f"{COLLECTOR_NAME}/{SOURCE}"
-SERVERS = ("bridge", "broadcast", "naive", "raw")
+SERVERS = ("bridge", "ws", "broadcast", "naive", "raw")
 # Declines permessage-deflate whatever clients offer: measured once, with the first kind.
 NEVER_COMPRESS = ("raw",)
 
@@ -188,7 +189,7 @@ class LoadProcess:
 
 def start_server(kind: str, collector: str, compression: str = "none") -> Server:
     if kind == "bridge":
-        return Server(
+        return Server.module(
             "bridge",
             [
                 "--listen", "127.0.0.1:0",
@@ -198,11 +199,10 @@ def start_server(kind: str, collector: str, compression: str = "none") -> Server
                 "--log-level", "WARNING",
             ],
         )  # fmt: skip
-    return Server(
-        "bench.baselines",
-        ["--kind", kind, "--collector", collector, "--name", COLLECTOR_NAME,
-         "--wait-source", SOURCE],
-    )  # fmt: skip
+    follow = ["--collector", collector, "--name", COLLECTOR_NAME, "--wait-source", SOURCE]
+    if kind == "ws":
+        return Server.node("ws_baseline.mjs", follow)
+    return Server.module("bench.baselines", ["--kind", kind, *follow])
 
 
 async def wait_for_channel(url: str, channel: str, within: float = 30) -> None:
@@ -375,7 +375,7 @@ async def run(settings: Settings) -> Results:
         },
     )
     interval = max(0.25, settings.latency_seconds / 8)
-    collector = Server(
+    collector = Server.module(
         "collector",
         ["--listen", "127.0.0.1:0", "--interval", str(interval), "--log-level", "WARNING"],
     )
@@ -435,6 +435,7 @@ def main(argv: list[str] | None = None) -> int:
     results = asyncio.run(run(settings))
     data = asdict(results)
     data["verdicts"] = verdicts(data)
+    data["goal"] = goal(data)
     data["elapsed_s"] = time.monotonic() - began
     data["machine"]["load_average_at_end"] = os.getloadavg()
     text = render(data)

@@ -16,7 +16,7 @@ def test_bench_smoke_run_writes_its_table_and_results(tmp_path: Path) -> None:
         [
             sys.executable, "-m", "bench",
             "--clients", "20",
-            "--servers", "bridge,broadcast,naive",
+            "--servers", "bridge,ws,broadcast,naive",
             "--compressions", "none",
             "--seconds", "0.5",
             "--out", str(tmp_path),
@@ -29,7 +29,7 @@ def test_bench_smoke_run_writes_its_table_and_results(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     data = json.loads((tmp_path / "latest.json").read_text())
     runs = {run["server"]: run for run in data["runs"]}
-    assert set(runs) == {"bridge", "broadcast", "naive"}
+    assert set(runs) == {"bridge", "ws", "broadcast", "naive"}
     for run in runs.values():
         assert run["connected"] == 20
         assert run["deliveries_per_s"] > 0
@@ -41,3 +41,6 @@ def test_bench_smoke_run_writes_its_table_and_results(tmp_path: Path) -> None:
     table = (tmp_path / "latest.md").read_text()
     assert "| 20 | none | bridge |" in table
     assert "x broadcast" in table
+    assert "x ws" in table
+    assert [(row["clients"], row["compression"]) for row in data["goal"]] == [(20, "none")]
+    assert "fan-out faster than Node's `ws`" in table
