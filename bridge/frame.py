@@ -9,17 +9,27 @@ Channel data is framed without decoding it: a collector's `CollectorEvent`
 carries its snapshot/update in fields 10/11, the same numbers as in
 `ServerMessage`, and concatenated protobuf messages merge, so
 `ServerMessage(channel=...) + event_bytes` is the browser's message.
+
+Connections that negotiated permessage-deflate get `deflated_wire(frame, bits)`:
+the bridge always negotiates `server_no_context_takeover`, so each message is
+compressed on its own and one compressed frame serves every such connection
+with the same window; it is compressed on first use and kept with the frame.
+RFC 7692 lets a sender choose per message, so a message deflate would not
+shrink goes out uncompressed.
 """
 
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+import zlib
+from dataclasses import dataclass, field
 from enum import Enum
 
 from metrics_bridge.v1 import bridge_pb2
 
 BINARY_OPCODE_FIN = 0x82
+RSV1 = 0x40
+_EMPTY_STORED_BLOCK = b"\x00\x00\xff\xff"
 
 
 class FrameKind(Enum):
@@ -38,6 +48,8 @@ class Frame:
     channel: str = ""
     epoch: int = 0
     seq: int = 0
+    deflated: dict[int, bytes] = field(default_factory=dict, compare=False, repr=False)
+    """This frame compressed, by window bits; filled by `deflated_wire`."""
 
     @property
     def payload(self) -> bytes:
@@ -48,13 +60,39 @@ class Frame:
         return len(self.wire)
 
 
-def ws_header(length: int) -> bytes:
+def ws_header(length: int, first: int = BINARY_OPCODE_FIN) -> bytes:
     """The header of an unmasked, final, binary WebSocket frame (RFC 6455 5.2)."""
     if length < 126:
-        return struct.pack("!BB", BINARY_OPCODE_FIN, length)
+        return struct.pack("!BB", first, length)
     if length < 65536:
-        return struct.pack("!BBH", BINARY_OPCODE_FIN, 126, length)
-    return struct.pack("!BBQ", BINARY_OPCODE_FIN, 127, length)
+        return struct.pack("!BBH", first, 126, length)
+    return struct.pack("!BBQ", first, 127, length)
+
+
+def ping_frame(payload: bytes) -> bytes:
+    """A server's WebSocket ping (never masked, payload under 126 bytes)."""
+    return bytes((0x89, len(payload))) + payload
+
+
+def deflate_message(payload: bytes, window_bits: int) -> bytes:
+    """One message compressed as RFC 7692 7.2.1 says, with no context taken over."""
+    encoder = zlib.compressobj(wbits=-window_bits)
+    data = encoder.compress(payload) + encoder.flush(zlib.Z_SYNC_FLUSH)
+    return data[:-4] if data.endswith(_EMPTY_STORED_BLOCK) else data
+
+
+def deflated_wire(frame: Frame, window_bits: int) -> bytes:
+    """The frame for a permessage-deflate connection with this server window."""
+    wire = frame.deflated.get(window_bits)
+    if wire is None:
+        payload = frame.payload
+        data = deflate_message(payload, window_bits)
+        if len(data) < len(payload):
+            wire = ws_header(len(data), BINARY_OPCODE_FIN | RSV1) + data
+        else:
+            wire = frame.wire
+        frame.deflated[window_bits] = wire
+    return wire
 
 
 def make_frame(

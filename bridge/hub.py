@@ -66,7 +66,9 @@ class Sink(Protocol):
         """Bytes written but not yet sent."""
         ...
 
-    def write(self, frame: Frame) -> None: ...
+    def write(self, frame: Frame) -> int:
+        """Queue the frame; returns the bytes it takes on this connection's wire."""
+        ...
 
     def ping(self, payload: bytes) -> None: ...
 
@@ -255,9 +257,8 @@ class Hub:
             self.close(client, SlowConsumer("outbound buffer over its hard limit"))
 
     def _write(self, client: Client, frame: Frame) -> None:
-        client.sink.write(frame)
+        self.counters.bytes_sent += client.sink.write(frame)
         self.counters.frames_sent += 1
-        self.counters.bytes_sent += len(frame.wire)
 
     def _resync(self, client: Client, name: str) -> None:
         channel = self.channels.get(name)
@@ -273,18 +274,19 @@ class Hub:
             return
         size = len(frame.wire)
         sent = 0
+        sent_bytes = 0
         slow: list[Client] = []
         for client in pool:
             outbound = client.outbound
             sink = client.sink
             # Fast path of OutboundBuffer.admit for a client that owes nothing.
             if not outbound.lagging and sink.buffered() + size <= outbound.limit:
-                sink.write(frame)
+                sent_bytes += sink.write(frame)
                 sent += 1
             else:
                 slow.append(client)
         self.counters.frames_sent += sent
-        self.counters.bytes_sent += sent * size
+        self.counters.bytes_sent += sent_bytes
         for client in slow:
             self._deliver(client, frame, now)
 

@@ -28,9 +28,10 @@ class BufferSink:
     def buffered(self) -> int:
         return sum(len(b) for b in self.pending)
 
-    def write(self, frame: Frame) -> None:
+    def write(self, frame: Frame) -> int:
         assert self.closed is None
         self.pending.append(frame.wire)
+        return len(frame.wire)
 
     def ping(self, payload: bytes) -> None:
         self.pings.append(payload)
@@ -353,3 +354,27 @@ def test_update_with_a_gap_raises_and_publishes_nothing() -> None:
         hub.apply_event("col", update_event("svc", 7, 5), 0)
     assert sink.drain() == []
     assert hub.positions("col")["svc"].seq == 0
+
+
+class HalvingSink(BufferSink):
+    """A connection whose frames take half their size on the wire (as compression would)."""
+
+    def write(self, frame: Frame) -> int:
+        super().write(frame)
+        return len(frame.wire) // 2
+
+
+def test_bytes_sent_counts_what_each_connection_put_on_its_wire() -> None:
+    hub = make_hub()
+    client, sink = connected(hub)
+    halving = HalvingSink()
+    other = hub.connect(halving, 0)
+    halving.drain()
+    subscribe(hub, client)
+    subscribe(hub, other)
+    sink.drain()
+    halving.drain()
+    before = hub.counters.bytes_sent
+    push_updates(hub, range(1, 2))
+    (wire,) = sink.pending
+    assert hub.counters.bytes_sent - before == len(wire) + len(wire) // 2

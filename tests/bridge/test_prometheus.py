@@ -24,8 +24,9 @@ class Sink:
     def buffered(self) -> int:
         return self.pending
 
-    def write(self, frame: Frame) -> None:
+    def write(self, frame: Frame) -> int:
         self.pending += len(frame.wire)
+        return len(frame.wire)
 
     def ping(self, payload: bytes) -> None:
         pass
