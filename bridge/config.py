@@ -44,6 +44,7 @@ class BridgeConfig:
     max_client_rate: float = 20.0
     client_buffer_bytes: int = 256 * 1024
     send_buffer_bytes: int = 64 * 1024
+    send_threads: int = 2
     slow_client_timeout: float = 30.0
     handshake_timeout: float = 10.0
     compression: str = "none"
@@ -166,6 +167,13 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         "lets it grow to megabytes for a client that stops reading",
         type=at_least(int, 0),
         default=defaults.send_buffer_bytes,
+    )
+    option(
+        "--send-threads",
+        "threads making the fan-out's send() calls (the event loop's included); a second "
+        "thread shortens a large fan-out on a machine with more than one core",
+        type=at_least(int, 1),
+        default=defaults.send_threads,
     )
     option(
         "--slow-client-timeout",

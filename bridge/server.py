@@ -1,15 +1,16 @@
 """The bridge process: websockets and grpc.aio glue around the Hub.
 
 Per connection there is one task, the websockets handler reading client
-messages; the hub's writes go straight to the connection's transport (its
-write buffer is the client's bounded outbound buffer), batched so that every
-frame written to a connection during one event-loop iteration leaves in one
-send(); one hub-wide timer task sends heartbeats and pings for everyone.
-Frames are pre-encoded WebSocket frames written with `transport.write`, which
-is safe because the bridge never sends fragmented messages and every write
-(ours and the library's control frames) happens whole on the event loop.
-A connection that negotiated permessage-deflate (only with --compression
-deflate) goes through the library's encoder instead.
+messages; the hub's writes go straight to the connection's socket (the
+transport's write buffer is the client's bounded outbound buffer), batched so
+that every frame written to a connection during one event-loop iteration
+leaves in one send(), and the sends of a batch spread over `--send-threads`
+threads; one hub-wide timer task sends heartbeats and pings for everyone.
+Frames (and pings) are pre-encoded WebSocket frames written whole, which is
+safe because the bridge never sends fragmented messages and every write (ours
+and the library's control frames) happens while the event loop waits for it.
+With --compression deflate, permessage-deflate is negotiated without context
+takeover, so each frame is compressed once for every such connection.
 """
 
 from __future__ import annotations
@@ -27,6 +28,11 @@ from typing import Any
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed, NegotiationError
+from websockets.extensions.base import Extension
+from websockets.extensions.permessage_deflate import (
+    PerMessageDeflate,
+    ServerPerMessageDeflateFactory,
+)
 from websockets.frames import Frame as WsFrame
 from websockets.frames import Opcode
 from websockets.http11 import Request, Response
@@ -35,10 +41,11 @@ from websockets.typing import Subprotocol
 
 from bridge.config import BridgeConfig
 from bridge.errors import ClientError, CloseCode, InternalError, MissingSubprotocol, clip_reason
-from bridge.frame import Frame
+from bridge.frame import Frame, deflated_wire, ping_frame
 from bridge.http import DEFAULT_STATIC_DIR, HttpRoutes
 from bridge.hub import PROTOCOL, Client, ClientPolicy, Hub
 from bridge.prometheus import metrics_endpoint
+from bridge.sender import ParallelSender
 from bridge.session import Limits, Timers
 from bridge.upstream import Upstream
 
@@ -98,11 +105,13 @@ class WriteBatch:
     """Frames written to a connection during one event-loop iteration leave in one write.
 
     A burst of messages then costs one send() per connection instead of one per
-    message; a lone message waits only for the current iteration to end.
+    message, and a lone message waits only for the current iteration to end.
+    The sends of a batch are spread over the `ParallelSender`'s threads.
     """
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, sender: ParallelSender) -> None:
         self.loop = loop
+        self.sender = sender
         self.dirty: list[ConnectionSink] = []
 
     def mark(self, sink: ConnectionSink) -> None:
@@ -112,12 +121,35 @@ class WriteBatch:
 
     def flush(self) -> None:
         dirty, self.dirty = self.dirty, []
+        fds: list[int] = []
+        chunks: list[bytes] = []
+        direct: list[ConnectionSink] = []
         for sink in dirty:
-            sink.flush()
+            data = sink.take()
+            if data is None:
+                continue
+            transport = sink.transport
+            if sink.fd < 0 or transport.get_write_buffer_size():
+                transport.write(data)
+            else:
+                fds.append(sink.fd)
+                chunks.append(data)
+                direct.append(sink)
+        if not direct:
+            return
+        written = self.sender.send(fds, chunks)
+        for sink, data, count in zip(direct, chunks, written, strict=True):
+            if count != len(data):
+                sink.transport.write(data[count:] if count > 0 else data)
 
 
 class ConnectionSink:
-    """The hub's view of one connection: buffer size, frame writes, ping and close."""
+    """The hub's view of one connection: buffer size, frame writes, ping and close.
+
+    Frames are written as the pre-built bytes (compressed once per frame for a
+    connection that negotiated permessage-deflate, which the bridge only
+    accepts without context takeover), never through the library's encoder.
+    """
 
     __slots__ = (
         "_batch",
@@ -125,14 +157,17 @@ class ConnectionSink:
         "_pending",
         "_pending_bytes",
         "connection",
-        "raw",
+        "deflate_bits",
+        "fd",
         "transport",
     )
 
     def __init__(self, connection: BridgeConnection, batch: WriteBatch) -> None:
         self.connection = connection
         self.transport = connection.transport
-        self.raw = not connection.protocol.extensions
+        sock = self.transport.get_extra_info("socket")
+        self.fd: int = sock.fileno() if sock is not None else -1
+        self.deflate_bits = negotiated_deflate_bits(connection.protocol.extensions)
         self._batch = batch
         self._pending: list[bytes] = []
         self._pending_bytes = 0
@@ -141,29 +176,29 @@ class ConnectionSink:
     def buffered(self) -> int:
         return self.transport.get_write_buffer_size() + self._pending_bytes
 
-    def write(self, frame: Frame) -> None:
-        if self.raw:
-            if not self._pending:
-                self._batch.mark(self)
-            self._pending.append(frame.wire)
-            self._pending_bytes += len(frame.wire)
-        elif self.connection.protocol.state is OPEN:
-            self.connection.protocol.send_binary(frame.payload)
-            self.connection.send_data()
+    def write(self, frame: Frame) -> int:
+        wire = deflated_wire(frame, self.deflate_bits) if self.deflate_bits else frame.wire
+        self._append(wire)
+        return len(wire)
 
-    def flush(self) -> None:
+    def _append(self, data: bytes) -> None:
+        if not self._pending:
+            self._batch.mark(self)
+        self._pending.append(data)
+        self._pending_bytes += len(data)
+
+    def take(self) -> bytes | None:
+        """What is pending, as one chunk; None if nothing or no longer open."""
         pending = self._pending
         self._pending = []
         self._pending_bytes = 0
         # Data must never follow a close frame: drop what is left once closing.
-        if pending and self.connection.protocol.state is OPEN:
-            self.transport.write(pending[0] if len(pending) == 1 else b"".join(pending))
+        if not pending or self.connection.protocol.state is not OPEN or self.transport.is_closing():
+            return None
+        return pending[0] if len(pending) == 1 else b"".join(pending)
 
     def ping(self, payload: bytes) -> None:
-        connection = self.connection
-        if connection.protocol.state is OPEN:
-            connection.protocol.send_ping(payload)
-            connection.send_data()
+        self._append(ping_frame(payload))
 
     def close(self, code: int, reason: str) -> None:
         if self._closing is None:
@@ -177,6 +212,25 @@ class ConnectionSink:
                 await self.connection.close(code, clip_reason(reason))
         except TimeoutError:
             self.transport.abort()
+
+
+def negotiated_deflate_bits(extensions: Sequence[Extension]) -> int:
+    """The server window of a negotiated permessage-deflate, or 0 if none."""
+    for extension in extensions:
+        if isinstance(extension, PerMessageDeflate):
+            if not extension.local_no_context_takeover:
+                raise RuntimeError("permessage-deflate negotiated with context takeover")
+            return int(extension.local_max_window_bits)
+    return 0
+
+
+def deflate_factory() -> ServerPerMessageDeflateFactory:
+    """permessage-deflate with no context kept on either side between messages:
+    frames are compressed once for every client, and an idle connection holds
+    no zlib state."""
+    return ServerPerMessageDeflateFactory(
+        server_no_context_takeover=True, client_no_context_takeover=True
+    )
 
 
 class BridgeServer:
@@ -217,7 +271,8 @@ class BridgeServer:
         self.tick_interval = min(0.25, max(0.02, min(config.heartbeat, config.ping_interval) / 4))
         self._tasks: list[asyncio.Task[None]] = []
         self.server: Server | None = None
-        self.batch = WriteBatch(self.loop)
+        self.sender = ParallelSender(config.send_threads)
+        self.batch = WriteBatch(self.loop, self.sender)
 
     def select_subprotocol(
         self, connection: ServerConnection, offered: Sequence[Subprotocol]
@@ -277,7 +332,8 @@ class BridgeServer:
             create_connection=Connection,
             select_subprotocol=self.select_subprotocol,
             process_request=self.process_request,
-            compression="deflate" if config.compression == "deflate" else None,
+            compression=None,
+            extensions=[deflate_factory()] if config.compression == "deflate" else None,
             open_timeout=config.handshake_timeout,
             ping_interval=None,
             close_timeout=CLOSE_TIMEOUT,
@@ -305,7 +361,7 @@ class BridgeServer:
                 log.exception("hub tick failed")
 
     async def stop(self) -> None:
-        """Close every client with 1001, stop the upstreams and the server."""
+        """Close every client with 1001, stop the upstreams, the server and the senders."""
         self.hub.close_all(CloseCode.GOING_AWAY, "bridge shutting down")
         for task in self._tasks:
             task.cancel()
@@ -317,6 +373,7 @@ class BridgeServer:
                     await self.server.wait_closed()
             except TimeoutError:
                 log.warning("connections still open after %.0fs; exiting", SHUTDOWN_TIMEOUT)
+        self.sender.close()
 
 
 def write_ready_file(path: str, host: str, port: int) -> None:
