@@ -8,16 +8,34 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from collector.config import Address, at_least, parse_address
 
-__all__ = ["Address", "BridgeConfig", "CollectorTarget", "parse_address", "parse_config"]
+__all__ = [
+    "Address",
+    "BridgeConfig",
+    "CollectorTarget",
+    "Keepalive",
+    "parse_address",
+    "parse_config",
+]
 
 ENV_PREFIX = "METRICS_BRIDGE_"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 COMPRESSION = ("none", "deflate")
+KEEPALIVE = 10.0
+KEEPALIVE_TIMEOUT = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class Keepalive:
+    """HTTP/2 pings on the channel to a collector: one after `interval` seconds
+    without data; no ack within `timeout` seconds and the connection is dead."""
+
+    interval: float = KEEPALIVE
+    timeout: float = KEEPALIVE_TIMEOUT
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +44,7 @@ class CollectorTarget:
 
     address: Address
     name: str = ""
+    keepalive: Keepalive = Keepalive()
 
 
 @dataclass(frozen=True)
@@ -34,6 +53,8 @@ class BridgeConfig:
     collectors: tuple[CollectorTarget, ...] = field(
         default_factory=lambda: (CollectorTarget(Address("127.0.0.1", 50051)),)
     )
+    upstream_keepalive: float = KEEPALIVE
+    upstream_keepalive_timeout: float = KEEPALIVE_TIMEOUT
     heartbeat: float = 15.0
     ping_interval: float = 20.0
     ping_timeout: float = 20.0
@@ -105,6 +126,23 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         action="append",
         dest="collectors",
         default=None,
+    )
+    option(
+        "--upstream-keepalive",
+        "seconds without data from a collector before the bridge pings it (HTTP/2 PING); "
+        "at least 1 (collectors accept a ping every 0.5 s)",
+        type=at_least(float, 1.0),
+        metavar="SECONDS",
+        default=defaults.upstream_keepalive,
+    )
+    option(
+        "--upstream-keepalive-timeout",
+        "seconds to wait for the collector's ping ack; without it the collector counts as "
+        "hung (a stopped process, a frozen VM, a path that drops packets): its channels go "
+        "STALE and the bridge reconnects and resumes",
+        type=at_least(float, 0.1),
+        metavar="SECONDS",
+        default=defaults.upstream_keepalive_timeout,
     )
     option(
         "--heartbeat",
@@ -219,7 +257,11 @@ def parse_config(argv: Sequence[str], env: Mapping[str, str] | None = None) -> B
     parser = build_parser(env)
     args = parser.parse_args(argv)
     values = vars(args)
-    values["collectors"] = tuple(values["collectors"] or BridgeConfig().collectors)
+    keepalive = Keepalive(values["upstream_keepalive"], values["upstream_keepalive_timeout"])
+    values["collectors"] = tuple(
+        replace(target, keepalive=keepalive)
+        for target in values["collectors"] or BridgeConfig().collectors
+    )
     names = [c.name for c in values["collectors"] if c.name]
     if len(names) != len(set(names)):
         parser.error(f"collector names must be unique: {names}")

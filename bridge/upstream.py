@@ -11,6 +11,19 @@ One task per collector:
    task retries after `Backoff.delay(attempt)`; attempts reset once a
    ListSources succeeds again.
 
+A collector that hangs with its TCP connection open (a stopped process, a
+frozen VM, a path that silently drops packets) sends nothing and ends nothing.
+HTTP/2 keepalive finds it: after `Keepalive.interval` seconds without data the
+channel pings, and a ping not acked within `Keepalive.timeout` seconds closes
+the connection, so the stream fails with UNAVAILABLE and the channels go stale
+with a detail that says so. There is no watchdog on the data itself: the
+Subscribe stream has no heartbeat of its own, and a push source may rightly
+be silent for long, so silence alone proves nothing.
+
+Every status detail and log line names the collector and its address and says
+what happened (`failure_reason`), e.g. "collector c1 at 127.0.0.1:50051 did
+not answer keepalive pings within 5 s".
+
 Default collector name: the name the collector reports (its host source), so
 every bridge replica names channels alike; if two collectors report the same
 name, the later one is named "<name>@<host:port>" and a warning is logged.
@@ -26,7 +39,7 @@ from collections.abc import Callable
 import grpc
 
 from bridge.backoff import Backoff
-from bridge.config import CollectorTarget
+from bridge.config import CollectorTarget, Keepalive
 from bridge.errors import UpstreamError
 from bridge.hub import Hub
 from metrics_bridge.v1 import bridge_pb2, collector_pb2, collector_pb2_grpc
@@ -40,9 +53,46 @@ CHANNEL_OPTIONS = [
     ("grpc.initial_reconnect_backoff_ms", 1000),
     ("grpc.max_reconnect_backoff_ms", 120_000),
 ]
+# What gRPC core says when a ping went unanswered (grpcio 1.85: "Stream
+# removed (ping timeout)"; older cores said "keepalive watchdog timeout").
+PING_TIMEOUT_WORDS = ("ping timeout", "keepalive")
 
 LIVE = bridge_pb2.UPSTREAM_STATE_LIVE
 STALE = bridge_pb2.UPSTREAM_STATE_STALE
+
+
+def channel_options(keepalive: Keepalive) -> list[tuple[str, int]]:
+    """The gRPC channel arguments for one collector.
+
+    `grpc.http2.ping_timeout_ms` is set with `grpc.keepalive_timeout_ms`: gRPC
+    core (1.85) waits that long for the ack of any ping, keepalive ones
+    included, and would otherwise wait its default of one minute.
+    `max_pings_without_data` 0 lets the channel go on pinging a quiet stream.
+    """
+    timeout_ms = max(1, round(keepalive.timeout * 1000))
+    return [
+        *CHANNEL_OPTIONS,
+        ("grpc.keepalive_time_ms", max(1, round(keepalive.interval * 1000))),
+        ("grpc.keepalive_timeout_ms", timeout_ms),
+        ("grpc.http2.ping_timeout_ms", timeout_ms),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.max_pings_without_data", 0),
+    ]
+
+
+def failure_reason(code: grpc.StatusCode, details: str, keepalive: Keepalive) -> str:
+    """What went wrong with a collector call, as the rest of "collector c1 at HOST:PORT ..."."""
+    text = details or ""
+    if code == grpc.StatusCode.UNAVAILABLE and any(w in text.lower() for w in PING_TIMEOUT_WORDS):
+        return f"did not answer keepalive pings within {keepalive.timeout:g} s"
+    if code == grpc.StatusCode.UNAVAILABLE and "too many pings" in text.lower():
+        return (
+            f"refused our keepalive pings every {keepalive.interval:g} s (GOAWAY too_many_pings); "
+            "its gRPC server must allow them (grpc.http2.min_ping_interval_without_data_ms)"
+        )
+    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+        return f"did not answer ListSources within {LIST_TIMEOUT:g} s"
+    return f"unreachable: {code.name}: {text}"
 
 
 class Upstream:
@@ -66,11 +116,14 @@ class Upstream:
         self.backoff = backoff or Backoff()
         self.rng = rng or random.Random()
         self.live = False
+        self.interruptions = 0
+        """Times the stream was lost or could not be set up (each marks the channels stale)."""
         if self.name:
             names_in_use.add(self.name)
 
     async def run(self) -> None:
-        async with grpc.aio.insecure_channel(self.address, options=CHANNEL_OPTIONS) as channel:
+        options = channel_options(self.target.keepalive)
+        async with grpc.aio.insecure_channel(self.address, options=options) as channel:
             stub = collector_pb2_grpc.MetricsCollectorStub(channel)
             subscribe = channel.unary_stream(
                 SUBSCRIBE_METHOD,
@@ -83,22 +136,17 @@ class Upstream:
                     reason = await self._follow(stub, subscribe)
                     attempt = 0
                 except grpc.aio.AioRpcError as exc:
-                    reason = f"{exc.code().name}: {exc.details()}"
+                    reason = failure_reason(exc.code(), exc.details(), self.target.keepalive)
                     if self.live:
                         attempt = 0
                 except UpstreamError as exc:
-                    reason = str(exc)
+                    reason = f"needs a fresh stream ({exc})"
                     attempt = 0
+                self.interruptions += 1
                 self._mark_stale(reason)
                 delay = self.backoff.delay(attempt, self.rng)
                 attempt += 1
-                log.warning(
-                    "collector %s (%s): %s; retrying in %.1fs",
-                    self.name or "?",
-                    self.address,
-                    reason,
-                    delay,
-                )
+                log.warning("%s %s; retrying in %.1fs", self._who(), reason, delay)
                 await asyncio.sleep(delay)
 
     async def _follow(
@@ -123,7 +171,7 @@ class Upstream:
                 self.hub.apply_event(self.name, data, self.clock())
         finally:
             call.cancel()
-        return "collector ended the stream"
+        return "ended the stream"
 
     def _claim_name(self, reported: str) -> str:
         name = reported.replace("/", "_")
@@ -139,8 +187,11 @@ class Upstream:
         self.names_in_use.add(name)
         return name
 
+    def _who(self) -> str:
+        return f"collector {self.name or '?'} at {self.address}"
+
     def _mark_stale(self, reason: str) -> None:
         self.live = False
         if self.name:
-            detail = f"collector {self.name} unreachable: {reason}"
+            detail = f"{self._who()} {reason}"
             self.hub.set_collector_state(self.name, STALE, detail, self.clock())

@@ -4,8 +4,11 @@ Transport settings (deliberate, documented in README "Collector configuration"):
 - max receive message 4 MiB: bounds one Push batch or OTLP Export request.
 - max send message 64 MiB: a snapshot of a source at its series limit fits.
 - keepalive: the server pings an idle connection every 30 s and drops it if no
-  ack comes within 10 s, so dead subscribers are noticed; clients may ping
-  every 10 s or slower, also without active calls.
+  ack comes within 10 s, so dead subscribers are noticed. Clients may ping as
+  often as every 0.5 s, also without active calls, so a bridge's keepalive
+  (--upstream-keepalive, 10 s by default, at least 1 s) is never answered with
+  GOAWAY too_many_pings; a client pinging faster than that while no data flows
+  is sent that GOAWAY after its third early ping (gRPC's ping strikes).
 
 The periodic loop samples the host every --interval seconds and then expires
 push/OTLP sources idle for --source-ttl (`CollectorHub.expire`), so expiry
@@ -48,8 +51,15 @@ SERVER_OPTIONS = [
     ("grpc.max_send_message_length", MAX_SEND_MESSAGE_BYTES),
     ("grpc.keepalive_time_ms", 30_000),
     ("grpc.keepalive_timeout_ms", 10_000),
+    # gRPC core (1.85) waits this long for any ping's ack, keepalive ones
+    # included; left unset it waits a minute whatever keepalive_timeout says.
+    ("grpc.http2.ping_timeout_ms", 10_000),
     ("grpc.keepalive_permit_without_calls", 1),
-    ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+    # The server-side policy for pings *received* without data in between
+    # (GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS; gRPC's default:
+    # 5 minutes). Strikes reset whenever the server sends data.
+    ("grpc.http2.min_ping_interval_without_data_ms", 500),
+    ("grpc.http2.max_ping_strikes", 2),
     ("grpc.http2.max_pings_without_data", 0),
     ("grpc.so_reuseport", 0),
 ]
