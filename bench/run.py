@@ -397,7 +397,9 @@ async def run(settings: Settings) -> Results:
 def parse_args(argv: list[str] | None) -> Settings:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--clients", default="100,1000,5000", help="client counts, comma-separated")
-    parser.add_argument("--servers", default=",".join(SERVERS), help="servers to measure")
+    parser.add_argument(
+        "--servers", default=",".join(SERVERS), help=f"servers to measure, of {','.join(SERVERS)}"
+    )
     parser.add_argument("--compressions", default="none,deflate", help="what clients offer")
     parser.add_argument("--seconds", type=float, default=2.0, help="each measurement window")
     parser.add_argument("--latency-rate", type=float, default=10.0, help="updates/s for latency")

@@ -30,6 +30,7 @@ export class Fanout {
     this.snapshots = new Map();
     this.channelsOf = new Map();
     this.sources = new Set();
+    this.routed = { snapshot: 0, update: 0 };
     this.delivered = 0;
     this.skipped = 0;
   }
@@ -68,6 +69,7 @@ export class Fanout {
     const channel = `${this.collectorName}/${route.source}`;
     const frame = Buffer.concat([channelHeader(channel), raw]);
     if (route.kind === "snapshot") this.snapshots.set(channel, frame);
+    this.routed[route.kind]++;
     let sent = 0;
     let skipped = 0;
     for (const client of this.subscribers.get(channel) ?? []) {

@@ -214,7 +214,11 @@ function main() {
   const stop = (code) => {
     if (stopping) return;
     stopping = true;
-    log(`stopping: ${fanout.delivered} frames sent, ${fanout.skipped} skipped (buffer full)`);
+    const { snapshot, update } = fanout.routed;
+    log(
+      `stopping: routed ${snapshot} snapshots and ${update} updates; sent ${fanout.delivered}` +
+        ` frames, skipped ${fanout.skipped} (client over --max-buffered)`,
+    );
     cancel();
     for (const ws of wss.clients) ws.terminate();
     wss.close(() => process.exit(code));

@@ -74,3 +74,11 @@ test("a source is new only the first time it is seen", () => {
   assert.equal(fanout.publish(SNAPSHOT).newSource, true);
   assert.equal(fanout.publish(UPDATE).newSource, false);
 });
+
+test("routed events are counted by kind; a source removal is not routed", () => {
+  const fanout = new Fanout("c1", 1024);
+  fanout.publish(SNAPSHOT);
+  fanout.publish(UPDATE);
+  assert.equal(fanout.publish(Buffer.from("62060a046c6f6164", "hex")), null);
+  assert.deepEqual(fanout.routed, { snapshot: 1, update: 1 });
+});
