@@ -12,7 +12,7 @@ def test_defaults_listen_on_8765_and_follow_the_local_collector() -> None:
     assert config.listen == Address("127.0.0.1", 8765)
     assert config.collectors == (CollectorTarget(Address("127.0.0.1", 50051)),)
     assert config.heartbeat == 15.0
-    assert config.compression == "none"
+    assert config.compression == "deflate"
 
 
 def test_collector_flag_is_repeatable_with_optional_names() -> None:
