@@ -187,14 +187,16 @@ class LoadProcess:
             await self.proc.wait()
 
 
-def start_server(kind: str, collector: str, compression: str = "none") -> Server:
+def start_server(kind: str, collector: str, compression: str | None = None) -> Server:
+    """A server following `collector`; the bridge with its default compression unless given."""
     if kind == "bridge":
+        chosen = ["--compression", compression] if compression else []
         return Server.module(
             "bridge",
             [
                 "--listen", "127.0.0.1:0",
                 "--collector", f"{COLLECTOR_NAME}={collector}",
-                "--compression", compression,
+                *chosen,
                 "--max-connections", "20000",
                 "--log-level", "WARNING",
             ],

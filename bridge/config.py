@@ -65,7 +65,7 @@ class BridgeConfig:
     max_client_rate: float = 20.0
     client_buffer_bytes: int = 256 * 1024
     send_buffer_bytes: int = 64 * 1024
-    send_threads: int = 2
+    send_threads: int = field(default_factory=lambda: 2 if (os.cpu_count() or 1) > 1 else 1)
     slow_client_timeout: float = 30.0
     handshake_timeout: float = 10.0
     compression: str = "deflate"
@@ -209,7 +209,8 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     option(
         "--send-threads",
         "threads making the fan-out's send() calls (the event loop's included); a second "
-        "thread shortens a large fan-out on a machine with more than one core",
+        "thread shortens a large fan-out (default: 2 on a machine with more than one core, "
+        "else 1)",
         type=at_least(int, 1),
         default=defaults.send_threads,
     )
