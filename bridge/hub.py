@@ -23,6 +23,7 @@ The hub never blocks and does no I/O itself: it writes to `Sink`s.
 from __future__ import annotations
 
 import logging
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -132,6 +133,7 @@ class Hub:
         max_connections: int,
         server_version: str,
         wall_ms: Callable[[], int] = wall_clock_ms,
+        phase: Callable[[], float] = random.random,
     ) -> None:
         self.limits = limits
         self.timers = timers
@@ -139,6 +141,7 @@ class Hub:
         self.max_connections = max_connections
         self.server_version = server_version
         self.wall_ms = wall_ms
+        self.phase = phase
         self.channels: dict[str, ChannelState] = {}
         self.pools: dict[str, dict[Client, None]] = {}
         self.clients: dict[Client, None] = {}
@@ -154,7 +157,7 @@ class Hub:
             self.counters.connections_rejected_capacity += 1
             raise AtCapacity(f"at capacity ({self.max_connections} connections): retry later")
         client = Client(
-            Session(self.limits, self.timers, now),
+            Session(self.limits, self.timers, now, self.phase()),
             OutboundBuffer(self.policy.buffer_bytes, self.policy.slow_timeout),
             sink,
         )

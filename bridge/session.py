@@ -16,7 +16,10 @@ Rules:
 - Ping gets a Pong with the same nonce and the server time.
 - Timers: a heartbeat is due every `heartbeat_interval`; a WebSocket ping is
   due every `ping_interval`, and a ping without a pong for `ping_timeout`
-  means the peer is dead.
+  means the peer is dead. The first of each comes after a share of its
+  interval set by `phase` (half the interval at phase 0, all of it at 1), so
+  clients that connected together (a reconnect storm) do not get their
+  heartbeats and pings, nor send their pongs, all in the same moment.
 """
 
 from __future__ import annotations
@@ -97,15 +100,16 @@ def error_reply(code: int, message: str, channel: str = "") -> Reply:
 class Session:
     """Validates one client's messages and keeps its subscriptions and timers."""
 
-    def __init__(self, limits: Limits, timers: Timers, now: float) -> None:
+    def __init__(self, limits: Limits, timers: Timers, now: float, phase: float = 1.0) -> None:
         self.id = os.urandom(8).hex()
         self.limits = limits
         self.timers = timers
         self.subscriptions: dict[str, None] = {}
         self._tokens = 2 * limits.messages_per_second
         self._tokens_at = now
-        self.next_heartbeat = now + timers.heartbeat_interval
-        self.next_ping = now + timers.ping_interval
+        share = 0.5 + min(1.0, max(0.0, phase)) / 2
+        self.next_heartbeat = now + timers.heartbeat_interval * share
+        self.next_ping = now + timers.ping_interval * share
         self.ping_sent_at: float | None = None
         self.ping_payload = b""
 

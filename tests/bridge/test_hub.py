@@ -54,6 +54,7 @@ def make_hub(**kwargs: object) -> Hub:
         "max_connections": 10,
         "server_version": "test",
         "wall_ms": lambda: 1234,
+        "phase": lambda: 1.0,
     }
     options.update(kwargs)
     hub = Hub(**options)  # type: ignore[arg-type]
@@ -378,3 +379,14 @@ def test_bytes_sent_counts_what_each_connection_put_on_its_wire() -> None:
     push_updates(hub, range(1, 2))
     (wire,) = sink.pending
     assert hub.counters.bytes_sent - before == len(wire) + len(wire) // 2
+
+
+def test_clients_connected_together_get_their_first_pings_spread_over_half_an_interval() -> None:
+    phases = iter([0.0, 0.5, 1.0])
+    hub = make_hub(phase=lambda: next(phases))
+    sinks = [connected(hub)[1] for _ in range(3)]
+    pinged_by = []
+    for now in (2.5, 3.75, 5.0):
+        hub.tick(now)
+        pinged_by.append(sum(len(sink.pings) for sink in sinks))
+    assert pinged_by == [1, 2, 3]

@@ -139,6 +139,21 @@ def test_heartbeat_is_due_every_interval() -> None:
     assert session.heartbeat_due(2.0)
 
 
+def test_phase_zero_brings_the_first_heartbeat_and_ping_at_half_their_interval() -> None:
+    session = Session(Limits(), Timers(heartbeat_interval=1, ping_interval=2, ping_timeout=3), 0, 0)
+    assert not session.heartbeat_due(0.49)
+    assert session.heartbeat_due(0.5)
+    assert session.ping_due(0.99) is None
+    assert session.ping_due(1.0) is not None
+
+
+def test_after_the_first_heartbeat_the_phase_keeps_its_interval() -> None:
+    session = Session(Limits(), Timers(heartbeat_interval=1, ping_interval=2, ping_timeout=3), 0, 0)
+    assert session.heartbeat_due(0.5)
+    assert not session.heartbeat_due(1.4)
+    assert session.heartbeat_due(1.5)
+
+
 def test_ping_without_pong_expires_after_the_timeout() -> None:
     session = new_session()
     assert session.ping_due(1.0) is None
