@@ -19,6 +19,7 @@ def test_bench_smoke_run_writes_its_table_and_results(tmp_path: Path) -> None:
             "--servers", "bridge,ws,broadcast,naive",
             "--compressions", "none",
             "--seconds", "0.5",
+            "--latency-seconds", "0.5",
             "--out", str(tmp_path),
         ],
         cwd=REPO,
