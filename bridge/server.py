@@ -44,6 +44,7 @@ from bridge.errors import ClientError, CloseCode, InternalError, MissingSubproto
 from bridge.frame import Frame, deflated_wire, ping_frame
 from bridge.http import DEFAULT_STATIC_DIR, HttpRoutes
 from bridge.hub import PROTOCOL, Client, ClientPolicy, Hub
+from bridge.pacing import FlushPacer
 from bridge.prometheus import metrics_endpoint
 from bridge.sender import ParallelSender
 from bridge.session import Limits, Timers
@@ -102,24 +103,33 @@ class BridgeConnection(ServerConnection):
 
 
 class WriteBatch:
-    """Frames written to a connection during one event-loop iteration leave in one write.
+    """Frames written to a connection before a flush leave in one write.
 
     A burst of messages then costs one send() per connection instead of one per
-    message, and a lone message waits only for the current iteration to end.
-    The sends of a batch are spread over the `ParallelSender`'s threads.
+    message. A batch is flushed at the end of the event-loop iteration, or a
+    little later when the bridge is behind (`FlushPacer`); its sends are
+    spread over the `ParallelSender`'s threads.
     """
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, sender: ParallelSender) -> None:
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, sender: ParallelSender, pacer: FlushPacer
+    ) -> None:
         self.loop = loop
         self.sender = sender
+        self.pacer = pacer
         self.dirty: list[ConnectionSink] = []
 
     def mark(self, sink: ConnectionSink) -> None:
         if not self.dirty:
-            self.loop.call_soon(self.flush)
+            delay = self.pacer.delay(self.loop.time())
+            if delay > 0:
+                self.loop.call_later(delay, self.flush)
+            else:
+                self.loop.call_soon(self.flush)
         self.dirty.append(sink)
 
     def flush(self) -> None:
+        started = self.loop.time()
         dirty, self.dirty = self.dirty, []
         fds: list[int] = []
         chunks: list[bytes] = []
@@ -135,12 +145,12 @@ class WriteBatch:
                 fds.append(sink.fd)
                 chunks.append(data)
                 direct.append(sink)
-        if not direct:
-            return
-        written = self.sender.send(fds, chunks)
-        for sink, data, count in zip(direct, chunks, written, strict=True):
-            if count != len(data):
-                sink.transport.write(data[count:] if count > 0 else data)
+        if direct:
+            written = self.sender.send(fds, chunks)
+            for sink, data, count in zip(direct, chunks, written, strict=True):
+                if count != len(data):
+                    sink.transport.write(data[count:] if count > 0 else data)
+        self.pacer.flushed(started, self.loop.time())
 
 
 class ConnectionSink:
@@ -165,8 +175,10 @@ class ConnectionSink:
     def __init__(self, connection: BridgeConnection, batch: WriteBatch) -> None:
         self.connection = connection
         self.transport = connection.transport
+        # Direct writes to the socket only when the transport adds nothing (no TLS).
         sock = self.transport.get_extra_info("socket")
-        self.fd: int = sock.fileno() if sock is not None else -1
+        plain = sock is not None and self.transport.get_extra_info("sslcontext") is None
+        self.fd: int = sock.fileno() if plain else -1
         self.deflate_bits = negotiated_deflate_bits(connection.protocol.extensions)
         self._batch = batch
         self._pending: list[bytes] = []
@@ -272,7 +284,7 @@ class BridgeServer:
         self._tasks: list[asyncio.Task[None]] = []
         self.server: Server | None = None
         self.sender = ParallelSender(config.send_threads)
-        self.batch = WriteBatch(self.loop, self.sender)
+        self.batch = WriteBatch(self.loop, self.sender, FlushPacer())
 
     def select_subprotocol(
         self, connection: ServerConnection, offered: Sequence[Subprotocol]
