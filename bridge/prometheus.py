@@ -16,6 +16,8 @@ starts with `metrics_bridge_`:
   channel's newest data; for a steadily sampled source that is the
   collector-to-bridge lag plus at most one sampling interval.
 - `upstream_up{collector,address}`: 1 while the collector's stream is live.
+- `upstream_interruptions_total{collector,address}`: times the collector's
+  stream ended or failed (down, hung, restarted after a gap).
 - the process's own `process_*` metrics (RSS, CPU, open fds).
 """
 
@@ -90,6 +92,8 @@ class UpstreamReading(Protocol):
     def address(self) -> str: ...
     @property
     def live(self) -> bool: ...
+    @property
+    def interruptions(self) -> int: ...
 
 
 class BridgeMetrics:
@@ -151,9 +155,17 @@ class BridgeMetrics:
             "1 while the collector's stream is live",
             labels=["collector", "address"],
         )
+        interruptions = CounterMetricFamily(
+            PREFIX + "upstream_interruptions",
+            "times the collector's stream ended or failed",
+            labels=["collector", "address"],
+        )
         for upstream in self.upstreams():
-            up.add_metric([upstream.name, upstream.address], 1.0 if upstream.live else 0.0)
+            labels = [upstream.name, upstream.address]
+            up.add_metric(labels, 1.0 if upstream.live else 0.0)
+            interruptions.add_metric(labels, upstream.interruptions)
         yield up
+        yield interruptions
 
 
 def registry_for(

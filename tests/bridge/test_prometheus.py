@@ -40,6 +40,7 @@ class Upstream:
     name: str
     address: str
     live: bool
+    interruptions: int = 0
 
 
 def make_hub(buffer_bytes: int = 1 << 20) -> Hub:
@@ -128,6 +129,13 @@ def test_upstream_up_reports_each_collector() -> None:
     key = "metrics_bridge_upstream_up"
     assert samples[(key, (("address", "127.0.0.1:1"), ("collector", "a")))] == 1
     assert samples[(key, (("address", "127.0.0.1:2"), ("collector", "b")))] == 0
+
+
+def test_upstream_interruptions_are_counted_per_collector() -> None:
+    upstreams = [Upstream("a", "127.0.0.1:1", True, 3)]
+    samples = scrape(BridgeMetrics(make_hub(), lambda: upstreams))
+    key = "metrics_bridge_upstream_interruptions_total"
+    assert samples[(key, (("address", "127.0.0.1:1"), ("collector", "a")))] == 3
 
 
 def test_data_age_is_now_minus_the_newest_measurement_time() -> None:
