@@ -27,7 +27,11 @@ def stack() -> Iterator[tuple[str, Pusher]]:
         pusher = Pusher(col.addresses["grpc"])
         pusher.push(0.0)
         with bridge(col.addresses["grpc"], "--compression", "deflate") as br:
-            yield br.addresses["url"], pusher
+            url = br.addresses["url"]
+            watcher = WireClient(url, None)
+            watcher.wait_for_channel()
+            watcher.close()
+            yield url, pusher
         pusher.close()
 
 
@@ -104,13 +108,26 @@ class WireClient:
             data = inflater.decompress(data + b"\x00\x00\xff\xff")
         return bridge_pb2.ServerMessage.FromString(data)
 
-    def next_update(self) -> tuple[WireFrame, bridge_pb2.ServerMessage]:
+    def next_message(self) -> tuple[WireFrame, bridge_pb2.ServerMessage]:
         while True:
             frame = self.frame()
             if frame.opcode == 0x2:
-                message = self.message(frame)
-                if message.HasField("update"):
-                    return frame, message
+                return frame, self.message(frame)
+
+    def updates_until(self, seq: int) -> list[tuple[WireFrame, bridge_pb2.ServerMessage]]:
+        """Every update frame up to the one at `seq`, that one last."""
+        updates = []
+        while not updates or updates[-1][1].update.seq != seq:
+            frame, message = self.next_message()
+            if message.HasField("update"):
+                updates.append((frame, message))
+        return updates
+
+    def wait_for_channel(self) -> None:
+        while True:
+            _, message = self.next_message()
+            if CHANNEL in [c.channel for c in message.catalog.channels]:
+                return
 
     def send(self, message: bridge_pb2.ClientMessage, compress: bool = False) -> None:
         payload = message.SerializeToString()
@@ -153,13 +170,7 @@ def test_every_deflate_client_gets_the_same_compressed_bytes_for_an_update(
             client.subscribe()
         # Many series so the update is worth compressing.
         position = pusher.push(1.5, series=60)
-        received = []
-        for client in clients:
-            while True:
-                frame, message = client.next_update()
-                if message.update.seq == position.seq:
-                    received.append((frame, message))
-                    break
+        received = [client.updates_until(position.seq)[-1] for client in clients]
         frames = [frame for frame, _ in received]
         assert all(frame.rsv1 for frame in frames)
         assert frames[0].raw == frames[1].raw == frames[2].raw
@@ -181,11 +192,8 @@ def test_a_client_that_offers_no_compression_on_the_same_bridge_gets_plain_frame
         assert client.extensions == ""
         client.subscribe()
         position = pusher.push(2.5, series=60)
-        while True:
-            frame, message = client.next_update()
-            assert not frame.rsv1
-            if message.update.seq == position.seq:
-                break
+        updates = client.updates_until(position.seq)
+        assert not any(frame.rsv1 for frame, _ in updates)
     finally:
         client.close()
 
@@ -201,11 +209,9 @@ def test_compressed_client_messages_each_inflate_on_their_own(
         client.subscribe(compress=True)
         acks = 0
         while acks < 2:
-            frame = client.frame()
-            if frame.opcode == 0x2 and client.message(frame).HasField("subscribed"):
-                acks += 1
+            acks += client.next_message()[1].HasField("subscribed")
         position = pusher.push(3.5, series=60)
-        while client.next_update()[1].update.seq != position.seq:
-            pass
+        (_, update), *_ = reversed(client.updates_until(position.seq))
+        assert list(update.update.values.numbers) == [3.5] * 60
     finally:
         client.close()
