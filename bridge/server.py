@@ -214,6 +214,11 @@ class ConnectionSink:
 
     def close(self, code: int, reason: str) -> None:
         if self._closing is None:
+            # Frames queued before the close (a paced batch may hold them for a
+            # few ms) go out before the close frame.
+            data = self.take()
+            if data is not None:
+                self.transport.write(data)
             self._closing = asyncio.get_running_loop().create_task(self._close(code, reason))
 
     async def _close(self, code: int, reason: str) -> None:
