@@ -70,7 +70,8 @@ class Pusher:
         ]
         request = collector_pb2.PushRequest(source=self.source, samples=samples)
         response = self.stub.Push(iter([request]), timeout=scaled(10))
-        return response.position
+        position: metrics_pb2.Position = response.position
+        return position
 
     def close(self) -> None:
         self.channel.close()
@@ -84,7 +85,12 @@ class Client:
 
     @classmethod
     async def open(cls, url: str, **kwargs: object) -> Client:
-        ws = await connect(url, subprotocols=[PROTOCOL], open_timeout=scaled(10), **kwargs)  # type: ignore[arg-type]
+        ws = await connect(
+            url,
+            subprotocols=[Subprotocol(PROTOCOL)],
+            open_timeout=scaled(10),
+            **kwargs,  # type: ignore[arg-type]
+        )
         return cls(ws)
 
     async def _recv_for(self, seconds: float) -> bridge_pb2.ServerMessage:
@@ -198,7 +204,7 @@ class RawClient:
                 self.protocol.receive_eof()
             for event in self.protocol.events_received():
                 if isinstance(event, WsFrame) and event.opcode is Opcode.BINARY:
-                    messages.append(bridge_pb2.ServerMessage.FromString(event.data))
+                    messages.append(bridge_pb2.ServerMessage.FromString(bytes(event.data)))
             if not data or self.protocol.state is CLOSED:
                 close = self.protocol.close_rcvd
                 return messages, close.code if close is not None else None
@@ -216,7 +222,7 @@ class RawClient:
             self.protocol.receive_data(data)
             for event in self.protocol.events_received():
                 if isinstance(event, WsFrame) and event.opcode is Opcode.BINARY:
-                    messages.append(bridge_pb2.ServerMessage.FromString(event.data))
+                    messages.append(bridge_pb2.ServerMessage.FromString(bytes(event.data)))
             self._flush()
         return messages
 

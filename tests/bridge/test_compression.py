@@ -116,7 +116,7 @@ class WireClient:
 
     def updates_until(self, seq: int) -> list[tuple[WireFrame, bridge_pb2.ServerMessage]]:
         """Every update frame up to the one at `seq`, that one last."""
-        updates = []
+        updates: list[tuple[WireFrame, bridge_pb2.ServerMessage]] = []
         while not updates or updates[-1][1].update.seq != seq:
             frame, message = self.next_message()
             if message.HasField("update"):

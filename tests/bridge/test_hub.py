@@ -340,8 +340,10 @@ def test_client_ping_is_answered_with_a_pong() -> None:
     hub = make_hub()
     client, sink = connected(hub)
     hub.receive(
-        client, bridge_pb2.ClientMessage(ping=bridge_pb2.Ping(nonce=9)).SerializeToString(), 0
-    )  # type: ignore[arg-type]
+        client,  # type: ignore[arg-type]
+        bridge_pb2.ClientMessage(ping=bridge_pb2.Ping(nonce=9)).SerializeToString(),
+        0,
+    )
     (message,) = sink.drain()
     assert (message.pong.nonce, message.pong.server_time_ms) == (9, 1234)
 

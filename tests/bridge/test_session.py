@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import pytest
 
 from bridge.channel import Position
@@ -29,13 +32,13 @@ def subscribe(*channels: str, resume: metrics_pb2.Position | None = None) -> byt
     return bridge_pb2.ClientMessage(subscribe=request).SerializeToString()
 
 
-def new_session(**limits: float) -> Session:
+def new_session(**limits: Any) -> Session:
     return Session(
         Limits(**limits), Timers(heartbeat_interval=1, ping_interval=2, ping_timeout=3), 0
-    )  # type: ignore[arg-type]
+    )
 
 
-def error_codes(actions: list[object]) -> list[int]:
+def error_codes(actions: Sequence[object]) -> list[int]:
     return [a.message.error.code for a in actions if isinstance(a, Reply)]
 
 

@@ -36,7 +36,8 @@ def batches(count: int, start: float = 0.0) -> Iterator[collector_pb2.PushReques
 
 def push(pusher: Pusher, count: int, start: float = 0.0) -> metrics_pb2.Position:
     response = pusher.stub.Push(batches(count, start), timeout=scaled(60))
-    return response.position
+    position: metrics_pb2.Position = response.position
+    return position
 
 
 def rss_bytes(process: ServerProcess) -> int:
