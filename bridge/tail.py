@@ -82,7 +82,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument(
         "--compression",
         choices=["deflate", "none"],
-        default=env("METRICS_BRIDGE_TAIL_COMPRESSION", "none"),
+        default=env("METRICS_BRIDGE_TAIL_COMPRESSION", "deflate"),
         help="offer permessage-deflate (METRICS_BRIDGE_TAIL_COMPRESSION; default %(default)s)",
     )
     parser.add_argument(

@@ -85,7 +85,7 @@ class BridgeClient:
         url: str,
         channels: Iterable[str] = (),
         *,
-        compression: str | None = None,
+        compression: str | None = "deflate",
         policy: ReconnectPolicy | None = None,
         miss_factor: float = 2.5,
         open_timeout: float = 10.0,
