@@ -92,13 +92,17 @@ async def test_a_transport_without_a_plain_socket_gets_the_batch_through_write()
     assert transport.written == [frame("one") + frame("two")]
 
 
-async def test_after_a_long_flush_the_next_batch_waits_and_gathers() -> None:
+def after_a_long_flush() -> tuple[Transport, ConnectionSink]:
+    """A sink whose batch has just had a 50 ms flush, so the next one waits 50 ms."""
     loop = asyncio.get_running_loop()
     pacer = FlushPacer(share=1.0, max_gap=0.05)
     pacer.flushed(loop.time() - 0.05, loop.time())
-    batch = WriteBatch(loop, ParallelSender(1), pacer)
     transport = Transport(None)
-    sink = sink_for(transport, batch)
+    return transport, sink_for(transport, WriteBatch(loop, ParallelSender(1), pacer))
+
+
+async def test_after_a_long_flush_the_next_batch_waits_and_gathers() -> None:
+    transport, sink = after_a_long_flush()
     sink.write(make_frame(FrameKind.UPDATE, b"one", channel="c/s"))
     await asyncio.sleep(0.01)
     assert transport.written == []
@@ -108,12 +112,7 @@ async def test_after_a_long_flush_the_next_batch_waits_and_gathers() -> None:
 
 
 async def test_frames_queued_before_a_close_go_out_before_the_close_frame() -> None:
-    loop = asyncio.get_running_loop()
-    pacer = FlushPacer(share=1.0, max_gap=0.05)
-    pacer.flushed(loop.time() - 0.05, loop.time())
-    batch = WriteBatch(loop, ParallelSender(1), pacer)
-    transport = Transport(None)
-    sink = sink_for(transport, batch)
+    transport, sink = after_a_long_flush()
     sink.write(make_frame(FrameKind.UPDATE, b"last", channel="c/s"))
     sink.close(1001, "bridge shutting down")
     await asyncio.sleep(0.1)
