@@ -411,6 +411,8 @@ class Hub:
                     client.outbound.settle(name)
                 else:
                     self._deliver(client, channel.snapshot_frame(), now)
+                    if not client.outbound.is_owed(name):
+                        self.counters.resyncs += 1
             if session.heartbeat_due(now):
                 key = tuple(session.subscriptions)
                 frame = heartbeats.get(key)

@@ -5,7 +5,9 @@ One task per collector:
    sources it still has; channels of sources it lost are removed.
 2. Subscribe to every source, resuming each known channel from its last
    (epoch, seq); the stream's messages stay raw bytes (identity deserializer)
-   and the hub parses each once. The channels are marked live.
+   and the hub parses each once. The channels are marked live. The stream is
+   read on a thread of its own (`StreamReader`), so events that arrive while
+   the loop fans out reach the hub together and leave in one flush.
 3. When the stream breaks (the gRPC channel reconnects by itself, a stream
    does not), or the hub reports a gap, the channels are marked stale and the
    task retries after `Backoff.delay(attempt)`; attempts reset once a
@@ -42,6 +44,7 @@ from bridge.backoff import Backoff
 from bridge.config import CollectorTarget, Keepalive
 from bridge.errors import UpstreamError
 from bridge.hub import Hub
+from bridge.stream_reader import StreamCall, StreamReader
 from metrics_bridge.v1 import bridge_pb2, collector_pb2, collector_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -122,8 +125,11 @@ class Upstream:
             names_in_use.add(self.name)
 
     async def run(self) -> None:
-        options = channel_options(self.target.keepalive)
-        async with grpc.aio.insecure_channel(self.address, options=options) as channel:
+        # grpc's blocking API: the stream is read on a thread (see StreamReader).
+        channel = grpc.insecure_channel(
+            self.address, options=channel_options(self.target.keepalive)
+        )
+        try:
             stub = collector_pb2_grpc.MetricsCollectorStub(channel)
             subscribe = channel.unary_stream(
                 SUBSCRIBE_METHOD,
@@ -135,7 +141,7 @@ class Upstream:
                 try:
                     reason = await self._follow(stub, subscribe)
                     attempt = 0
-                except grpc.aio.AioRpcError as exc:
+                except grpc.RpcError as exc:
                     reason = failure_reason(exc.code(), exc.details(), self.target.keepalive)
                     if self.live:
                         attempt = 0
@@ -148,13 +154,17 @@ class Upstream:
                 attempt += 1
                 log.warning("%s %s; retrying in %.1fs", self._who(), reason, delay)
                 await asyncio.sleep(delay)
+        finally:
+            channel.close()
 
     async def _follow(
         self,
         stub: collector_pb2_grpc.MetricsCollectorStub,
-        subscribe: grpc.aio.UnaryStreamMultiCallable,
+        subscribe: Callable[[collector_pb2.SubscribeRequest], StreamCall],
     ) -> str:
-        listing = await stub.ListSources(collector_pb2.ListSourcesRequest(), timeout=LIST_TIMEOUT)
+        listing = await asyncio.to_thread(
+            stub.ListSources, collector_pb2.ListSourcesRequest(), timeout=LIST_TIMEOUT
+        )
         if not self.name:
             self.name = self._claim_name(listing.collector or self.address)
         now = self.clock()
@@ -162,15 +172,15 @@ class Upstream:
         request = collector_pb2.SubscribeRequest()
         for source, position in self.hub.positions(self.name).items():
             request.resume[source].CopyFrom(position.to_proto())
-        call = subscribe(request)
-        try:
-            self.live = True
-            self.hub.set_collector_state(self.name, LIVE, "", now)
-            log.info("following collector %s at %s", self.name, self.address)
-            async for data in call:
-                self.hub.apply_event(self.name, data, self.clock())
-        finally:
-            call.cancel()
+        name = self.name
+        reader = StreamReader(
+            lambda: subscribe(request),
+            lambda data: self.hub.apply_event(name, data, self.clock()),
+        )
+        self.live = True
+        self.hub.set_collector_state(self.name, LIVE, "", now)
+        log.info("following collector %s at %s", self.name, self.address)
+        await reader.run()
         return "ended the stream"
 
     def _claim_name(self, reported: str) -> str:

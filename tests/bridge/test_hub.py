@@ -213,10 +213,12 @@ def test_quiet_channel_is_resynced_by_the_tick_once_drained() -> None:
     subscribe(hub, client)
     push_updates(hub, range(1, 200))
     sink.drain()
+    resyncs = hub.counters.resyncs
     hub.tick(0.5)
     messages = sink.drain()
     assert bodies(messages) == ["snapshot"]
     assert messages[0].snapshot.seq == 199
+    assert hub.counters.resyncs == resyncs + 1
 
 
 def test_client_stuck_past_the_timeout_is_closed_with_4000() -> None:

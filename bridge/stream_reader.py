@@ -1,0 +1,113 @@
+"""A collector's Subscribe stream read on a thread of its own, handed to the loop in batches.
+
+grpc.aio hands over one message per event-loop round trip, so while the loop
+is busy fanning a frame out, the next event waits, and one stream delivered a
+few hundred events a second. Here a thread reads the stream with grpc's
+blocking API (which releases the GIL while it waits), and the loop takes
+every event that arrived meanwhile in one go, so that their frames leave in
+one flush.
+
+Rules:
+- Events reach `deliver` on the event loop, in stream order.
+- At most `limit` events wait for the loop; a full queue blocks the reading
+  thread, so gRPC flow control holds the collector back, and the collector
+  resyncs a subscriber that falls that far behind with a snapshot.
+- `run()` returns when the stream ends, after every event read before the
+  end was delivered; it raises the stream's `grpc.RpcError`, or what
+  `deliver` raised (the stream is then cancelled). Cancelling `run()`
+  cancels the stream and ends the thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from typing import Protocol
+
+
+class StreamCall(Protocol):
+    """A running server-streaming call of grpc's blocking API."""
+
+    def __iter__(self) -> Iterator[bytes]: ...
+
+    def cancel(self) -> bool: ...
+
+
+class StreamReader:
+    """Reads one call on a thread; `deliver(event)` runs on the event loop."""
+
+    def __init__(
+        self, start: Callable[[], StreamCall], deliver: Callable[[bytes], None], limit: int = 1024
+    ) -> None:
+        self.start = start
+        self.deliver = deliver
+        self._events: queue.Queue[bytes] = queue.Queue(maxsize=limit)
+        self._woken = False
+        self._lock = threading.Lock()
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        ended: asyncio.Future[None] = loop.create_future()
+        call = self.start()
+        stopping = threading.Event()
+
+        def finish(error: BaseException | None) -> None:
+            if ended.done():
+                return
+            self._drain(call, ended)
+            if ended.done():
+                return
+            if error is None:
+                ended.set_result(None)
+            else:
+                ended.set_exception(error)
+
+        def read() -> None:
+            error: BaseException | None = None
+            try:
+                for event in call:
+                    while not stopping.is_set():
+                        try:
+                            self._events.put(event, timeout=0.1)
+                            break
+                        except queue.Full:
+                            continue
+                    self._wake(loop, call, ended)
+            except BaseException as exc:  # handed to the loop, which raises it from run()
+                error = exc
+            if not stopping.is_set():
+                loop.call_soon_threadsafe(finish, error)
+
+        thread = threading.Thread(target=read, name="bridge-upstream", daemon=True)
+        thread.start()
+        try:
+            await ended
+        finally:
+            stopping.set()
+            call.cancel()
+            await asyncio.to_thread(thread.join)
+
+    def _wake(
+        self, loop: asyncio.AbstractEventLoop, call: StreamCall, ended: asyncio.Future[None]
+    ) -> None:
+        with self._lock:
+            if self._woken:
+                return
+            self._woken = True
+        loop.call_soon_threadsafe(self._drain, call, ended)
+
+    def _drain(self, call: StreamCall, ended: asyncio.Future[None]) -> None:
+        with self._lock:
+            self._woken = False
+        while not ended.done():
+            try:
+                event = self._events.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                self.deliver(event)
+            except BaseException as exc:
+                call.cancel()
+                ended.set_exception(exc)
