@@ -413,7 +413,7 @@ def parse_args(argv: list[str] | None) -> Settings:
     )
     parser.add_argument("--latency-rate", type=float, default=10.0, help="updates/s for latency")
     parser.add_argument(
-        "--offered", type=float, default=100_000, help="deliveries/s offered for throughput"
+        "--offered", type=float, default=250_000, help="deliveries/s offered for throughput"
     )
     parser.add_argument("--max-push-rate", type=float, default=2000.0, help="updates/s cap")
     parser.add_argument("--rss-clients", type=int, default=0, help="default: the largest count")
