@@ -8,6 +8,7 @@ import os
 import socket
 import zlib
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 
 import pytest
@@ -28,9 +29,8 @@ def stack() -> Iterator[tuple[str, Pusher]]:
         pusher.push(0.0)
         with bridge(col.addresses["grpc"], "--compression", "deflate") as br:
             url = br.addresses["url"]
-            watcher = WireClient(url, None)
-            watcher.wait_for_channel()
-            watcher.close()
+            with WireClient(url, None) as watcher:
+                watcher.wait_for_channel()
             yield url, pusher
         pusher.close()
 
@@ -147,63 +147,59 @@ class WireClient:
     def close(self) -> None:
         self.sock.close()
 
+    def __enter__(self) -> WireClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
 
 def test_deflate_is_accepted_without_context_takeover_on_either_side(
     stack: tuple[str, Pusher],
 ) -> None:
-    client = WireClient(stack[0], BROWSER_OFFER)
-    try:
+    with WireClient(stack[0], BROWSER_OFFER) as client:
         params = {p.strip().partition("=")[0] for p in client.extensions.split(";")}
-        assert {"permessage-deflate", "server_no_context_takeover"} <= params
-        assert "client_no_context_takeover" in params
-    finally:
-        client.close()
+    assert {"permessage-deflate", "server_no_context_takeover"} <= params
+    assert "client_no_context_takeover" in params
 
 
 def test_every_deflate_client_gets_the_same_compressed_bytes_for_an_update(
     stack: tuple[str, Pusher],
 ) -> None:
     url, pusher = stack
-    clients = [WireClient(url, BROWSER_OFFER) for _ in range(3)]
-    try:
+    with ExitStack() as opened:
+        clients = [opened.enter_context(WireClient(url, BROWSER_OFFER)) for _ in range(3)]
         for client in clients:
             client.subscribe()
         # Many series so the update is worth compressing.
         position = pusher.push(1.5, series=60)
         received = [client.updates_until(position.seq)[-1] for client in clients]
-        frames = [frame for frame, _ in received]
-        assert all(frame.rsv1 for frame in frames)
-        assert frames[0].raw == frames[1].raw == frames[2].raw
-        update = received[0][1].update
-        assert received[0][1].channel == CHANNEL
-        assert list(update.values.numbers) == [1.5] * len(update.values.ids)
-        assert len(update.values.ids) == 60
-    finally:
-        for client in clients:
-            client.close()
+    frames = [frame for frame, _ in received]
+    assert all(frame.rsv1 for frame in frames)
+    assert frames[0].raw == frames[1].raw == frames[2].raw
+    update = received[0][1].update
+    assert received[0][1].channel == CHANNEL
+    assert list(update.values.numbers) == [1.5] * len(update.values.ids)
+    assert len(update.values.ids) == 60
 
 
 def test_a_client_that_offers_no_compression_on_the_same_bridge_gets_plain_frames(
     stack: tuple[str, Pusher],
 ) -> None:
     url, pusher = stack
-    client = WireClient(url, None)
-    try:
+    with WireClient(url, None) as client:
         assert client.extensions == ""
         client.subscribe()
         position = pusher.push(2.5, series=60)
         updates = client.updates_until(position.seq)
-        assert not any(frame.rsv1 for frame, _ in updates)
-    finally:
-        client.close()
+    assert not any(frame.rsv1 for frame, _ in updates)
 
 
 def test_compressed_client_messages_each_inflate_on_their_own(
     stack: tuple[str, Pusher],
 ) -> None:
     url, pusher = stack
-    client = WireClient(url, BROWSER_OFFER)
-    try:
+    with WireClient(url, BROWSER_OFFER) as client:
         # Two compressed requests, each with a fresh compressor as client_no_context_takeover says.
         client.subscribe(compress=True)
         client.subscribe(compress=True)
@@ -213,5 +209,3 @@ def test_compressed_client_messages_each_inflate_on_their_own(
         position = pusher.push(3.5, series=60)
         (_, update), *_ = reversed(client.updates_until(position.seq))
         assert list(update.update.values.numbers) == [3.5] * 60
-    finally:
-        client.close()
