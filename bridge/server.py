@@ -149,7 +149,7 @@ class WriteBatch:
             written = self.sender.send(fds, chunks)
             for sink, data, count in zip(direct, chunks, written, strict=True):
                 if count != len(data):
-                    sink.transport.write(data[count:] if count > 0 else data)
+                    sink.transport.write(data[max(count, 0) :])
         self.pacer.flushed(started, self.loop.time())
 
 
