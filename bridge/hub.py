@@ -1,9 +1,9 @@
-"""The fan-out core: channels, their client pools, and who gets which frame.
+"""The fan-out core: clients, their subscriptions, and who gets which frame.
 
 Rules:
-- Each channel has a pool of subscribed clients. A channel message is encoded
-  once (`Frame`) and the same bytes go to every client of the pool; there is
-  no per-client encoding and no task per message.
+- Each channel (held by `ChannelRegistry`) has a pool of subscribed clients.
+  A channel message is encoded once (`Frame`) and the same bytes go to every
+  client of the pool; there is no per-client encoding and no task per message.
 - Every frame to a client passes its `OutboundBuffer`, which decides write,
   skip, resync (the channel's latest snapshot instead) or close; a slow client
   therefore never delays the others, and its memory stays bounded.
@@ -14,8 +14,9 @@ Rules:
   Upstream state changes reach subscribers as Status; a removed source gets
   Status REMOVED and its subscriptions end. Catalog changes are sent to every
   client on the next tick, at most once per tick.
-- `tick(now)` runs the timers: heartbeats, WebSocket pings and their timeout,
-  catalog, resync of owed channels, and closing clients stuck too long.
+- `tick(now)` runs each client's timers, in this order: close it if its pong
+  is overdue or it stayed behind too long, the new catalog, owed resyncs, the
+  heartbeat, the WebSocket ping.
 - Counters are plain ints in `Counters`, for an operations endpoint.
 The hub never blocks and does no I/O itself: it writes to `Sink`s.
 """
@@ -23,18 +24,16 @@ The hub never blocks and does no I/O itself: it writes to `Sink`s.
 from __future__ import annotations
 
 import logging
+import os
 import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from google.protobuf.message import DecodeError
-
 from bridge.channel import ChannelState, Position, State
 from bridge.errors import (
     AtCapacity,
-    BadUpstreamEvent,
     ClientError,
     CloseCode,
     PingTimeout,
@@ -43,6 +42,7 @@ from bridge.errors import (
 )
 from bridge.frame import Frame, control_frame
 from bridge.outbound import Admit, OutboundBuffer
+from bridge.registry import ChannelRegistry, Published, Removed
 from bridge.session import (
     AnswerPing,
     Limits,
@@ -52,7 +52,9 @@ from bridge.session import (
     Timers,
     UnsubscribeChannel,
 )
-from metrics_bridge.v1 import bridge_pb2, collector_pb2
+from metrics_bridge.v1 import bridge_pb2
+
+__all__ = ["PROTOCOL", "Client", "ClientPolicy", "Counters", "Hub", "Sink", "wall_clock_ms"]
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +136,7 @@ class Hub:
         server_version: str,
         wall_ms: Callable[[], int] = wall_clock_ms,
         phase: Callable[[], float] = random.random,
+        random_bytes: Callable[[int], bytes] = os.urandom,
     ) -> None:
         self.limits = limits
         self.timers = timers
@@ -142,12 +145,11 @@ class Hub:
         self.server_version = server_version
         self.wall_ms = wall_ms
         self.phase = phase
-        self.channels: dict[str, ChannelState] = {}
+        self.random_bytes = random_bytes
+        self.registry = ChannelRegistry(limits.resume_window)
         self.pools: dict[str, dict[Client, None]] = {}
         self.clients: dict[Client, None] = {}
         self.counters = Counters()
-        self._catalog_dirty = False
-        self._catalog: Frame | None = None
 
     # Clients
 
@@ -157,7 +159,7 @@ class Hub:
             self.counters.connections_rejected_capacity += 1
             raise AtCapacity(f"at capacity ({self.max_connections} connections): retry later")
         client = Client(
-            Session(self.limits, self.timers, now, self.phase()),
+            Session(self.limits, self.timers, now, self.phase(), self.random_bytes),
             OutboundBuffer(self.policy.buffer_bytes, self.policy.slow_timeout),
             sink,
         )
@@ -220,7 +222,7 @@ class Hub:
 
     def _subscribe(self, client: Client, name: str, resume: Position | None, now: float) -> None:
         channel = self.channels[name]
-        self.pools[name][client] = None
+        self.pools.setdefault(name, {})[client] = None
         client.outbound.settle(name)
         self.counters.subscriptions += 1
         decision = channel.resume(resume)
@@ -249,7 +251,9 @@ class Hub:
     # Delivery
 
     def _deliver(self, client: Client, frame: Frame, now: float) -> None:
-        decision = client.outbound.admit(frame, client.sink.buffered(), now)
+        self._act(client, frame, client.outbound.admit(frame, client.sink.buffered(), now))
+
+    def _act(self, client: Client, frame: Frame, decision: Admit) -> None:
         if decision is Admit.WRITE:
             self._write(client, frame)
         elif decision is Admit.SKIP:
@@ -275,98 +279,71 @@ class Hub:
         pool = self.pools.get(frame.channel)
         if not pool:
             return
-        size = len(frame.wire)
+        admit = OutboundBuffer.admit
         sent = 0
         sent_bytes = 0
-        slow: list[Client] = []
+        refused: list[tuple[Client, Admit]] = []
         for client in pool:
-            outbound = client.outbound
-            sink = client.sink
-            # Fast path of OutboundBuffer.admit for a client that owes nothing.
-            if not outbound.lagging and sink.buffered() + size <= outbound.limit:
-                sent_bytes += sink.write(frame)
+            decision = admit(client.outbound, frame, client.sink.buffered(), now)
+            if decision is Admit.WRITE:
+                sent_bytes += client.sink.write(frame)
                 sent += 1
             else:
-                slow.append(client)
+                refused.append((client, decision))
         self.counters.frames_sent += sent
         self.counters.bytes_sent += sent_bytes
-        for client in slow:
-            self._deliver(client, frame, now)
+        for client, decision in refused:
+            self._act(client, frame, decision)
 
     # Upstream
+
+    @property
+    def channels(self) -> dict[str, ChannelState]:
+        return self.registry.channels
 
     def apply_event(self, collector: str, data: bytes, now: float) -> None:
         """Take one raw CollectorEvent; raises UpstreamError if the stream must restart."""
         self.counters.upstream_events += 1
         try:
-            event = collector_pb2.CollectorEvent.FromString(data)
-        except DecodeError as exc:
-            raise BadUpstreamEvent(f"{collector}: undecodable CollectorEvent: {exc}") from None
-        which = event.WhichOneof("event")
-        if which == "update":
-            update = event.update
-            channel = self.channels.get(f"{collector}/{update.source}")
-            if channel is None:
-                self.counters.upstream_gaps += 1
-                raise UpstreamGap(f"{collector}/{update.source}: update before any snapshot")
-            try:
-                frame = channel.apply_update(update, data)
-            except UpstreamGap:
-                self.counters.upstream_gaps += 1
-                raise
-            if frame is not None:
-                self.publish(frame, now)
-        elif which == "snapshot":
-            snapshot = event.snapshot
-            name = f"{collector}/{snapshot.source}"
-            channel = self.channels.get(name)
-            if channel is None:
-                channel = ChannelState(collector, snapshot, data, self.limits.resume_window)
-                self.channels[name] = channel
-                self.pools[name] = {}
-                self._catalog_changed()
-                return
-            frame = channel.apply_snapshot(snapshot, data)
-            self._set_state(channel, UpstreamState.UPSTREAM_STATE_LIVE, "", now)
-            self.publish(frame, now)
-        elif which == "source_removed":
-            self.remove_channel(f"{collector}/{event.source_removed.source}", now)
-        else:
-            raise BadUpstreamEvent(f"{collector}: CollectorEvent with no known event")
+            outcome = self.registry.apply(collector, data)
+        except UpstreamGap:
+            self.counters.upstream_gaps += 1
+            raise
+        if isinstance(outcome, Published):
+            if outcome.revived:
+                self._set_state(outcome.channel, UpstreamState.UPSTREAM_STATE_LIVE, "", now)
+            self.publish(outcome.frame, now)
+        elif isinstance(outcome, Removed):
+            self._end_subscriptions(outcome.channel, now)
 
     def positions(self, collector: str) -> dict[str, Position]:
         """Resume positions, by source name, of this collector's channels."""
-        return {c.source: c.position for c in self.channels.values() if c.collector == collector}
+        return self.registry.positions(collector)
 
     def set_collector_state(self, collector: str, state: State, detail: str, now: float) -> None:
-        for channel in list(self.channels.values()):
-            if channel.collector == collector:
-                self._set_state(channel, state, detail, now)
+        for channel in self.registry.of_collector(collector):
+            self._set_state(channel, state, detail, now)
 
     def retain_sources(self, collector: str, sources: set[str], now: float) -> None:
         """Remove this collector's channels whose source it no longer has."""
-        for channel in list(self.channels.values()):
-            if channel.collector == collector and channel.source not in sources:
-                self.remove_channel(channel.name, now)
+        for name in self.registry.lost_sources(collector, sources):
+            self.remove_channel(name, now)
 
     def remove_channel(self, name: str, now: float) -> None:
-        channel = self.channels.pop(name, None)
-        if channel is None:
-            return
-        channel.state = UpstreamState.UPSTREAM_STATE_REMOVED
-        channel.detail = "source removed from its collector"
+        removed = self.registry.remove(name)
+        if removed is not None:
+            self._end_subscriptions(removed.channel, now)
+
+    def _end_subscriptions(self, channel: ChannelState, now: float) -> None:
         status = self._status_frame(channel)
-        for client in list(self.pools.pop(name, {})):
-            client.session.drop(name)
-            client.outbound.settle(name)
+        for client in list(self.pools.pop(channel.name, {})):
+            client.session.drop(channel.name)
+            client.outbound.settle(channel.name)
             self._deliver(client, status, now)
-        self._catalog_changed()
 
     def _set_state(self, channel: ChannelState, state: State, detail: str, now: float) -> None:
-        if channel.state == state and channel.detail == detail:
+        if not self.registry.set_state(channel, state, detail):
             return
-        channel.state, channel.detail = state, detail
-        self._catalog_changed()
         status = self._status_frame(channel)
         for client in list(self.pools.get(channel.name, {})):
             self._deliver(client, status, now)
@@ -375,54 +352,64 @@ class Hub:
         status = bridge_pb2.Status(state=channel.state, detail=channel.detail)
         return control_frame(bridge_pb2.ServerMessage(channel=channel.name, status=status))
 
-    def _catalog_changed(self) -> None:
-        self._catalog_dirty = True
-        self._catalog = None
-
     def catalog_frame(self) -> Frame:
-        if self._catalog is None:
-            catalog = bridge_pb2.Catalog(
-                channels=[self.channels[name].info() for name in sorted(self.channels)]
-            )
-            self._catalog = control_frame(bridge_pb2.ServerMessage(catalog=catalog))
-        return self._catalog
+        return self.registry.catalog_frame()
 
     # Timers
 
     def tick(self, now: float) -> None:
         """Run every client's timers; call often (a few times per second)."""
-        catalog = self.catalog_frame() if self._catalog_dirty else None
-        self._catalog_dirty = False
+        catalog = self.registry.take_change()
         heartbeats: dict[tuple[str, ...], Frame] = {}
         for client in list(self.clients):
-            session = client.session
-            if session.ping_expired(now):
-                self.counters.ping_timeouts += 1
-                self.close(client, PingTimeout("no pong to the bridge's ping"))
-                continue
-            if client.outbound.expired(now):
-                self.close(client, SlowConsumer("client did not read for too long: reconnect"))
+            if self._close_if_dead(client, now):
                 continue
             if catalog is not None:
                 self._deliver(client, catalog, now)
-            for name in client.outbound.owed_resyncs(client.sink.buffered()):
-                channel = self.channels.get(name)
-                if channel is None:
-                    client.outbound.settle(name)
-                else:
-                    self._deliver(client, channel.snapshot_frame(), now)
-                    if not client.outbound.is_owed(name):
-                        self.counters.resyncs += 1
-            if session.heartbeat_due(now):
-                key = tuple(session.subscriptions)
-                frame = heartbeats.get(key)
-                if frame is None:
-                    frame = heartbeats[key] = self._heartbeat_frame(key)
-                self.counters.heartbeats_sent += 1
-                self._deliver(client, frame, now)
-            payload = session.ping_due(now)
-            if payload is not None and client in self.clients:
-                client.sink.ping(payload)
+            self._pay_owed_resyncs(client, now)
+            self._heartbeat_if_due(client, heartbeats, now)
+            self._ping_if_due(client, now)
+
+    def _close_if_dead(self, client: Client, now: float) -> bool:
+        """Close a client that missed its pong or stayed behind too long."""
+        if client.session.ping_expired(now):
+            self.counters.ping_timeouts += 1
+            self.close(client, PingTimeout("no pong to the bridge's ping"))
+            return True
+        if client.outbound.expired(now):
+            self.close(client, SlowConsumer("client did not read for too long: reconnect"))
+            return True
+        return False
+
+    def _pay_owed_resyncs(self, client: Client, now: float) -> None:
+        """Snapshots for the channels a lagging client owes, once its buffer drained."""
+        for name in client.outbound.owed_resyncs(client.sink.buffered()):
+            channel = self.channels.get(name)
+            if channel is None:
+                client.outbound.settle(name)
+                continue
+            self._deliver(client, channel.snapshot_frame(), now)
+            if not client.outbound.is_owed(name):
+                self.counters.resyncs += 1
+
+    def _heartbeat_if_due(
+        self, client: Client, frames: dict[tuple[str, ...], Frame], now: float
+    ) -> None:
+        """A Heartbeat, encoded once per subscription set within one tick."""
+        session = client.session
+        if client not in self.clients or not session.heartbeat_due(now):
+            return
+        key = tuple(session.subscriptions)
+        frame = frames.get(key)
+        if frame is None:
+            frame = frames[key] = self._heartbeat_frame(key)
+        self.counters.heartbeats_sent += 1
+        self._deliver(client, frame, now)
+
+    def _ping_if_due(self, client: Client, now: float) -> None:
+        payload = client.session.ping_due(now)
+        if payload is not None and client in self.clients:
+            client.sink.ping(payload)
 
     def _heartbeat_frame(self, names: tuple[str, ...]) -> Frame:
         heartbeat = bridge_pb2.Heartbeat(server_time_ms=self.wall_ms())

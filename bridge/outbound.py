@@ -4,6 +4,8 @@ The buffer is the connection's transport write buffer; its size in bytes is
 passed in as `buffered`, and `now` is passed in too, so this is plain logic.
 
 Rules (metrics are state: the latest wins, intermediate deltas may be skipped):
+- A client that owes nothing takes any frame that fits under `limit`. This is
+  the fan-out's fast path, checked first; the rules below refine the rest.
 - An update is written while it fits: `buffered + len(frame) <= limit`.
 - An update that does not fit is skipped and its channel becomes *owed* a
   snapshot; later updates of an owed channel are skipped too. The client is
@@ -27,6 +29,8 @@ from __future__ import annotations
 from enum import Enum
 
 from bridge.frame import Frame, FrameKind
+
+__all__ = ["Admit", "OutboundBuffer"]
 
 
 class Admit(Enum):
@@ -55,6 +59,8 @@ class OutboundBuffer:
         return channel in self._owed
 
     def admit(self, frame: Frame, buffered: int, now: float) -> Admit:
+        if self.lagging_since is None and buffered + len(frame.wire) <= self.limit:
+            return Admit.WRITE
         kind = frame.kind
         if kind is FrameKind.UPDATE:
             if frame.channel in self._owed:

@@ -25,7 +25,7 @@ Rules:
 from __future__ import annotations
 
 import os
-from collections.abc import Container
+from collections.abc import Callable, Container
 from dataclasses import dataclass
 
 from google.protobuf.message import DecodeError
@@ -33,6 +33,18 @@ from google.protobuf.message import DecodeError
 from bridge.channel import Position
 from bridge.errors import MalformedMessage, RateLimited, TextFrame
 from metrics_bridge.v1 import bridge_pb2
+
+__all__ = [
+    "Action",
+    "AnswerPing",
+    "Limits",
+    "Reply",
+    "Session",
+    "SubscribeChannel",
+    "Timers",
+    "UnsubscribeChannel",
+    "error_reply",
+]
 
 ErrorCode = bridge_pb2.ErrorCode
 
@@ -100,8 +112,16 @@ def error_reply(code: int, message: str, channel: str = "") -> Reply:
 class Session:
     """Validates one client's messages and keeps its subscriptions and timers."""
 
-    def __init__(self, limits: Limits, timers: Timers, now: float, phase: float = 1.0) -> None:
-        self.id = os.urandom(8).hex()
+    def __init__(
+        self,
+        limits: Limits,
+        timers: Timers,
+        now: float,
+        phase: float = 1.0,
+        random_bytes: Callable[[int], bytes] = os.urandom,
+    ) -> None:
+        self._random_bytes = random_bytes
+        self.id = random_bytes(8).hex()
         self.limits = limits
         self.timers = timers
         self.subscriptions: dict[str, None] = {}
@@ -201,7 +221,7 @@ class Session:
         if self.ping_sent_at is not None or now < self.next_ping:
             return None
         self.ping_sent_at = now
-        self.ping_payload = os.urandom(4)
+        self.ping_payload = self._random_bytes(4)
         return self.ping_payload
 
     def pong(self, payload: bytes, now: float) -> None:

@@ -176,3 +176,19 @@ def test_pong_with_the_ping_payload_clears_the_ping() -> None:
     session.pong(payload, 2.2)
     assert not session.ping_expired(100)
     assert session.ping_due(4.2) is not None
+
+
+def test_session_id_and_ping_payloads_come_from_the_injected_random_bytes() -> None:
+    stream = iter(range(256))
+
+    def counting_bytes(n: int) -> bytes:
+        return bytes(next(stream) for _ in range(n))
+
+    session = Session(
+        Limits(),
+        Timers(heartbeat_interval=1, ping_interval=2, ping_timeout=3),
+        0,
+        random_bytes=counting_bytes,
+    )
+    assert session.id == "0001020304050607"
+    assert session.ping_due(2.0) == bytes([8, 9, 10, 11])
