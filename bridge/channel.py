@@ -28,6 +28,15 @@ from bridge.errors import UpstreamGap
 from bridge.frame import Frame, FrameKind, channel_prefix, make_frame
 from metrics_bridge.v1 import bridge_pb2, collector_pb2, metrics_pb2
 
+__all__ = [
+    "ChannelState",
+    "Position",
+    "ResumeDecision",
+    "State",
+    "UpstreamState",
+]
+
+
 UpstreamState = bridge_pb2.UpstreamState
 State: TypeAlias = bridge_pb2.UpstreamState.ValueType
 

@@ -25,6 +25,27 @@ from __future__ import annotations
 
 from enum import IntEnum
 
+__all__ = [
+    "MAX_REASON_BYTES",
+    "RECONNECT_CODES",
+    "AtCapacity",
+    "BadUpstreamEvent",
+    "BridgeError",
+    "ClientError",
+    "CloseCode",
+    "InternalError",
+    "MalformedMessage",
+    "MissingSubprotocol",
+    "PingTimeout",
+    "RateLimited",
+    "SlowConsumer",
+    "TextFrame",
+    "UpstreamError",
+    "UpstreamGap",
+    "clip_reason",
+    "is_reconnect_code",
+]
+
 
 class CloseCode(IntEnum):
     NORMAL = 1000

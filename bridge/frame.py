@@ -27,6 +27,19 @@ from enum import Enum
 
 from metrics_bridge.v1 import bridge_pb2
 
+__all__ = [
+    "Frame",
+    "FrameKind",
+    "channel_prefix",
+    "control_frame",
+    "deflate_message",
+    "deflated_wire",
+    "make_frame",
+    "ping_frame",
+    "ws_header",
+]
+
+
 BINARY_OPCODE_FIN = 0x82
 RSV1 = 0x40
 _EMPTY_STORED_BLOCK = b"\x00\x00\xff\xff"

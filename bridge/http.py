@@ -23,6 +23,15 @@ from websockets.http11 import Request, Response
 
 from bridge.prometheus import CONTENT_TYPE as METRICS_CONTENT_TYPE
 
+__all__ = [
+    "DEFAULT_STATIC_DIR",
+    "Handler",
+    "HttpRoutes",
+    "respond",
+    "text",
+]
+
+
 Handler = Callable[[Request], Response]
 
 DEFAULT_STATIC_DIR = Path(__file__).resolve().parent.parent / "web" / "dist"

@@ -19,6 +19,10 @@ Rules:
 
 from __future__ import annotations
 
+__all__ = [
+    "FlushPacer",
+]
+
 
 class FlushPacer:
     """Decides how long a new batch waits before it is flushed."""

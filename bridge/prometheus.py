@@ -34,6 +34,19 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from metrics_bridge.v1 import bridge_pb2
 
+__all__ = [
+    "CONTENT_TYPE",
+    "PREFIX",
+    "BridgeMetrics",
+    "ChannelReading",
+    "HubReading",
+    "UpstreamReading",
+    "exposition",
+    "metrics_endpoint",
+    "registry_for",
+]
+
+
 PREFIX = "metrics_bridge_"
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 

@@ -27,6 +27,11 @@ import queue
 import threading
 from collections.abc import Sequence
 
+__all__ = [
+    "ParallelSender",
+]
+
+
 _Job = tuple[Sequence[int], Sequence[bytes], list[int], int, int]
 
 
