@@ -1,7 +1,12 @@
-"""The bridge's options. Every option is a flag and an environment variable
-METRICS_BRIDGE_<FLAG NAME> (e.g. --max-connections / METRICS_BRIDGE_MAX_CONNECTIONS);
-a flag wins over its variable. --collector is repeatable; its variable holds a
-comma-separated list."""
+"""The bridge's options. `BridgeConfig` is the one place each default and its
+help live; the command line, `--help`, the README table (checked by a test) and
+the core's limit objects (`limits()`, `timers()`, `client_policy()`,
+`keepalive()`) all come from it.
+
+Every option is a flag and an environment variable METRICS_BRIDGE_<FLAG NAME>
+(e.g. --max-connections / METRICS_BRIDGE_MAX_CONNECTIONS); a flag wins over its
+variable. --collector is repeatable; its variable holds a comma-separated list.
+"""
 
 from __future__ import annotations
 
@@ -9,69 +14,28 @@ import argparse
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
 
-from collector.config import Address, at_least, parse_address
+from bridge.hub import ClientPolicy
+from bridge.session import Limits, Timers
+from metrics_shared.address import COLLECTOR_ADDRESS, Address, parse_address
+from metrics_shared.argument_types import at_least
+from metrics_shared.options import CommandLine, option
 
 __all__ = [
-    "Address",
+    "COMPRESSION",
+    "ENV_PREFIX",
+    "LOG_LEVELS",
     "BridgeConfig",
     "CollectorTarget",
     "Keepalive",
-    "parse_address",
+    "command_line",
+    "parse_collector",
     "parse_config",
 ]
 
 ENV_PREFIX = "METRICS_BRIDGE_"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 COMPRESSION = ("none", "deflate")
-KEEPALIVE = 10.0
-KEEPALIVE_TIMEOUT = 5.0
-
-
-@dataclass(frozen=True, slots=True)
-class Keepalive:
-    """HTTP/2 pings on the channel to a collector: one after `interval` seconds
-    without data; no ack within `timeout` seconds and the connection is dead."""
-
-    interval: float = KEEPALIVE
-    timeout: float = KEEPALIVE_TIMEOUT
-
-
-@dataclass(frozen=True, slots=True)
-class CollectorTarget:
-    """One upstream collector; `name` is empty until the collector reports its own."""
-
-    address: Address
-    name: str = ""
-    keepalive: Keepalive = Keepalive()
-
-
-@dataclass(frozen=True)
-class BridgeConfig:
-    listen: Address = Address("127.0.0.1", 8765)
-    collectors: tuple[CollectorTarget, ...] = field(
-        default_factory=lambda: (CollectorTarget(Address("127.0.0.1", 50051)),)
-    )
-    upstream_keepalive: float = KEEPALIVE
-    upstream_keepalive_timeout: float = KEEPALIVE_TIMEOUT
-    heartbeat: float = 15.0
-    ping_interval: float = 20.0
-    ping_timeout: float = 20.0
-    resume_window: int = 256
-    max_connections: int = 10_000
-    max_message_bytes: int = 64 * 1024
-    max_subscriptions: int = 100
-    max_client_rate: float = 20.0
-    client_buffer_bytes: int = 256 * 1024
-    send_buffer_bytes: int = 64 * 1024
-    send_threads: int = field(default_factory=lambda: 2 if (os.cpu_count() or 1) > 1 else 1)
-    slow_client_timeout: float = 30.0
-    handshake_timeout: float = 10.0
-    compression: str = "deflate"
-    static_dir: str = ""
-    ready_file: str | None = None
-    log_level: str = "INFO"
 
 
 def parse_collector(text: str) -> CollectorTarget:
@@ -82,9 +46,219 @@ def parse_collector(text: str) -> CollectorTarget:
     return CollectorTarget(parse_address(address), name)
 
 
-def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
-    defaults = BridgeConfig()
-    parser = argparse.ArgumentParser(
+def default_send_threads() -> int:
+    return 2 if (os.cpu_count() or 1) > 1 else 1
+
+
+@dataclass(frozen=True)
+class BridgeConfig:
+    listen: Address = field(
+        default=Address("127.0.0.1", 8765),
+        metadata=option(
+            "HOST:PORT to serve WebSocket and HTTP on; port 0 picks a free port",
+            parse_address,
+            metavar="HOST:PORT",
+        ),
+    )
+    collectors: tuple[CollectorTarget, ...] = field(
+        default_factory=lambda: (CollectorTarget(COLLECTOR_ADDRESS),),
+        metadata=option(
+            "a collector to follow; repeatable. Channels are named NAME/SOURCE; without NAME, "
+            "the name the collector reports (its host source) is used",
+            parse_collector,
+            metavar="[NAME=]HOST:PORT",
+            flag="--collector",
+            repeatable=True,
+        ),
+    )
+    upstream_keepalive: float = field(
+        default=10.0,
+        metadata=option(
+            "seconds without data from a collector before the bridge pings it (HTTP/2 PING); "
+            "at least 1 (collectors accept a ping every 0.5 s)",
+            at_least(float, 1.0),
+            metavar="SECONDS",
+        ),
+    )
+    upstream_keepalive_timeout: float = field(
+        default=5.0,
+        metadata=option(
+            "seconds to wait for the collector's ping ack; without it the collector counts as "
+            "hung (a stopped process, a frozen VM, a path that drops packets): its channels go "
+            "STALE and the bridge reconnects and resumes",
+            at_least(float, 0.1),
+            metavar="SECONDS",
+        ),
+    )
+    heartbeat: float = field(
+        default=15.0,
+        metadata=option(
+            "seconds between Heartbeat frames", at_least(float, 0.01), metavar="SECONDS"
+        ),
+    )
+    ping_interval: float = field(
+        default=20.0,
+        metadata=option(
+            "seconds between WebSocket pings", at_least(float, 0.01), metavar="SECONDS"
+        ),
+    )
+    ping_timeout: float = field(
+        default=20.0,
+        metadata=option(
+            "seconds to wait for a pong before closing (1011)",
+            at_least(float, 0.01),
+            metavar="SECONDS",
+        ),
+    )
+    resume_window: int = field(
+        default=256,
+        metadata=option(
+            "updates held per channel for gapless resume", at_least(int, 0), metavar="N"
+        ),
+    )
+    max_connections: int = field(
+        default=10_000,
+        metadata=option(
+            "WebSocket connections; more are closed with 1013", at_least(int, 1), metavar="N"
+        ),
+    )
+    max_message_bytes: int = field(
+        default=64 * 1024,
+        metadata=option(
+            "largest client message; larger ones close with 1009", at_least(int, 64), metavar="N"
+        ),
+    )
+    max_subscriptions: int = field(
+        default=100,
+        metadata=option("channels one connection may subscribe to", at_least(int, 1), metavar="N"),
+    )
+    max_client_rate: float = field(
+        default=20.0,
+        metadata=option(
+            "client messages per second (bursts of twice that); over it: 1008",
+            at_least(float, 0.1),
+            metavar="N",
+        ),
+    )
+    client_buffer_bytes: int = field(
+        default=256 * 1024,
+        metadata=option(
+            "outbound buffer per client; over it updates are skipped "
+            "and the client is resynced with a snapshot once drained",
+            at_least(int, 1024),
+            metavar="N",
+        ),
+    )
+    send_buffer_bytes: int = field(
+        default=64 * 1024,
+        metadata=option(
+            "kernel send buffer (SO_SNDBUF) per client socket; 0 leaves it to the OS, which "
+            "lets it grow to megabytes for a client that stops reading",
+            at_least(int, 0),
+            metavar="N",
+        ),
+    )
+    send_threads: int = field(
+        default_factory=default_send_threads,
+        metadata=option(
+            "threads making the fan-out's send() calls (the event loop's included); a second "
+            "thread shortens a large fan-out",
+            at_least(int, 1),
+            metavar="N",
+            shown_default="2 (1 on one core)",
+        ),
+    )
+    slow_client_timeout: float = field(
+        default=30.0,
+        metadata=option(
+            "seconds a client may stay behind before it is closed (4000)",
+            at_least(float, 0.01),
+            metavar="SECONDS",
+        ),
+    )
+    handshake_timeout: float = field(
+        default=10.0,
+        metadata=option(
+            "seconds allowed for the opening handshake", at_least(float, 0.01), metavar="SECONDS"
+        ),
+    )
+    compression: str = field(
+        default="deflate",
+        metadata=option(
+            "permessage-deflate: 'deflate' accepts it without context takeover, so each "
+            "frame is compressed once for all clients; 'none' declines it",
+            choices=COMPRESSION,
+        ),
+    )
+    static_dir: str = field(
+        default="",
+        metadata=option(
+            "directory of dashboard files served over HTTP",
+            metavar="PATH",
+            shown_default="web/dist",
+        ),
+    )
+    ready_file: str | None = field(
+        default=None,
+        metadata=option(
+            'once serving, write {"ws": "HOST:PORT", "url": "ws://HOST:PORT/"} here',
+            metavar="PATH",
+        ),
+    )
+    log_level: str = field(
+        default="INFO",
+        metadata=option("logging level", str.upper, choices=LOG_LEVELS),
+    )
+
+    def limits(self) -> Limits:
+        """What one client session may do (sent to clients in Hello)."""
+        return Limits(
+            max_message_bytes=self.max_message_bytes,
+            max_subscriptions=self.max_subscriptions,
+            resume_window=self.resume_window,
+            messages_per_second=self.max_client_rate,
+        )
+
+    def timers(self) -> Timers:
+        return Timers(
+            heartbeat_interval=self.heartbeat,
+            ping_interval=self.ping_interval,
+            ping_timeout=self.ping_timeout,
+        )
+
+    def client_policy(self) -> ClientPolicy:
+        return ClientPolicy(
+            buffer_bytes=self.client_buffer_bytes, slow_timeout=self.slow_client_timeout
+        )
+
+    def keepalive(self) -> Keepalive:
+        return Keepalive(self.upstream_keepalive, self.upstream_keepalive_timeout)
+
+
+@dataclass(frozen=True, slots=True)
+class Keepalive:
+    """HTTP/2 pings on the channel to a collector: one after `interval` seconds
+    without data; no ack within `timeout` seconds and the connection is dead."""
+
+    interval: float = BridgeConfig.upstream_keepalive
+    timeout: float = BridgeConfig.upstream_keepalive_timeout
+
+
+@dataclass(frozen=True, slots=True)
+class CollectorTarget:
+    """One upstream collector; `name` is empty until the collector reports its own."""
+
+    address: Address
+    name: str = ""
+    keepalive: Keepalive = Keepalive()
+
+    def __str__(self) -> str:
+        return f"{self.name}={self.address}" if self.name else str(self.address)
+
+
+def command_line() -> CommandLine:
+    return CommandLine(
+        BridgeConfig,
         prog="metrics-bridge",
         description=(
             "Follow metrics collectors over gRPC and serve their channels to browsers over "
@@ -92,183 +266,21 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
             "Subcommands: 'serve' (the default) and 'tail' (print a bridge's stream)."
         ),
         epilog=(
-            "Every option can also be set with an environment variable "
+            "Every option can also be set with the environment variable named in its help, "
             f"{ENV_PREFIX}<OPTION>, e.g. {ENV_PREFIX}MAX_CONNECTIONS=500; flags win."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        env_prefix=ENV_PREFIX,
     )
-
-    def option(flag: str, help: str, **kwargs: Any) -> None:
-        variable = ENV_PREFIX + flag.lstrip("-").replace("-", "_").upper()
-        kwargs["help"] = f"{help} [env {variable}]"
-        if variable in env:
-            if kwargs.get("action") == "append":
-                kwargs["default"] = [
-                    kwargs["type"](part) for part in env[variable].split(",") if part.strip()
-                ]
-            else:
-                kwargs["default"] = env[variable]
-        parser.add_argument(flag, **kwargs)
-
-    option(
-        "--listen",
-        "HOST:PORT to serve WebSocket and HTTP on; port 0 picks a free port",
-        type=parse_address,
-        default=defaults.listen,
-    )
-    option(
-        "--collector",
-        "[NAME=]HOST:PORT of a collector to follow; repeatable. Channels are named "
-        "NAME/SOURCE; without NAME, the name the collector reports (its host source) is used. "
-        "When none is given: 127.0.0.1:50051",
-        type=parse_collector,
-        metavar="[NAME=]HOST:PORT",
-        action="append",
-        dest="collectors",
-        default=None,
-    )
-    option(
-        "--upstream-keepalive",
-        "seconds without data from a collector before the bridge pings it (HTTP/2 PING); "
-        "at least 1 (collectors accept a ping every 0.5 s)",
-        type=at_least(float, 1.0),
-        metavar="SECONDS",
-        default=defaults.upstream_keepalive,
-    )
-    option(
-        "--upstream-keepalive-timeout",
-        "seconds to wait for the collector's ping ack; without it the collector counts as "
-        "hung (a stopped process, a frozen VM, a path that drops packets): its channels go "
-        "STALE and the bridge reconnects and resumes",
-        type=at_least(float, 0.1),
-        metavar="SECONDS",
-        default=defaults.upstream_keepalive_timeout,
-    )
-    option(
-        "--heartbeat",
-        "seconds between Heartbeat frames",
-        type=at_least(float, 0.01),
-        default=defaults.heartbeat,
-    )
-    option(
-        "--ping-interval",
-        "seconds between WebSocket pings",
-        type=at_least(float, 0.01),
-        default=defaults.ping_interval,
-    )
-    option(
-        "--ping-timeout",
-        "seconds to wait for a pong before closing (1011)",
-        type=at_least(float, 0.01),
-        default=defaults.ping_timeout,
-    )
-    option(
-        "--resume-window",
-        "updates held per channel for gapless resume",
-        type=at_least(int, 0),
-        default=defaults.resume_window,
-    )
-    option(
-        "--max-connections",
-        "WebSocket connections; more are closed with 1013",
-        type=at_least(int, 1),
-        default=defaults.max_connections,
-    )
-    option(
-        "--max-message-bytes",
-        "largest client message; larger ones close with 1009",
-        type=at_least(int, 64),
-        default=defaults.max_message_bytes,
-    )
-    option(
-        "--max-subscriptions",
-        "channels one connection may subscribe to",
-        type=at_least(int, 1),
-        default=defaults.max_subscriptions,
-    )
-    option(
-        "--max-client-rate",
-        "client messages per second (bursts of twice that); over it: 1008",
-        type=at_least(float, 0.1),
-        default=defaults.max_client_rate,
-    )
-    option(
-        "--client-buffer-bytes",
-        "outbound buffer per client; over it updates are skipped "
-        "and the client is resynced with a snapshot once drained",
-        type=at_least(int, 1024),
-        default=defaults.client_buffer_bytes,
-    )
-    option(
-        "--send-buffer-bytes",
-        "kernel send buffer (SO_SNDBUF) per client socket; 0 leaves it to the OS, which "
-        "lets it grow to megabytes for a client that stops reading",
-        type=at_least(int, 0),
-        default=defaults.send_buffer_bytes,
-    )
-    option(
-        "--send-threads",
-        "threads making the fan-out's send() calls (the event loop's included); a second "
-        "thread shortens a large fan-out (default: 2 on a machine with more than one core, "
-        "else 1)",
-        type=at_least(int, 1),
-        default=defaults.send_threads,
-    )
-    option(
-        "--slow-client-timeout",
-        "seconds a client may stay behind before it is closed (4000)",
-        type=at_least(float, 0.01),
-        default=defaults.slow_client_timeout,
-    )
-    option(
-        "--handshake-timeout",
-        "seconds allowed for the opening handshake",
-        type=at_least(float, 0.01),
-        default=defaults.handshake_timeout,
-    )
-    option(
-        "--compression",
-        "permessage-deflate: 'deflate' accepts it without context takeover, so each "
-        "frame is compressed once for all clients; 'none' declines it",
-        choices=COMPRESSION,
-        default=defaults.compression,
-    )
-    option(
-        "--static-dir",
-        "directory of dashboard files served over HTTP (default: web/dist next to the package)",
-        default=defaults.static_dir,
-    )
-    option(
-        "--ready-file",
-        'write {"ws": HOST:PORT, "url": ws://HOST:PORT/} here once serving',
-        default=defaults.ready_file,
-    )
-    option(
-        "--log-level",
-        "logging level",
-        type=str.upper,
-        choices=LOG_LEVELS,
-        default=defaults.log_level,
-    )
-    return parser
 
 
 def parse_config(argv: Sequence[str], env: Mapping[str, str] | None = None) -> BridgeConfig:
-    env = os.environ if env is None else env
-    parser = build_parser(env)
-    args = parser.parse_args(argv)
-    values = vars(args)
-    keepalive = Keepalive(values["upstream_keepalive"], values["upstream_keepalive_timeout"])
-    values["collectors"] = tuple(
-        replace(target, keepalive=keepalive)
-        for target in values["collectors"] or BridgeConfig().collectors
-    )
+    cli = command_line()
+    values = cli.parse(argv, os.environ if env is None else env)
     names = [c.name for c in values["collectors"] if c.name]
     if len(names) != len(set(names)):
-        parser.error(f"collector names must be unique: {names}")
-    # argparse converts string defaults (from the environment) but does not check choices.
-    if values["compression"] not in COMPRESSION:
-        parser.error(f"compression must be one of {COMPRESSION}")
-    if values["log_level"] not in LOG_LEVELS:
-        parser.error(f"log level must be one of {LOG_LEVELS}")
-    return BridgeConfig(**values)
+        cli.error(f"collector names must be unique: {names}")
+    config = BridgeConfig(**values)
+    keepalive = config.keepalive()
+    return replace(
+        config, collectors=tuple(replace(c, keepalive=keepalive) for c in config.collectors)
+    )

@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from collector.config import parse_config
 from collector.server import CollectorServer
 
+__all__ = ["main"]
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     config = parse_config(argv)

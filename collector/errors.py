@@ -23,6 +23,16 @@ from __future__ import annotations
 
 import grpc
 
+__all__ = [
+    "CollectorError",
+    "InvalidBatch",
+    "SeriesLimitExceeded",
+    "SourceConflict",
+    "TooManySources",
+    "TooManySubscribers",
+    "UnknownSource",
+]
+
 
 class CollectorError(Exception):
     """Base of the collector's errors; `status` is the gRPC code a client sees."""

@@ -32,6 +32,8 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
+__all__ = ["Event", "Removed", "Resync", "SubscriberQueue"]
+
 
 @dataclass(frozen=True, slots=True)
 class Event:

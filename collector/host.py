@@ -18,6 +18,8 @@ import psutil
 
 from collector.sampler import CpuTimes, DiskUsage, HostReadings, IoCounters
 
+__all__ = ["MAX_DISKS", "MAX_INTERFACES", "MAX_MOUNTS", "read_host"]
+
 log = logging.getLogger(__name__)
 
 MAX_MOUNTS = 32

@@ -33,6 +33,8 @@ from dataclasses import dataclass
 from collector.series import COUNTER, GAUGE, Descriptor
 from metrics_bridge.v1 import metrics_pb2
 
+__all__ = ["ALL", "HostSeries"]
+
 
 @dataclass(frozen=True, slots=True)
 class HostSeries:

@@ -44,17 +44,21 @@ from collector.series import SeriesSample
 from collector.source import Position, SourceState, random_epoch
 from metrics_bridge.v1 import collector_pb2, metrics_pb2
 
+__all__ = ["EXPIRING_KINDS", "CollectorHub", "HubLimits", "RemovedSource"]
+
 EXPIRING_KINDS = frozenset({metrics_pb2.SOURCE_KIND_PUSH, metrics_pb2.SOURCE_KIND_OTLP})
 
 
 @dataclass(frozen=True, slots=True)
 class HubLimits:
-    resume_window: int = 1024
-    max_series_per_source: int = 10_000
-    max_sources: int = 1000
-    subscriber_queue: int = 1024
-    max_subscribers: int = 1000
-    source_ttl: float = 300.0
+    """The hub's bounds; built by `CollectorConfig.hub_limits()`, where the defaults live."""
+
+    resume_window: int
+    max_series_per_source: int
+    max_sources: int
+    subscriber_queue: int
+    max_subscribers: int
+    source_ttl: float
     """Seconds without an accepted batch before a push/OTLP source is removed; 0 = never."""
 
 
@@ -67,9 +71,7 @@ class RemovedSource:
 
 
 class CollectorHub:
-    def __init__(
-        self, limits: HubLimits = HubLimits(), epochs: Callable[[], int] = random_epoch
-    ) -> None:
+    def __init__(self, limits: HubLimits, epochs: Callable[[], int] = random_epoch) -> None:
         self.limits = limits
         self._epochs = epochs
         self._sources: dict[str, SourceState] = {}
@@ -80,10 +82,6 @@ class CollectorHub:
     @property
     def sources(self) -> Mapping[str, SourceState]:
         return self._sources
-
-    @property
-    def subscriber_count(self) -> int:
-        return len(self._subscribers)
 
     def get(self, name: str) -> SourceState:
         source = self._sources.get(name)

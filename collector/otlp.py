@@ -51,6 +51,8 @@ from collector.validation import (
     sanitize_source_name,
 )
 
+__all__ = ["DEFAULT_SOURCE", "Translation", "translate"]
+
 DEFAULT_SOURCE = "unknown_service"
 NO_RECORDED_VALUE = otlp.DATA_POINT_FLAGS_NO_RECORDED_VALUE_MASK
 DELTA = otlp.AGGREGATION_TEMPORALITY_DELTA

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from collector import host_series as hs
 from collector.series import SeriesKey, SeriesSample
 
+__all__ = ["CpuTimes", "DiskUsage", "HostReadings", "IoCounters", "sample"]
+
 
 @dataclass(frozen=True, slots=True)
 class CpuTimes:

@@ -15,6 +15,19 @@ from dataclasses import dataclass
 
 from metrics_bridge.v1 import metrics_pb2
 
+__all__ = [
+    "COUNTER",
+    "GAUGE",
+    "HISTOGRAM",
+    "Descriptor",
+    "HistogramData",
+    "Labels",
+    "SeriesKey",
+    "SeriesSample",
+    "Value",
+    "same_value",
+]
+
 Labels = tuple[tuple[str, str], ...]
 
 GAUGE = metrics_pb2.METRIC_KIND_GAUGE

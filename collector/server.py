@@ -23,24 +23,30 @@ seconds, then the process exits 0.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import os
-import signal
 import time
-from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metrics_service_pb2_grpc
 
-from collector.config import Address, CollectorConfig
+from collector.config import CollectorConfig
 from collector.host import read_host
-from collector.hub import CollectorHub, HubLimits
+from collector.hub import CollectorHub
 from collector.sampler import HostReadings, sample
 from collector.service import SERVICE_NAME, MetricsCollectorService, OtlpMetricsService, now_ms
 from metrics_bridge.v1 import metrics_pb2
+from metrics_shared.address import Address
+from metrics_shared.ready_file import write_ready_file
+from metrics_shared.stop_signals import on_stop_signal
+
+__all__ = [
+    "MAX_RECEIVE_MESSAGE_BYTES",
+    "MAX_SEND_MESSAGE_BYTES",
+    "SERVER_OPTIONS",
+    "CollectorServer",
+]
 
 log = logging.getLogger(__name__)
 
@@ -69,16 +75,7 @@ OTLP_SERVICE_NAME = metrics_service_pb2.DESCRIPTOR.services_by_name["MetricsServ
 class CollectorServer:
     def __init__(self, config: CollectorConfig) -> None:
         self.config = config
-        self.hub = CollectorHub(
-            HubLimits(
-                resume_window=config.resume_window,
-                max_series_per_source=config.max_series_per_source,
-                max_sources=config.max_sources,
-                subscriber_queue=config.subscriber_queue,
-                max_subscribers=config.max_subscribers,
-                source_ttl=config.source_ttl,
-            )
-        )
+        self.hub = CollectorHub(config.hub_limits())
         self.addresses: dict[str, str] = {}
         self._stopping: asyncio.Event | None = None
         self._previous: HostReadings | None = None
@@ -107,11 +104,9 @@ class CollectorServer:
         for service in ("", SERVICE_NAME, OTLP_SERVICE_NAME):
             await self.health.set(service, health_pb2.HealthCheckResponse.SERVING)
         log.info("collector %r serving on %s", config.host_source, self.addresses)
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self.request_stop)
+        on_stop_signal(asyncio.get_running_loop(), self.request_stop)
         if config.ready_file:
-            _write_atomically(Path(config.ready_file), json.dumps(self.addresses))
+            write_ready_file(config.ready_file, self.addresses)
 
     def _bind(self, address: Address) -> str:
         try:
@@ -184,9 +179,3 @@ class CollectorServer:
             sampler.cancel()
             await self.server.stop(self.config.shutdown_grace)
             log.info("stopped")
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)

@@ -25,8 +25,10 @@ from collector.fanout import Resync
 from collector.hub import CollectorHub
 from collector.otlp import translate
 from collector.source import Position
-from collector.validation import validate_push
+from collector.validation import PushCall
 from metrics_bridge.v1 import collector_pb2, metrics_pb2
+
+__all__ = ["SERVICE_NAME", "MetricsCollectorService", "OtlpMetricsService", "now_ms"]
 
 log = logging.getLogger(__name__)
 
@@ -85,17 +87,12 @@ class MetricsCollectorService:
         context: grpc.aio.ServicerContext,
     ) -> collector_pb2.PushResponse:
         response = collector_pb2.PushResponse()
-        source = ""
+        call = PushCall(self.max_batch_samples)
         try:
             async for request in requests:
-                if source and request.source != source:
-                    raise InvalidBatch(
-                        "source", f"changed from {source!r} to {request.source!r} within one call"
-                    )
-                samples = validate_push(request, self.max_batch_samples)
-                source = request.source
+                samples = call.validate(request)
                 position = self.hub.apply(
-                    source,
+                    call.source,
                     metrics_pb2.SOURCE_KIND_PUSH,
                     samples,
                     request.time_unix_ms or now_ms(),

@@ -33,6 +33,8 @@ from collector.errors import SeriesLimitExceeded
 from collector.series import Descriptor, HistogramData, SeriesKey, SeriesSample, Value, same_value
 from metrics_bridge.v1 import collector_pb2, metrics_pb2
 
+__all__ = ["RESUME_BYTES", "Position", "ResumeDecision", "SourceState", "random_epoch"]
+
 RESUME_BYTES = 16 * 1024 * 1024
 """Per source, the most encoded updates the resume ring holds."""
 

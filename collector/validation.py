@@ -16,6 +16,7 @@ Rules (Prometheus-compatible names so the data can go anywhere later):
   bounds, len(counts) == len(bounds) + 1, count == sum(counts), finite sum.
 - remove = true needs only name and labels.
 - time_unix_ms and start_time_unix_ms are not negative.
+- call: every batch of one Push call names the same source (`PushCall`).
 """
 
 from __future__ import annotations
@@ -31,6 +32,17 @@ from metrics_bridge.v1 import collector_pb2
 METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 SOURCE_NAME = re.compile(r"[A-Za-z0-9_.:-]+")
+
+__all__ = [
+    "PushCall",
+    "check_histogram",
+    "check_series",
+    "check_source_name",
+    "sanitize_label_name",
+    "sanitize_metric_name",
+    "sanitize_source_name",
+    "validate_push",
+]
 
 MAX_SOURCE_NAME = 128
 MAX_METRIC_NAME = 200
@@ -162,3 +174,21 @@ def validate_push(request: collector_pb2.PushRequest, max_samples: int) -> list[
         else:
             raise InvalidBatch(f"{path}.kind", f"must be GAUGE, COUNTER or HISTOGRAM, got {s.kind}")
     return out
+
+
+class PushCall:
+    """The batches of one Push call: each is validated, and all name one source,
+    so a call's response position is that source's."""
+
+    def __init__(self, max_samples: int) -> None:
+        self.max_samples = max_samples
+        self.source = ""
+
+    def validate(self, request: collector_pb2.PushRequest) -> list[Sample]:
+        if self.source and request.source != self.source:
+            raise InvalidBatch(
+                "source", f"changed from {self.source!r} to {request.source!r} within one call"
+            )
+        samples = validate_push(request, self.max_samples)
+        self.source = request.source
+        return samples

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from bridge.config import Address, CollectorTarget, parse_config
+from bridge.config import BridgeConfig, CollectorTarget, Keepalive, command_line, parse_config
+from bridge.hub import ClientPolicy
+from bridge.session import Limits, Timers
+from metrics_shared.address import Address
 
 
 def test_defaults_listen_on_8765_and_follow_the_local_collector() -> None:
@@ -58,6 +61,54 @@ def test_bad_options_exit_with_a_usage_error(argv: list[str]) -> None:
     assert caught.value.code == 2
 
 
-def test_bad_environment_value_exits_with_a_usage_error() -> None:
-    with pytest.raises(SystemExit):
-        parse_config([], {"METRICS_BRIDGE_COMPRESSION": "zstd"})
+@pytest.mark.parametrize(
+    ("variable", "value", "problem"),
+    [
+        ("METRICS_BRIDGE_COMPRESSION", "zstd", "'zstd' is not one of none, deflate"),
+        ("METRICS_BRIDGE_HEARTBEAT", "soon", "not a float: 'soon'"),
+        ("METRICS_BRIDGE_MAX_CONNECTIONS", "0", "must be at least 1, got '0'"),
+        ("METRICS_BRIDGE_COLLECTOR", "a=h:1,nohost", "expected HOST:PORT, got 'nohost'"),
+    ],
+)
+def test_bad_environment_value_is_a_usage_error_naming_the_variable(
+    variable: str, value: str, problem: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as caught:
+        parse_config([], {variable: value})
+    assert caught.value.code == 2
+    assert f"{variable}: {problem}" in capsys.readouterr().err
+
+
+def test_collector_flags_replace_the_collector_variable() -> None:
+    config = parse_config(["--collector", "c=h:3"], {"METRICS_BRIDGE_COLLECTOR": "a=h:1,b=h:2"})
+    assert [c.name for c in config.collectors] == ["c"]
+
+
+def test_the_core_limits_come_from_the_config() -> None:
+    config = parse_config(
+        ["--max-subscriptions", "7", "--heartbeat", "2", "--client-buffer-bytes", "4096"], {}
+    )
+    assert config.limits() == Limits(
+        max_message_bytes=65536, max_subscriptions=7, resume_window=256, messages_per_second=20.0
+    )
+    assert config.timers() == Timers(heartbeat_interval=2.0, ping_interval=20.0, ping_timeout=20.0)
+    assert config.client_policy() == ClientPolicy(buffer_bytes=4096, slow_timeout=30.0)
+
+
+def test_keepalive_defaults_are_the_configs() -> None:
+    assert Keepalive() == BridgeConfig().keepalive() == Keepalive(10.0, 5.0)
+
+
+def test_help_shows_each_default_and_variable_and_what_is_off_unless_set() -> None:
+    text = " ".join(command_line().format_help().split())
+    assert (
+        "(default: 127.0.0.1:50051; env METRICS_BRIDGE_COLLECTOR, values separated by commas)"
+        in text
+    )
+    assert "(default: 2 (1 on one core); env METRICS_BRIDGE_SEND_THREADS)" in text
+    assert "(off unless set; env METRICS_BRIDGE_READY_FILE)" in text
+
+
+def test_every_config_field_is_an_option() -> None:
+    names = {option.name for option in command_line().options}
+    assert names == set(BridgeConfig.__dataclass_fields__)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from collector.config import Address, parse_config
+from collector.config import CollectorConfig, command_line, parse_config
+from collector.hub import HubLimits
+from metrics_shared.address import Address
 
 
 def test_defaults() -> None:
@@ -56,3 +58,40 @@ def test_bad_values_exit_with_a_usage_error(
         parse_config(argv, env=env)
     assert info.value.code == 2
     assert "error" in capsys.readouterr().err
+
+
+def test_a_bad_environment_value_is_an_error_naming_the_variable(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit):
+        parse_config([], env={"METRICS_COLLECTOR_MAX_SOURCES": "0"})
+    assert "METRICS_COLLECTOR_MAX_SOURCES: must be at least 1," in capsys.readouterr().err
+
+
+def test_a_bad_environment_value_is_ignored_when_its_flag_is_given() -> None:
+    config = parse_config(["--max-sources", "2"], env={"METRICS_COLLECTOR_MAX_SOURCES": "x"})
+    assert config.max_sources == 2
+
+
+def test_the_hub_limits_come_from_the_config() -> None:
+    config = parse_config(["--max-sources", "3", "--source-ttl", "7"], env={})
+    assert config.hub_limits() == HubLimits(
+        resume_window=1024,
+        max_series_per_source=10_000,
+        max_sources=3,
+        subscriber_queue=1024,
+        max_subscribers=1000,
+        source_ttl=7.0,
+    )
+
+
+def test_help_shows_each_default_and_variable_and_what_is_off_unless_set() -> None:
+    text = " ".join(command_line().format_help().split())
+    assert "(default: 127.0.0.1:50051; env METRICS_COLLECTOR_LISTEN)" in text
+    assert "(default: hostname; env METRICS_COLLECTOR_HOST_SOURCE)" in text
+    assert "(off unless set; env METRICS_COLLECTOR_OTLP_LISTEN)" in text
+
+
+def test_every_config_field_is_an_option() -> None:
+    flags = {option.name for option in command_line().options}
+    assert flags == set(CollectorConfig.__dataclass_fields__)

@@ -4,9 +4,11 @@ idle expiry."""
 from __future__ import annotations
 
 import itertools
+from typing import Any
 
 import pytest
 
+from collector.config import CollectorConfig
 from collector.errors import (
     SeriesLimitExceeded,
     SourceConflict,
@@ -15,7 +17,7 @@ from collector.errors import (
     UnknownSource,
 )
 from collector.fanout import Event, Removed, Resync, SubscriberQueue
-from collector.hub import CollectorHub, HubLimits, RemovedSource
+from collector.hub import CollectorHub, RemovedSource
 from collector.series import GAUGE, Descriptor, SeriesKey, SeriesSample
 from collector.source import Position
 from metrics_bridge.v1 import collector_pb2, metrics_pb2
@@ -29,9 +31,10 @@ def gauge(name: str, value: float) -> SeriesSample:
     return SeriesSample(SeriesKey.of(name), Descriptor(GAUGE), value)
 
 
-def hub(**limits: int) -> CollectorHub:
+def hub(**limits: Any) -> CollectorHub:
+    """A hub with the collector's default limits, except those given."""
     counter = itertools.count(100)
-    return CollectorHub(HubLimits(**limits), epochs=lambda: next(counter))
+    return CollectorHub(CollectorConfig(**limits).hub_limits(), epochs=lambda: next(counter))
 
 
 def drain(queue: SubscriberQueue) -> list[Event | Resync | Removed]:

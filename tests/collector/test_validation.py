@@ -8,7 +8,7 @@ import pytest
 
 from collector.errors import InvalidBatch
 from collector.series import HistogramData, SeriesKey
-from collector.validation import sanitize_metric_name, validate_push
+from collector.validation import PushCall, sanitize_metric_name, validate_push
 from metrics_bridge.v1 import collector_pb2, metrics_pb2
 
 GAUGE = metrics_pb2.METRIC_KIND_GAUGE
@@ -121,3 +121,28 @@ def test_remove_needs_only_name_and_labels() -> None:
 def test_sanitize_metric_name() -> None:
     assert sanitize_metric_name("http.server.duration") == "http_server_duration"
     assert sanitize_metric_name("1st-try") == "_1st_try"
+
+
+def test_a_push_call_takes_batches_of_one_source() -> None:
+    call = PushCall(max_samples=100)
+    assert len(call.validate(batch(good("a"), source="svc"))) == 1
+    assert len(call.validate(batch(good("b"), source="svc"))) == 1
+    assert call.source == "svc"
+
+
+def test_a_push_call_refuses_a_batch_of_another_source() -> None:
+    call = PushCall(max_samples=100)
+    call.validate(batch(good(), source="svc"))
+    with pytest.raises(InvalidBatch) as info:
+        call.validate(batch(good(), source="other"))
+    assert info.value.field == "source"
+    assert "changed from 'svc' to 'other' within one call" in str(info.value)
+    assert call.source == "svc"
+
+
+def test_a_push_call_applies_the_batch_rules_to_each_batch() -> None:
+    call = PushCall(max_samples=1)
+    with pytest.raises(InvalidBatch) as info:
+        call.validate(batch(good("a"), good("b")))
+    assert info.value.field == "samples"
+    assert call.source == "", "a refused first batch fixes no source"

@@ -1,0 +1,36 @@
+"""A listening or dialling address, and its HOST:PORT parser."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+
+__all__ = ["COLLECTOR_ADDRESS", "Address", "parse_address"]
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+COLLECTOR_ADDRESS = Address("127.0.0.1", 50051)
+"""Where a collector listens by default, so where a bridge looks for one by default."""
+
+
+def parse_address(text: str) -> Address:
+    """HOST:PORT, [IPv6]:PORT; port 0 picks a free port."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not host:
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
+    host = host.removeprefix("[").removesuffix("]")
+    try:
+        number = int(port)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"port must be a number in {text!r}") from None
+    if not 0 <= number <= 65535:
+        raise argparse.ArgumentTypeError(f"port must be 0..65535 in {text!r}")
+    return Address(host, number)
