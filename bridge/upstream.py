@@ -10,8 +10,9 @@ One task per collector:
    the loop fans out reach the hub together and leave in one flush.
 3. When the stream breaks (the gRPC channel reconnects by itself, a stream
    does not), or the hub reports a gap, the channels are marked stale and the
-   task retries after `Backoff.delay(attempt)`; attempts reset once a
-   ListSources succeeds again.
+   task retries after the delay `Retries` gives (bridge/upstream_rules.py):
+   short after a round that reached the stream, growing while the collector
+   stays unreachable.
 
 A collector that hangs with its TCP connection open (a stopped process, a
 frozen VM, a path that silently drops packets) sends nothing and ends nothing.
@@ -28,7 +29,8 @@ not answer keepalive pings within 5 s".
 
 Default collector name: the name the collector reports (its host source), so
 every bridge replica names channels alike; if two collectors report the same
-name, the later one is named "<name>@<host:port>" and a warning is logged.
+name, the later one is named "<name>@<host:port>" and a warning is logged
+(`CollectorNames` in bridge/upstream_rules.py).
 """
 
 from __future__ import annotations
@@ -45,7 +47,10 @@ from bridge.config import CollectorTarget, Keepalive
 from bridge.errors import UpstreamError
 from bridge.hub import Hub
 from bridge.stream_reader import StreamCall, StreamReader
+from bridge.upstream_rules import CollectorNames, Retries
 from metrics_bridge.v1 import bridge_pb2, collector_pb2, collector_pb2_grpc
+
+__all__ = ["Upstream", "channel_options", "failure_reason"]
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +110,7 @@ class Upstream:
         self,
         target: CollectorTarget,
         hub: Hub,
-        names_in_use: set[str],
+        names: CollectorNames,
         clock: Callable[[], float],
         backoff: Backoff | None = None,
         rng: random.Random | None = None,
@@ -114,15 +119,14 @@ class Upstream:
         self.address = str(target.address)
         self.name = target.name
         self.hub = hub
-        self.names_in_use = names_in_use
+        self.names = names
         self.clock = clock
-        self.backoff = backoff or Backoff()
-        self.rng = rng or random.Random()
+        self.retries = Retries(backoff, rng)
         self.live = False
         self.interruptions = 0
         """Times the stream was lost or could not be set up (each marks the channels stale)."""
         if self.name:
-            names_in_use.add(self.name)
+            names.reserve(self.name)
 
     async def run(self) -> None:
         # grpc's blocking API: the stream is read on a thread (see StreamReader).
@@ -136,22 +140,17 @@ class Upstream:
                 request_serializer=collector_pb2.SubscribeRequest.SerializeToString,
                 response_deserializer=None,
             )
-            attempt = 0
             while True:
                 try:
                     reason = await self._follow(stub, subscribe)
-                    attempt = 0
                 except grpc.RpcError as exc:
                     reason = failure_reason(exc.code(), exc.details(), self.target.keepalive)
-                    if self.live:
-                        attempt = 0
                 except UpstreamError as exc:
                     reason = f"needs a fresh stream ({exc})"
-                    attempt = 0
+                followed = self.live
                 self.interruptions += 1
                 self._mark_stale(reason)
-                delay = self.backoff.delay(attempt, self.rng)
-                attempt += 1
+                delay = self.retries.delay(followed=followed)
                 log.warning("%s %s; retrying in %.1fs", self._who(), reason, delay)
                 await asyncio.sleep(delay)
         finally:
@@ -166,7 +165,15 @@ class Upstream:
             stub.ListSources, collector_pb2.ListSourcesRequest(), timeout=LIST_TIMEOUT
         )
         if not self.name:
-            self.name = self._claim_name(listing.collector or self.address)
+            claim = self.names.claim(listing.collector, self.address)
+            if claim.taken is not None:
+                log.warning(
+                    "collector %s reports the name %r already in use; naming it %r",
+                    self.address,
+                    claim.taken,
+                    claim.name,
+                )
+            self.name = claim.name
         now = self.clock()
         self.hub.retain_sources(self.name, {source.name for source in listing.sources}, now)
         request = collector_pb2.SubscribeRequest()
@@ -182,20 +189,6 @@ class Upstream:
         log.info("following collector %s at %s", self.name, self.address)
         await reader.run()
         return "ended the stream"
-
-    def _claim_name(self, reported: str) -> str:
-        name = reported.replace("/", "_")
-        if name in self.names_in_use:
-            unique = f"{name}@{self.address}"
-            log.warning(
-                "collector %s reports the name %r already in use; naming it %r",
-                self.address,
-                name,
-                unique,
-            )
-            name = unique
-        self.names_in_use.add(name)
-        return name
 
     def _who(self) -> str:
         return f"collector {self.name or '?'} at {self.address}"

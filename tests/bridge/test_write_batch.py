@@ -1,55 +1,59 @@
-"""WriteBatch and ConnectionSink over a real socket pair: batching, pacing, close order."""
+"""WriteBatch: when a batch is flushed, and which way each connection's bytes leave."""
 
 from __future__ import annotations
 
-import asyncio
 import socket
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 
 import pytest
-from websockets.protocol import CLOSING, OPEN
 
-from bridge.frame import FrameKind, make_frame
 from bridge.pacing import FlushPacer
 from bridge.sender import ParallelSender
-from bridge.server import ConnectionSink, WriteBatch
+from bridge.write_batch import WriteBatch
+from tests.bridge.fake_loop import FakeLoop
 
 
+@dataclass
 class Transport:
-    """The part of an asyncio transport the sink uses, over one end of a socket pair."""
-
-    def __init__(self, sock: socket.socket | None) -> None:
-        self.sock = sock
-        self.written: list[bytes] = []
-        self.closing = False
-
-    def get_extra_info(self, name: str) -> Any:
-        return self.sock if name == "socket" else None
+    buffered: int = 0
+    written: list[bytes] = field(default_factory=list)
 
     def get_write_buffer_size(self) -> int:
-        return 0
-
-    def is_closing(self) -> bool:
-        return self.closing
+        return self.buffered
 
     def write(self, data: bytes) -> None:
         self.written.append(data)
 
 
-class Protocol:
-    state = OPEN
-    extensions: list[object] = []
+@dataclass
+class Sink:
+    """A connection with pending bytes, as the batch sees it."""
+
+    fd: int = -1
+    transport: Transport = field(default_factory=Transport)
+    pending: bytes | None = None
+
+    def take(self) -> bytes | None:
+        data, self.pending = self.pending, None
+        return data
 
 
-class Connection:
-    def __init__(self, transport: Transport) -> None:
-        self.transport = transport
-        self.protocol = Protocol()
+@dataclass
+class Sender:
+    """Writes `counts[i]` bytes of chunk i (-1: nothing), and remembers what it was asked."""
 
-    async def close(self, code: int, reason: str) -> None:
-        self.protocol.state = CLOSING
-        self.transport.write(b"CLOSE")
+    counts: list[int]
+    sent: list[tuple[list[int], list[bytes]]] = field(default_factory=list)
+
+    def send(self, fds: Sequence[int], chunks: Sequence[bytes]) -> list[int]:
+        self.sent.append((list(fds), list(chunks)))
+        return self.counts[: len(fds)]
+
+
+def pending(batch: WriteBatch, sink: Sink, data: bytes) -> None:
+    sink.pending = data
+    batch.mark(sink)
 
 
 @pytest.fixture
@@ -62,78 +66,111 @@ def pair() -> Iterator[tuple[socket.socket, socket.socket]]:
     theirs.close()
 
 
-def frame(text: str) -> bytes:
-    return make_frame(FrameKind.UPDATE, text.encode(), channel="c/s").wire
+def test_a_batch_is_flushed_on_the_next_iteration_when_the_bridge_keeps_up() -> None:
+    loop = FakeLoop()
+    batch = WriteBatch(loop, Sender([]), FlushPacer())
+    sink = Sink()
+    pending(batch, sink, b"frames")
+    assert loop.waits == [0.0]
+    assert sink.transport.written == []
+    loop.run_due()
+    assert sink.transport.written == [b"frames"]
 
 
-def sink_for(transport: Transport, batch: WriteBatch) -> ConnectionSink:
-    return ConnectionSink(Connection(transport), batch)  # type: ignore[arg-type]
+def test_connections_marked_before_the_flush_share_it() -> None:
+    loop = FakeLoop()
+    batch = WriteBatch(loop, Sender([]), FlushPacer())
+    one, two = Sink(), Sink()
+    pending(batch, one, b"1")
+    pending(batch, two, b"2")
+    assert loop.waits == [0.0]
+    loop.run_due()
+    assert (one.transport.written, two.transport.written) == ([b"1"], [b"2"])
 
 
-async def test_frames_written_in_one_iteration_leave_in_one_send(
-    pair: tuple[socket.socket, socket.socket],
-) -> None:
-    batch = WriteBatch(asyncio.get_running_loop(), ParallelSender(1), FlushPacer())
-    sink = sink_for(Transport(pair[0]), batch)
-    for text in ("one", "two", "three"):
-        sink.write(make_frame(FrameKind.UPDATE, text.encode(), channel="c/s"))
-    await asyncio.sleep(0)
-    await asyncio.sleep(0)
-    assert pair[1].recv(1000) == frame("one") + frame("two") + frame("three")
-
-
-async def test_a_transport_without_a_plain_socket_gets_the_batch_through_write() -> None:
-    batch = WriteBatch(asyncio.get_running_loop(), ParallelSender(1), FlushPacer())
-    transport = Transport(None)
-    sink = sink_for(transport, batch)
-    sink.write(make_frame(FrameKind.UPDATE, b"one", channel="c/s"))
-    sink.write(make_frame(FrameKind.UPDATE, b"two", channel="c/s"))
-    await asyncio.sleep(0)
-    assert transport.written == [frame("one") + frame("two")]
-
-
-def after_a_long_flush() -> tuple[Transport, ConnectionSink]:
-    """A sink whose batch has just had a 50 ms flush, so the next one waits 50 ms."""
-    loop = asyncio.get_running_loop()
+def test_after_a_long_flush_the_next_batch_waits_and_gathers() -> None:
+    loop = FakeLoop()
     pacer = FlushPacer(share=1.0, max_gap=0.05)
     pacer.flushed(loop.time() - 0.05, loop.time())
-    transport = Transport(None)
-    return transport, sink_for(transport, WriteBatch(loop, ParallelSender(1), pacer))
+    batch = WriteBatch(loop, Sender([]), pacer)
+    one, two = Sink(), Sink()
+    pending(batch, one, b"1")
+    assert loop.waits == [pytest.approx(0.05)]
+    loop.advance(0.01)
+    assert one.transport.written == []
+    pending(batch, two, b"2")
+    loop.advance(0.035)
+    assert one.transport.written == []
+    loop.advance(0.01)
+    assert (one.transport.written, two.transport.written) == ([b"1"], [b"2"])
+    assert loop.waits == []
 
 
-async def test_after_a_long_flush_the_next_batch_waits_and_gathers() -> None:
-    transport, sink = after_a_long_flush()
-    sink.write(make_frame(FrameKind.UPDATE, b"one", channel="c/s"))
-    await asyncio.sleep(0.01)
-    assert transport.written == []
-    sink.write(make_frame(FrameKind.UPDATE, b"two", channel="c/s"))
-    await asyncio.sleep(0.1)
-    assert transport.written == [frame("one") + frame("two")]
+@dataclass
+class SlowTransport(Transport):
+    """A write that takes `seconds` of the loop's time."""
+
+    loop: FakeLoop = field(default_factory=FakeLoop)
+    seconds: float = 0.0
+
+    def write(self, data: bytes) -> None:
+        super().write(data)
+        self.loop.now += self.seconds
 
 
-async def test_frames_queued_before_a_close_go_out_before_the_close_frame() -> None:
-    transport, sink = after_a_long_flush()
-    sink.write(make_frame(FrameKind.UPDATE, b"last", channel="c/s"))
-    sink.close(1001, "bridge shutting down")
-    await asyncio.sleep(0.1)
-    assert transport.written == [frame("last"), b"CLOSE"]
+def test_the_next_batch_waits_after_a_slow_flush_by_as_much_as_the_pacer_says() -> None:
+    loop = FakeLoop()
+    batch = WriteBatch(loop, Sender([]), FlushPacer(share=0.5, max_gap=0.05))
+    pending(batch, Sink(transport=SlowTransport(loop=loop, seconds=0.02)), b"1")
+    loop.run_due()
+    pending(batch, Sink(), b"2")
+    assert loop.waits == [pytest.approx(0.01)]
 
 
-async def test_nothing_is_written_after_the_connection_stopped_being_open() -> None:
-    batch = WriteBatch(asyncio.get_running_loop(), ParallelSender(1), FlushPacer())
-    transport = Transport(None)
-    sink = sink_for(transport, batch)
-    sink.write(make_frame(FrameKind.UPDATE, b"late", channel="c/s"))
-    sink.connection.protocol.state = CLOSING
-    await asyncio.sleep(0)
-    assert transport.written == []
-
-
-async def test_ping_is_written_as_an_unmasked_ping_frame(
+def test_a_plain_socket_with_nothing_buffered_is_written_directly(
     pair: tuple[socket.socket, socket.socket],
 ) -> None:
-    batch = WriteBatch(asyncio.get_running_loop(), ParallelSender(1), FlushPacer())
-    sink = sink_for(Transport(pair[0]), batch)
-    sink.ping(b"\x00\x01\x02\x03")
-    await asyncio.sleep(0)
-    assert pair[1].recv(100) == b"\x89\x04\x00\x01\x02\x03"
+    loop = FakeLoop()
+    batch = WriteBatch(loop, ParallelSender(1), FlushPacer())
+    sink = Sink(fd=pair[0].fileno())
+    pending(batch, sink, b"one" * 100)
+    loop.run_due()
+    assert pair[1].recv(1000) == b"one" * 100
+    assert sink.transport.written == []
+
+
+def test_a_transport_holding_bytes_gets_the_chunk_after_them() -> None:
+    loop = FakeLoop()
+    sender = Sender([])
+    batch = WriteBatch(loop, sender, FlushPacer())
+    sink = Sink(fd=7, transport=Transport(buffered=10))
+    pending(batch, sink, b"next")
+    loop.run_due()
+    assert sink.transport.written == [b"next"]
+    assert sender.sent == []
+
+
+def test_the_rest_of_a_short_direct_write_goes_through_the_transport() -> None:
+    loop = FakeLoop()
+    sender = Sender([2, -1, 5])
+    batch = WriteBatch(loop, sender, FlushPacer())
+    short, failed, whole = Sink(fd=3), Sink(fd=4), Sink(fd=5)
+    for sink in (short, failed, whole):
+        pending(batch, sink, b"abcde")
+    loop.run_due()
+    assert sender.sent == [([3, 4, 5], [b"abcde"] * 3)]
+    assert short.transport.written == [b"cde"]
+    assert failed.transport.written == [b"abcde"]
+    assert whole.transport.written == []
+
+
+def test_a_sink_with_nothing_to_take_is_skipped() -> None:
+    loop = FakeLoop()
+    sender = Sender([])
+    batch = WriteBatch(loop, sender, FlushPacer())
+    sink = Sink(fd=3)
+    pending(batch, sink, b"dropped")
+    sink.pending = None  # closed meanwhile
+    loop.run_due()
+    assert sender.sent == []
+    assert sink.transport.written == []

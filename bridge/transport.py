@@ -1,0 +1,188 @@
+"""One client's WebSocket connection as the hub sees it: frames in, pongs and closes out.
+
+The hub's writes go straight to the connection's socket, never through the
+library's encoder: frames (and pings) are pre-encoded WebSocket frames written
+whole, gathered by the `WriteBatch` so that every frame written to a
+connection during one event-loop iteration leaves in one send(). The
+transport's write buffer is the client's bounded outbound buffer.
+
+Rules:
+- Writing pre-encoded frames is safe because the bridge never sends
+  fragmented messages and every write (ours and the library's control
+  frames) happens on the event loop.
+- Nothing is written once the connection stops being OPEN; frames pending
+  when the hub closes a connection go out before the close frame.
+- A connection leaves the hub as soon as it stops being OPEN (close frame
+  received or connection lost), not when its handler task gets round to it.
+- permessage-deflate is accepted only without context takeover on either
+  side, so each frame is compressed once for every such connection and an
+  idle connection holds no zlib state.
+- Closing waits at most `CLOSE_TIMEOUT` for the peer, then aborts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Sequence
+
+from websockets.asyncio.server import ServerConnection
+from websockets.extensions.base import Extension
+from websockets.extensions.permessage_deflate import (
+    PerMessageDeflate,
+    ServerPerMessageDeflateFactory,
+)
+from websockets.frames import Frame as WsFrame
+from websockets.frames import Opcode
+from websockets.protocol import OPEN, Event
+
+from bridge.errors import clip_reason
+from bridge.frame import Frame, deflated_wire, ping_frame
+from bridge.hub import Client, Hub
+from bridge.write_batch import WriteBatch
+
+__all__ = [
+    "CLOSE_TIMEOUT",
+    "BridgeConnection",
+    "ConnectionSink",
+    "deflate_factory",
+    "negotiated_deflate_bits",
+]
+
+CLOSE_TIMEOUT = 5.0
+
+
+class BridgeConnection(ServerConnection):
+    """A ServerConnection that reports pongs to the hub, leaves the hub as soon as it
+    stops being OPEN, and caps its kernel send buffer."""
+
+    client: Client | None = None
+    hub: Hub | None = None
+    send_buffer_bytes = 0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # A fixed SO_SNDBUF stops Linux from growing it to megabytes for a peer
+        # that does not read, so "falling behind" is seen by the bridge early
+        # and kernel memory per connection stays bounded.
+        if self.send_buffer_bytes:
+            sock = transport.get_extra_info("socket")
+            if sock is not None:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.send_buffer_bytes)
+        super().connection_made(transport)
+
+    def process_event(self, event: Event) -> None:
+        super().process_event(event)
+        if (
+            isinstance(event, WsFrame)
+            and event.opcode is Opcode.PONG
+            and self.client is not None
+            and self.hub is not None
+        ):
+            self.hub.pong(self.client, bytes(event.data), self.loop.time())
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self.client is not None and self.hub is not None and self.protocol.state is not OPEN:
+            self.hub.disconnect(self.client)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        if self.client is not None and self.hub is not None:
+            self.hub.disconnect(self.client)
+
+
+class ConnectionSink:
+    """The hub's view of one connection: buffer size, frame writes, ping and close.
+
+    Frames are written as the pre-built bytes (compressed once per frame for a
+    connection that negotiated permessage-deflate, which the bridge only
+    accepts without context takeover), never through the library's encoder.
+    """
+
+    __slots__ = (
+        "_batch",
+        "_closing",
+        "_pending",
+        "_pending_bytes",
+        "connection",
+        "deflate_bits",
+        "fd",
+        "transport",
+    )
+
+    def __init__(self, connection: BridgeConnection, batch: WriteBatch) -> None:
+        self.connection = connection
+        self.transport = connection.transport
+        # Direct writes to the socket only when the transport adds nothing (no TLS).
+        sock = self.transport.get_extra_info("socket")
+        plain = sock is not None and self.transport.get_extra_info("sslcontext") is None
+        self.fd: int = sock.fileno() if plain else -1
+        self.deflate_bits = negotiated_deflate_bits(connection.protocol.extensions)
+        self._batch = batch
+        self._pending: list[bytes] = []
+        self._pending_bytes = 0
+        self._closing: asyncio.Task[None] | None = None
+
+    def buffered(self) -> int:
+        return self.transport.get_write_buffer_size() + self._pending_bytes
+
+    def write(self, frame: Frame) -> int:
+        wire = deflated_wire(frame, self.deflate_bits) if self.deflate_bits else frame.wire
+        self._append(wire)
+        return len(wire)
+
+    def _append(self, data: bytes) -> None:
+        if not self._pending:
+            self._batch.mark(self)
+        self._pending.append(data)
+        self._pending_bytes += len(data)
+
+    def take(self) -> bytes | None:
+        """What is pending, as one chunk; None if nothing or no longer open."""
+        pending = self._pending
+        self._pending = []
+        self._pending_bytes = 0
+        # Data must never follow a close frame: drop what is left once closing.
+        if not pending or self.connection.protocol.state is not OPEN or self.transport.is_closing():
+            return None
+        return pending[0] if len(pending) == 1 else b"".join(pending)
+
+    def ping(self, payload: bytes) -> None:
+        self._append(ping_frame(payload))
+
+    def close(self, code: int, reason: str) -> None:
+        if self._closing is None:
+            # Frames queued before the close (a paced batch may hold them for a
+            # few ms) go out before the close frame.
+            data = self.take()
+            if data is not None:
+                self.transport.write(data)
+            self._closing = asyncio.get_running_loop().create_task(self._close(code, reason))
+
+    async def _close(self, code: int, reason: str) -> None:
+        # Connection.close() waits for the write buffer to drain, forever for a
+        # peer that stopped reading: bound it and abort.
+        try:
+            async with asyncio.timeout(CLOSE_TIMEOUT):
+                await self.connection.close(code, clip_reason(reason))
+        except TimeoutError:
+            self.transport.abort()
+
+
+def negotiated_deflate_bits(extensions: Sequence[Extension]) -> int:
+    """The server window of a negotiated permessage-deflate, or 0 if none."""
+    for extension in extensions:
+        if isinstance(extension, PerMessageDeflate):
+            if not extension.local_no_context_takeover:
+                raise RuntimeError("permessage-deflate negotiated with context takeover")
+            return int(extension.local_max_window_bits)
+    return 0
+
+
+def deflate_factory() -> ServerPerMessageDeflateFactory:
+    """permessage-deflate with no context kept on either side between messages:
+    frames are compressed once for every client, and an idle connection holds
+    no zlib state."""
+    return ServerPerMessageDeflateFactory(
+        server_no_context_takeover=True, client_no_context_takeover=True
+    )
