@@ -123,3 +123,36 @@ async def test_bridge_follows_several_collectors() -> None:
             message = await client.next("catalog", within=15)
             seen = {c.channel for c in message.catalog.channels}
         await client.close()
+
+
+async def test_the_later_of_two_collectors_reporting_one_name_is_named_by_its_address() -> None:
+    with (
+        collector("--host-source", "box7") as one,
+        collector("--host-source", "box7") as two,
+        running(
+            "bridge",
+            [
+                "--listen",
+                "127.0.0.1:0",
+                "--collector",
+                one.addresses["grpc"],
+                "--collector",
+                two.addresses["grpc"],
+            ],
+        ) as br,
+    ):
+        # Which collector answers ListSources first is up to the scheduler.
+        expected = [{"box7/box7", f"box7@{later.addresses['grpc']}/box7"} for later in (one, two)]
+        client = await Client.open(br.addresses["url"])
+        catalog = await client.greeted()
+        seen = {c.channel for c in catalog.channels}
+        while seen not in expected:
+            message = await client.next("catalog", within=15)
+            seen = {c.channel for c in message.catalog.channels}
+        [renamed] = seen - {"box7/box7"}
+        await client.subscribe(renamed)
+        snapshot = await client.next("snapshot")
+        assert snapshot.snapshot.source == "box7"
+        await client.close()
+        collector_name = renamed.removesuffix("/box7")
+        assert f"reports the name 'box7' already in use; naming it '{collector_name}'" in br.log()
