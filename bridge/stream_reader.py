@@ -26,6 +26,8 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Protocol
 
+__all__ = ["StreamCall", "StreamReader"]
+
 
 class StreamCall(Protocol):
     """A running server-streaming call of grpc's blocking API."""
