@@ -5,13 +5,16 @@ Extra arguments go to the bridge (e.g. `python -m bridge.stack --heartbeat 5`).
 
 from __future__ import annotations
 
-import json
 import signal
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from metrics_shared.ready_file import read_ready_file
+
+__all__ = ["main"]
 
 READY_TIMEOUT = 30.0
 
@@ -22,13 +25,12 @@ def start(module: str, args: list[str], ready: Path) -> subprocess.Popen[bytes]:
 
 def wait_ready(process: subprocess.Popen[bytes], ready: Path, name: str) -> dict[str, str]:
     deadline = time.monotonic() + READY_TIMEOUT
-    while not (ready.exists() and ready.stat().st_size > 0):
+    while (addresses := read_ready_file(ready)) is None:
         if process.poll() is not None:
             raise SystemExit(f"{name} exited with {process.returncode}")
         if time.monotonic() > deadline:
             raise SystemExit(f"{name} did not start within {READY_TIMEOUT:.0f}s")
         time.sleep(0.05)
-    addresses: dict[str, str] = json.loads(ready.read_text())
     return addresses
 
 

@@ -7,13 +7,13 @@ one `channel seq key value unit` line each, so the output can be piped.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import logging
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import TextIO
 
 from bridge.client import (
@@ -27,75 +27,84 @@ from bridge.client import (
     SeriesValue,
     ServerError,
 )
+from bridge.config import LOG_LEVELS, BridgeConfig
 from metrics_bridge.v1 import bridge_pb2, metrics_pb2
+from metrics_shared.argument_types import at_least
+from metrics_shared.options import CommandLine, option
 
-DEFAULT_URL = "ws://127.0.0.1:8765/"
+__all__ = ["TailOptions", "main", "parse_args", "tail"]
+
+ENV_PREFIX = "METRICS_BRIDGE_TAIL_"
 _UNITS_SHOWN_RAW = {"", "1"}
 
 
-def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    env = os.environ.get
-    parser = argparse.ArgumentParser(
+@dataclass(frozen=True)
+class TailOptions:
+    url: str = field(
+        default=f"ws://{BridgeConfig.listen}/",
+        metadata=option(
+            "bridge WebSocket URL", metavar="URL", env="METRICS_BRIDGE_URL", positional=True
+        ),
+    )
+    channel: str | None = field(
+        default=None,
+        metadata=option(
+            "channel to show, '<collector>/<source>'",
+            metavar="CHANNEL",
+            shown_default="the first host channel in the bridge's catalog",
+        ),
+    )
+    match: str = field(
+        default="",
+        metadata=option(
+            "only show series whose name contains this text",
+            metavar="TEXT",
+            shown_default="every series",
+        ),
+    )
+    once: bool = field(
+        default=False,
+        metadata=option("print the channel's values once and exit", switch=True),
+    )
+    count: int = field(
+        default=0,
+        metadata=option(
+            "exit after N views: the first sync and N-1 updates; 0 = run until interrupted",
+            at_least(int, 0),
+            metavar="N",
+        ),
+    )
+    timeout: float = field(
+        default=0.0,
+        metadata=option(
+            "give up with exit code 1 after this long; 0 = never", float, metavar="SECONDS"
+        ),
+    )
+    compression: str = field(
+        default="deflate",
+        metadata=option("offer permessage-deflate", choices=("deflate", "none")),
+    )
+    log_level: str = field(
+        default="WARNING",
+        metadata=option(
+            "logging level on stderr", str.upper, choices=LOG_LEVELS, env="METRICS_BRIDGE_LOG_LEVEL"
+        ),
+    )
+
+
+def command_line() -> CommandLine:
+    return CommandLine(
+        TailOptions,
         prog="metrics-bridge tail",
         description="Show a bridge channel's live values in the terminal. "
-        "Every option also reads an environment variable, named in its help.",
+        "Every option also reads the environment variable named in its help; a flag wins.",
+        env_prefix=ENV_PREFIX,
     )
-    parser.add_argument(
-        "url",
-        nargs="?",
-        default=env("METRICS_BRIDGE_URL", DEFAULT_URL),
-        help="bridge WebSocket URL (METRICS_BRIDGE_URL; default %(default)s)",
-    )
-    parser.add_argument(
-        "--channel",
-        default=env("METRICS_BRIDGE_TAIL_CHANNEL"),
-        help="channel to show, '<collector>/<source>' (METRICS_BRIDGE_TAIL_CHANNEL; "
-        "default: the first host channel in the bridge's catalog)",
-    )
-    parser.add_argument(
-        "--match",
-        default=env("METRICS_BRIDGE_TAIL_MATCH", ""),
-        help="only show series whose name contains this text (METRICS_BRIDGE_TAIL_MATCH)",
-    )
-    parser.add_argument(
-        "--once",
-        action="store_true",
-        default=env("METRICS_BRIDGE_TAIL_ONCE", "") not in ("", "0"),
-        help="print the channel's values once and exit (METRICS_BRIDGE_TAIL_ONCE=1)",
-    )
-    parser.add_argument(
-        "--count",
-        type=int,
-        default=env("METRICS_BRIDGE_TAIL_COUNT", "0"),
-        metavar="N",
-        help="exit after N views: the first sync and N-1 updates (METRICS_BRIDGE_TAIL_COUNT; "
-        "default 0 = run until interrupted)",
-    )
-    parser.add_argument(
-        "--timeout",
-        type=float,
-        default=env("METRICS_BRIDGE_TAIL_TIMEOUT", "0"),
-        metavar="SECONDS",
-        help="give up with exit code 1 after this long (METRICS_BRIDGE_TAIL_TIMEOUT; "
-        "default 0 = never)",
-    )
-    parser.add_argument(
-        "--compression",
-        choices=["deflate", "none"],
-        default=env("METRICS_BRIDGE_TAIL_COMPRESSION", "deflate"),
-        help="offer permessage-deflate (METRICS_BRIDGE_TAIL_COMPRESSION; default %(default)s)",
-    )
-    parser.add_argument(
-        "--log-level",
-        default=env("METRICS_BRIDGE_LOG_LEVEL", "WARNING"),
-        help="logging level on stderr (METRICS_BRIDGE_LOG_LEVEL; default %(default)s)",
-    )
-    args = parser.parse_args(argv)
-    if args.count < 0:
-        parser.error("--count must be 0 or more")
-    if args.once:
-        args.count = 1
-    return args
+
+
+def parse_args(argv: Sequence[str], env: Mapping[str, str] | None = None) -> TailOptions:
+    options = TailOptions(**command_line().parse(argv, os.environ if env is None else env))
+    return replace(options, count=1) if options.once else options
 
 
 def format_number(series: SeriesValue) -> str:
@@ -161,7 +170,7 @@ def changed_ids(update: metrics_pb2.Update) -> set[int]:
     return ids
 
 
-async def tail(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+async def tail(args: TailOptions, out: TextIO, err: TextIO) -> int:
     channel: str | None = args.channel
     compression = None if args.compression == "none" else "deflate"
     printer = Printer(out, args.match)
@@ -191,7 +200,7 @@ async def tail(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr)
+    logging.basicConfig(level=args.log_level, stream=sys.stderr)
 
     async def run() -> int:
         if args.timeout <= 0:

@@ -98,7 +98,7 @@ class ConfigOption:
 
     @property
     def off_unless_set(self) -> bool:
-        return self.spec.shown_default is None and self.default in (None, False)
+        return self.spec.shown_default is None and (self.default is None or self.default is False)
 
 
 def show(value: Any) -> str:
@@ -146,7 +146,8 @@ class CommandLine:
 
     def _add(self, item: ConfigOption) -> None:
         spec = item.spec
-        text = f"{spec.help} ({self._default_help(item)}; env {item.variable}"
+        variable = f"{item.variable}=1" if spec.switch else item.variable
+        text = f"{spec.help} ({self._default_help(item)}; env {variable}"
         text += ", values separated by commas)" if spec.repeatable else ")"
         kwargs: dict[str, Any] = {"help": text.replace("%", "%%"), "default": None}
         if spec.switch:

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from bridge.tail import command_line, parse_args
 from tests.support.processes import REPO
 from tests.support.stack import COLLECTOR, Stack, gauge, push, running_stack
 from tests.support.timing import scaled
@@ -74,3 +75,61 @@ def test_tail_exits_with_an_error_for_an_unknown_channel(stack: Stack) -> None:
     )
     assert result.returncode == 1
     assert "unknown channel" in result.stderr
+
+
+def test_tail_options_default_to_the_local_bridge_and_its_first_host_channel() -> None:
+    options = parse_args([], env={})
+    assert options.url == "ws://127.0.0.1:8765/"
+    assert (options.channel, options.match, options.count, options.timeout) == (None, "", 0, 0)
+    assert (options.compression, options.log_level) == ("deflate", "WARNING")
+
+
+def test_tail_options_come_from_environment_variables() -> None:
+    options = parse_args(
+        [],
+        env={
+            "METRICS_BRIDGE_URL": "ws://bridge:1/",
+            "METRICS_BRIDGE_TAIL_CHANNEL": "c/s",
+            "METRICS_BRIDGE_TAIL_MATCH": "cpu",
+            "METRICS_BRIDGE_TAIL_COUNT": "4",
+            "METRICS_BRIDGE_TAIL_TIMEOUT": "2.5",
+            "METRICS_BRIDGE_TAIL_COMPRESSION": "none",
+            "METRICS_BRIDGE_LOG_LEVEL": "debug",
+        },
+    )
+    assert (options.url, options.channel, options.match) == ("ws://bridge:1/", "c/s", "cpu")
+    assert (options.count, options.timeout) == (4, 2.5)
+    assert (options.compression, options.log_level) == ("none", "DEBUG")
+
+
+def test_tail_flags_win_over_environment_variables() -> None:
+    env = {"METRICS_BRIDGE_URL": "ws://bridge:1/", "METRICS_BRIDGE_TAIL_COUNT": "4"}
+    options = parse_args(["ws://other:2/", "--count", "2"], env=env)
+    assert (options.url, options.count) == ("ws://other:2/", 2)
+
+
+@pytest.mark.parametrize(("value", "count"), [("1", 1), ("0", 0), ("", 0)])
+def test_tail_once_means_one_view_and_its_variable_is_on_unless_empty_or_0(
+    value: str, count: int
+) -> None:
+    assert parse_args([], env={"METRICS_BRIDGE_TAIL_ONCE": value}).count == count
+    assert parse_args(["--once"], env={}).count == 1
+
+
+def test_tail_refuses_a_negative_count(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as caught:
+        parse_args(["--count", "-1"], env={})
+    assert caught.value.code == 2
+    with pytest.raises(SystemExit):
+        parse_args([], env={"METRICS_BRIDGE_TAIL_COUNT": "-1"})
+    assert "METRICS_BRIDGE_TAIL_COUNT: must be at least 0" in capsys.readouterr().err
+
+
+def test_tail_help_names_every_variable() -> None:
+    text = " ".join(command_line().format_help().split())
+    for variable in (
+        "METRICS_BRIDGE_URL",
+        "METRICS_BRIDGE_TAIL_ONCE=1",
+        "METRICS_BRIDGE_LOG_LEVEL",
+    ):
+        assert f"env {variable})" in text

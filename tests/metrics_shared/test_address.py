@@ -1,0 +1,36 @@
+"""HOST:PORT addresses: parsing, IPv6 brackets, clear errors."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from metrics_shared.address import Address, parse_address
+
+
+@pytest.mark.parametrize(
+    ("text", "address"),
+    [
+        ("127.0.0.1:50051", Address("127.0.0.1", 50051)),
+        ("localhost:0", Address("localhost", 0)),
+        ("[::1]:4317", Address("::1", 4317)),
+    ],
+)
+def test_an_address_is_parsed_and_printed_back(text: str, address: Address) -> None:
+    assert parse_address(text) == address
+    assert str(address) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("nohost", "expected HOST:PORT"),
+        (":80", "expected HOST:PORT"),
+        ("h:http", "port must be a number"),
+        ("h:65536", "port must be 0..65535"),
+    ],
+)
+def test_a_bad_address_says_what_is_wrong(text: str, problem: str) -> None:
+    with pytest.raises(argparse.ArgumentTypeError, match=problem):
+        parse_address(text)
