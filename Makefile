@@ -11,7 +11,7 @@ WEB_DEPS := $(WEB)/node_modules/.package-lock.json
 BENCH_NODE := bench/node
 BENCH_DEPS := $(BENCH_NODE)/node_modules/.package-lock.json
 
-.PHONY: install proto proto-check run test lint bench bench-deps clean
+.PHONY: install proto proto-check run test test-py lint bench bench-deps clean
 .PHONY: web-deps web-build web-check web-test browser-deps
 
 install: $(STAMP)
@@ -58,6 +58,11 @@ run: install
 
 test: install web-test browser-deps bench-deps
 	$(PY) -m pytest
+
+# The Python tests alone, needing neither npm nor apt: tests that drive Node.js
+# or Chromium (markers `node`, `browser`) are left out.
+test-py: install
+	$(PY) -m pytest -m "not browser and not node"
 
 lint: install web-deps
 	$(VENV)/bin/ruff check .

@@ -7,8 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.support.processes import REPO
 from tests.support.timing import scaled
+
+pytestmark = pytest.mark.node
 
 
 def test_bench_smoke_run_writes_its_table_and_results(tmp_path: Path) -> None:

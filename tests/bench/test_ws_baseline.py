@@ -15,6 +15,8 @@ from metrics_bridge.v1 import bridge_pb2, metrics_pb2
 from tests.support.processes import REPO, running
 from tests.support.timing import scaled
 
+pytestmark = pytest.mark.node
+
 PROTOCOL = "metrics-bridge.v1"
 
 

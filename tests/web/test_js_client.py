@@ -19,6 +19,8 @@ from tests.support.timing import scaled
 from tests.web.conftest import wait_bridge_ready
 from tests.web.follower import NodeFollower
 
+pytestmark = pytest.mark.node
+
 PROTOCOL = "metrics-bridge.v1"
 CHANNEL = "c1/host"
 
