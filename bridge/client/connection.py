@@ -9,7 +9,7 @@ the session, sends what the session queues, and keeps going across failures:
   bridge's heartbeats are the liveness signal, as for a browser.
 - Reconnects wait `ReconnectPolicy.delay` (exponential backoff, full jitter)
   and resume every channel from its view's position. A close code that means
-  "do not retry" ends `run()` with `ConnectionRejected`.
+  "do not retry" (`should_reconnect`) ends `run()` with `ConnectionRejected`.
 - Events go to a bounded buffer read by `events()`. If the reader falls
   behind, the oldest events are dropped and an `EventsDropped` marker says how
   many; the views stay exact either way, since the client applies every frame
@@ -39,7 +39,19 @@ from bridge.client.reconnect import ReconnectPolicy, should_reconnect
 from bridge.client.session import PROTOCOL, ClientSession, SessionEvent
 from bridge.client.state import ChannelView
 
+__all__ = [
+    "BridgeClient",
+    "ClientEvent",
+    "ClientStats",
+    "Connected",
+    "Disconnected",
+    "EventsDropped",
+]
+
 log = logging.getLogger(__name__)
+
+# ClientStats keeps this many of the latest backoff delays.
+RECENT_DELAYS = 64
 
 
 @dataclass(frozen=True)
@@ -67,12 +79,14 @@ ClientEvent = SessionEvent | Connected | Disconnected | EventsDropped
 
 @dataclass
 class ClientStats:
+    """Counters for a long-running client; `delays` holds only the latest backoff delays."""
+
     connections: int = 0
     disconnects: int = 0
     dead_links: int = 0
     frames: int = 0
     events_dropped: int = 0
-    delays: list[float] = field(default_factory=list)
+    delays: deque[float] = field(default_factory=lambda: deque(maxlen=RECENT_DELAYS))
 
 
 class _LinkDead(Exception):
@@ -230,9 +244,10 @@ class BridgeClient:
 
     async def _serve(self, ws: ClientConnection) -> None:
         while True:
-            timeout = self.session.link_deadline() - self._clock()
-            if timeout <= 0:
+            now = self._clock()
+            if self.session.link_dead(now):
                 raise _LinkDead
+            timeout = self.session.link_deadline() - now
             try:
                 async with asyncio.timeout(timeout):
                     data = await ws.recv()

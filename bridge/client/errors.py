@@ -2,13 +2,18 @@
 
 ClientError
 ├── ProtocolViolation   the bridge sent something the wire does not allow
-│                       (undecodable frame, text frame, malformed values);
+│                       (undecodable frame, text frame, a Hello without
+│                       metrics-bridge.v1 or a heartbeat interval, a
+│                       snapshot with malformed values);
 │                       the connection is dropped and the client reconnects
 └── ConnectionRejected  the bridge closed with a code that says "do not
-                        retry" (docs/protocol.md); `BridgeClient.run` stops
+                        retry" (docs/protocol.md, `reconnect.should_reconnect`);
+                        `BridgeClient.run` stops
 """
 
 from __future__ import annotations
+
+__all__ = ["ClientError", "ConnectionRejected", "ProtocolViolation"]
 
 
 class ClientError(Exception):

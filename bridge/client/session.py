@@ -5,32 +5,41 @@ queues ClientMessages that `data_to_send()` hands out. Its views and the set
 of wanted channels outlive connections, so a reconnect resumes where the
 previous connection stopped.
 
-Rules (bridge.proto and docs/protocol.md are the contract):
+Rules (docs/protocol.md, "Client rules"; conformance/*.json are the same
+rules as data, and tests/bridge/test_conformance.py runs them):
 
 - `connection_opened(now)` starts a connection; the bridge speaks first with
-  Hello, then Catalog. Every wanted channel is subscribed in one Subscribe
-  once Hello arrived, resuming from the view's position when it has one.
-- Per channel: PENDING (Subscribe sent) → Subscribed{recovered} → LIVE, or
-  Subscribed{not recovered} → AWAITING_SNAPSHOT → Snapshot → LIVE. A Snapshot
-  replaces the view in any phase.
+  Hello, then Catalog. A Hello must name `metrics-bridge.v1` and a heartbeat
+  interval above 0, else it is a ProtocolViolation. On Hello every wanted
+  channel is subscribed in one Subscribe, resuming from the view's position
+  when it has one.
+- Per channel and connection: PENDING (Subscribe sent) → Subscribed{recovered}
+  → LIVE, or Subscribed{not recovered} → AWAITING_SNAPSHOT → Snapshot → LIVE.
+  A Snapshot replaces the view in any phase. Frames for a channel not
+  subscribed on this connection are ignored.
 - LIVE: an Update that does not follow the view (metrics.proto: same epoch,
-  seq + 1) is a gap the bridge never makes on purpose: the channel is
-  resubscribed without resume, for a clean snapshot (back to PENDING), and
-  GapDetected is emitted. Outside LIVE a non-following Update is dropped: the
-  answer to our Subscribe is on its way. Already-applied Updates are ignored.
+  seq + 1) is a gap: the channel is resubscribed resuming from the view's
+  position (the bridge replays what is missing, or sends a snapshot) and
+  GapDetected is emitted. An Update that follows but breaks the schema
+  (undeclared ids, ragged values) is resubscribed without resume, for a fresh
+  snapshot. Outside LIVE such Updates are dropped: the answer to our Subscribe
+  is on its way. Already-applied Updates are ignored.
 - A Heartbeat position ahead of a LIVE view (or of another epoch) is only a
   suspicion: a lagging client is owed a snapshot the bridge sends once its
   buffer drains. If the view has still not reached that position when the
   next Heartbeat arrives, data was missed: the channel is resubscribed with
-  resume from the view's position (docs/protocol.md, "Heartbeats").
+  resume from the view's position.
 - Liveness: any frame counts. The link is dead once nothing arrived for
-  `miss_factor` heartbeat intervals (2.5, docs/protocol.md), before Hello
-  for `hello_timeout` seconds.
-- Error UNKNOWN_CHANNEL leaves the channel wanted but unsubscribed: a bridge
-  that just started, or whose collector has not yet announced the source,
-  does not know it yet. It is subscribed again once a Catalog lists it.
-- Error TOO_MANY_SUBSCRIPTIONS removes the channel from the wanted set:
-  asking again would get the same answer.
+  `miss_factor` heartbeat intervals (2.5), before Hello for `hello_timeout`
+  seconds (`link_dead`).
+- Status REMOVED ends the subscription at the bridge; Error UNKNOWN_CHANNEL
+  refuses one. Either way the channel stays wanted and keeps its view, and is
+  subscribed again once a Catalog lists it (a source that expired and was
+  pushed again; a bridge that did not know the channel yet), and on the next
+  connection.
+- Any other Error naming a channel (TOO_MANY_SUBSCRIPTIONS, BAD_REQUEST, a
+  code this client does not know) removes it from the wanted set: asking again
+  would get the same answer.
 - Subscribes queued in one `receive` go out as one ClientMessage, so a burst
   of gaps costs one message, not one per channel.
 - A frame that does not decode raises ProtocolViolation.
@@ -39,7 +48,6 @@ Rules (bridge.proto and docs/protocol.md are the contract):
 from __future__ import annotations
 
 import enum
-import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -48,6 +56,21 @@ from google.protobuf.message import DecodeError
 from bridge.client.errors import ProtocolViolation
 from bridge.client.state import Applied, ChannelView, ViewPosition
 from metrics_bridge.v1 import bridge_pb2, metrics_pb2
+
+__all__ = [
+    "PROTOCOL",
+    "CatalogReceived",
+    "ChannelSynced",
+    "ChannelUpdated",
+    "ClientSession",
+    "GapDetected",
+    "HeartbeatReceived",
+    "HelloReceived",
+    "Phase",
+    "ServerError",
+    "SessionEvent",
+    "StatusChanged",
+]
 
 PROTOCOL = "metrics-bridge.v1"
 
@@ -121,7 +144,9 @@ SessionEvent = (
     | HeartbeatReceived
 )
 
-_FINAL_ERRORS = (bridge_pb2.ERROR_CODE_TOO_MANY_SUBSCRIPTIONS,)
+# Errors naming a channel after which it is asked for again once a Catalog
+# lists it; every other code naming a channel drops it from the wanted set.
+_RETRIED_ERRORS = frozenset({bridge_pb2.ERROR_CODE_UNKNOWN_CHANNEL})
 
 
 class ClientSession:
@@ -180,9 +205,11 @@ class ClientSession:
         """The time after which, with nothing received, the link counts as dead."""
         if self.hello is None:
             return self._last_received + self.hello_timeout
-        if self.hello.heartbeat_interval_ms == 0:
-            return math.inf
         return self._last_received + self.miss_factor * self.hello.heartbeat_interval_ms / 1000
+
+    def link_dead(self, now: float) -> bool:
+        """Whether nothing arrived for long enough that the link counts as dead."""
+        return now >= self.link_deadline()
 
     def data_to_send(self) -> list[bytes]:
         if self._to_subscribe:
@@ -222,8 +249,8 @@ class ClientSession:
             return []
         if body == "error":
             return self._on_error(channel, message.error)
-        if channel not in self._wanted:
-            return []
+        if channel not in self.phases:
+            return []  # not subscribed on this connection (or no longer)
         if body == "subscribed":
             return self._on_subscribed(channel, message.subscribed)
         if body == "snapshot":
@@ -231,16 +258,16 @@ class ClientSession:
         if body == "update":
             return self._on_update(channel, message.update)
         if body == "status":
-            self.upstream[channel] = message.status.state
-            return [StatusChanged(channel, message.status.state, message.status.detail)]
+            return self._on_status(channel, message.status)
         if body == "unsubscribed":
-            self.phases.pop(channel, None)
-            return []
+            return []  # `unsubscribe` already let the channel go
         raise ProtocolViolation(f"ServerMessage without a known body ({body!r})")
 
     def _on_hello(self, hello: bridge_pb2.Hello) -> list[SessionEvent]:
-        if hello.protocol and hello.protocol != PROTOCOL:
+        if hello.protocol != PROTOCOL:
             raise ProtocolViolation(f"bridge speaks {hello.protocol!r}, not {PROTOCOL!r}")
+        if hello.heartbeat_interval_ms == 0:
+            raise ProtocolViolation("Hello without a heartbeat interval")
         self.hello = hello
         self._to_subscribe = dict.fromkeys(self._wanted, True)
         return [HelloReceived(hello)]
@@ -265,19 +292,32 @@ class ClientSession:
 
     def _on_catalog(self, catalog: bridge_pb2.Catalog) -> list[SessionEvent]:
         self.catalog = {info.channel: info for info in catalog.channels}
+        for info in catalog.channels:
+            self.upstream[info.channel] = info.state
         if self.hello is not None:
             for channel in self.catalog:
                 if channel in self._wanted and channel not in self.phases:
                     self._to_subscribe[channel] = True
         return [CatalogReceived(tuple(catalog.channels))]
 
+    def _on_status(self, channel: str, status: bridge_pb2.Status) -> list[SessionEvent]:
+        self.upstream[channel] = status.state
+        if status.state == bridge_pb2.UPSTREAM_STATE_REMOVED:
+            self._end_subscription(channel)
+        return [StatusChanged(channel, status.state, status.detail)]
+
     def _on_error(self, channel: str, error: bridge_pb2.Error) -> list[SessionEvent]:
-        if channel and error.code == bridge_pb2.ERROR_CODE_UNKNOWN_CHANNEL:
-            self.phases.pop(channel, None)
-        elif channel and error.code in _FINAL_ERRORS:
-            self._wanted.pop(channel, None)
-            self.phases.pop(channel, None)
+        if channel:
+            self._end_subscription(channel)
+            if error.code not in _RETRIED_ERRORS:
+                self._wanted.pop(channel, None)
         return [ServerError(channel, error.code, error.message)]
+
+    def _end_subscription(self, channel: str) -> None:
+        """The bridge no longer serves the channel on this connection; the view is kept."""
+        self.phases.pop(channel, None)
+        self._suspects.pop(channel, None)
+        self._to_subscribe.pop(channel, None)
 
     def _on_subscribed(self, channel: str, subscribed: bridge_pb2.Subscribed) -> list[SessionEvent]:
         view = self.views.get(channel)
@@ -304,8 +344,12 @@ class ClientSession:
         if outcome is Applied.APPLIED:
             assert view.position is not None
             return [ChannelUpdated(channel, view.position, update)]
-        if outcome is Applied.GAP and phase is Phase.LIVE:
-            return [self._resync(channel, f"update {update.seq} does not follow the view", False)]
+        if phase is not Phase.LIVE:
+            return []
+        if outcome is Applied.GAP:
+            return [self._resync(channel, f"update {update.seq} does not follow the view", True)]
+        if outcome is Applied.INVALID:
+            return [self._resync(channel, f"update {update.seq} breaks the schema", False)]
         return []
 
     def _resync(self, channel: str, reason: str, resume: bool) -> GapDetected:

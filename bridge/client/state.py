@@ -9,8 +9,12 @@ Rules (metrics.proto gives the positions, bridge.proto the framing):
   counter reset), its values overwrite, and its `removed` ids are dropped.
 - An Update of the same epoch with seq <= the view's seq is already folded in:
   it is ignored (a replay that overlaps what the view holds).
-- Anything else is a gap: the view is left untouched and the caller must
-  resubscribe, resuming from `view.position`.
+- A following Update whose values name an id neither declared nor added, or
+  whose ids and numbers differ in length, contradicts the schema: the view is
+  left untouched (INVALID) and `ClientSession` asks for a fresh snapshot, since
+  resuming would replay the same update.
+- Anything else is a gap: the view is left untouched and `ClientSession`
+  resubscribes, resuming from `view.position`.
 
 No sockets, no clocks: `ChannelView` is driven by decoded messages only.
 """
@@ -23,6 +27,8 @@ from dataclasses import dataclass
 from bridge.client.errors import ProtocolViolation
 from metrics_bridge.v1 import metrics_pb2
 
+__all__ = ["Applied", "ChannelView", "SeriesValue", "ViewPosition"]
+
 
 class Applied(enum.Enum):
     """What `ChannelView.apply_update` did with an Update."""
@@ -30,6 +36,7 @@ class Applied(enum.Enum):
     APPLIED = "applied"
     IGNORED = "ignored"
     GAP = "gap"
+    INVALID = "invalid"
 
 
 @dataclass(frozen=True)
@@ -99,13 +106,19 @@ class ChannelView:
             return Applied.IGNORED
         if update.seq != self._position.seq + 1:
             return Applied.GAP
+        values = update.values
+        if len(values.ids) != len(values.numbers):
+            return Applied.INVALID
+        added = {d.id for d in update.added}
+        named = [*values.ids, *(item.id for item in values.histograms)]
+        if any(i not in self._series and i not in added for i in named):
+            return Applied.INVALID
         return Applied.APPLIED
 
     def apply_update(self, update: metrics_pb2.Update) -> Applied:
         outcome = self.check_update(update)
         if outcome is not Applied.APPLIED:
             return outcome
-        _check_values(update.values)
         for descriptor in update.added:
             self._series[descriptor.id] = descriptor
         self._set_values(update.values)

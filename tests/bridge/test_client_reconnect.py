@@ -33,6 +33,12 @@ def test_network_failures_and_reconnect_codes_are_retried() -> None:
     assert should_reconnect(4000)
 
 
+def test_a_close_frame_without_a_code_is_retried_like_a_dropped_link() -> None:
+    assert should_reconnect(1005)
+
+
 def test_do_not_retry_codes_are_not_retried() -> None:
+    assert not should_reconnect(1000)
     assert not should_reconnect(1008)
+    assert not should_reconnect(3000)
     assert not should_reconnect(4500)

@@ -13,6 +13,7 @@ from bridge.client.session import (
     HelloReceived,
     Phase,
     ServerError,
+    StatusChanged,
 )
 from bridge.client.state import ViewPosition
 from metrics_bridge.v1 import bridge_pb2, metrics_pb2
@@ -80,14 +81,14 @@ def test_following_update_is_applied_and_reported() -> None:
     assert session.views[CHANNEL].value("cpu", core="0") == 0.9
 
 
-def test_gap_resubscribes_without_resume_for_a_clean_snapshot() -> None:
+def test_gap_resubscribes_resuming_from_the_last_applied_position() -> None:
     session = live_session(seq=7)
     [event] = session.receive(frame(CHANNEL, update=update(9, {1: 0.9})), now=1)
     assert isinstance(event, GapDetected)
     [message] = sent_requests(session)
     [request] = message.subscribe.channels
     assert request.channel == CHANNEL
-    assert not request.HasField("resume")
+    assert (request.resume.epoch, request.resume.seq) == (EPOCH, 7)
     assert session.phases[CHANNEL] is Phase.PENDING
     assert session.views[CHANNEL].value("cpu", core="0") == 0.5, "kept until the snapshot"
 
@@ -239,3 +240,63 @@ def test_hello_of_another_protocol_is_a_protocol_violation() -> None:
     session.connection_opened(now=0)
     with pytest.raises(ProtocolViolation):
         session.receive(frame(hello=bridge_pb2.Hello(protocol="metrics-bridge.v9")), now=0)
+
+
+def test_hello_with_an_empty_protocol_is_a_protocol_violation() -> None:
+    session = ClientSession([CHANNEL])
+    session.connection_opened(now=0)
+    with pytest.raises(ProtocolViolation):
+        session.receive(frame(hello=bridge_pb2.Hello(heartbeat_interval_ms=1000)), now=0)
+    assert sent_requests(session) == []
+
+
+def test_hello_without_a_heartbeat_interval_is_a_protocol_violation() -> None:
+    session = ClientSession([CHANNEL])
+    session.connection_opened(now=0)
+    with pytest.raises(ProtocolViolation):
+        session.receive(hello(heartbeat_ms=0), now=0)
+    assert session.hello is None, "the link deadline stays the hello timeout"
+
+
+def test_link_is_dead_at_the_deadline_not_before() -> None:
+    session = ClientSession([CHANNEL], miss_factor=2.5, hello_timeout=10)
+    session.connection_opened(now=0)
+    assert not session.link_dead(9.5)
+    assert session.link_dead(10)
+    session.receive(hello(heartbeat_ms=2000), now=10)
+    assert not session.link_dead(14.5)
+    assert session.link_dead(15)
+
+
+def removed_session() -> ClientSession:
+    session = live_session(seq=7)
+    status = bridge_pb2.Status(state=bridge_pb2.UPSTREAM_STATE_REMOVED, detail="source removed")
+    [event] = session.receive(frame(CHANNEL, status=status), now=1)
+    assert isinstance(event, StatusChanged)
+    return session
+
+
+def test_removed_channel_keeps_its_view_and_stays_wanted_without_asking() -> None:
+    session = removed_session()
+    assert sent_requests(session) == []
+    assert session.wanted == [CHANNEL]
+    assert session.views[CHANNEL].value("cpu", core="0") == 0.5
+    assert session.receive(frame(CHANNEL, update=update(8, {1: 0.8})), now=2) == []
+
+
+def test_removed_channel_is_subscribed_again_once_a_catalog_lists_it() -> None:
+    session = removed_session()
+    listed = bridge_pb2.Catalog(channels=[bridge_pb2.ChannelInfo(channel=CHANNEL)])
+    session.receive(frame(catalog=listed), now=3)
+    [message] = sent_requests(session)
+    [request] = message.subscribe.channels
+    assert (request.channel, request.resume.epoch, request.resume.seq) == (CHANNEL, EPOCH, 7)
+
+
+def test_invalid_update_resubscribes_without_resume() -> None:
+    session = live_session(seq=7)
+    [event] = session.receive(frame(CHANNEL, update=update(8, {5: 1.0})), now=1)
+    assert isinstance(event, GapDetected)
+    [message] = sent_requests(session)
+    [request] = message.subscribe.channels
+    assert not request.HasField("resume")

@@ -118,11 +118,25 @@ def test_heartbeat_position_ahead_of_the_view_means_missed_updates() -> None:
     assert view.is_behind(metrics_pb2.Position(epoch=EPOCH + 1, seq=0))
 
 
-def test_values_with_mismatched_arrays_are_a_protocol_violation() -> None:
+def test_update_with_mismatched_arrays_is_invalid_and_leaves_the_view() -> None:
     view = ChannelView("c/svc")
     view.apply_snapshot(snapshot(7, {1: 0.5}))
     bad = update(8, {})
     bad.values.ids.append(1)
-    with pytest.raises(ProtocolViolation):
-        view.apply_update(bad)
+    assert view.apply_update(bad) is Applied.INVALID
     assert view.position == ViewPosition(EPOCH, 7)
+    assert view.value("cpu", core="0") == 0.5
+
+
+def test_update_naming_an_undeclared_id_is_invalid() -> None:
+    view = ChannelView("c/svc")
+    view.apply_snapshot(snapshot(7, {1: 0.5}))
+    assert view.apply_update(update(8, {9: 1.0})) is Applied.INVALID
+    assert view.apply_update(update(8, {9: 1.0}, added=[descriptor(9, "new")])) is Applied.APPLIED
+
+
+def test_snapshot_with_mismatched_arrays_is_a_protocol_violation() -> None:
+    bad = snapshot(7, {})
+    bad.values.ids.append(1)
+    with pytest.raises(ProtocolViolation):
+        ChannelView("c/svc").apply_snapshot(bad)
