@@ -40,6 +40,8 @@ _UNITS_SHOWN_RAW = {"", "1"}
 
 @dataclass(frozen=True)
 class TailOptions:
+    """tail's options; the variables keep the names tail has always read."""
+
     url: str = field(
         default=f"ws://{BridgeConfig.listen}/",
         metadata=option(
