@@ -6,33 +6,40 @@
  * frames to send, the events to report and, when the link must go, a close.
  * The WebSocket glue in client.js only carries bytes and runs timers.
  *
- * Rules:
+ * Rules (docs/protocol.md, "Client rules"; conformance/*.json are the same
+ * rules as data, and web/test/conformance.test.js runs them):
  * - Channel states (ChannelState) and the set of wanted channels outlive a
  *   connection; everything else is per connection.
- * - Nothing is sent before Hello. On Hello every wanted channel is subscribed
- *   in one Subscribe, resuming from its state's position when it has one.
- * - A channel is "pending" from its Subscribe until its Subscribed; while
- *   pending it is not resubscribed again, so a burst of gaps costs one request.
- * - An Update that does not follow the state (a gap) resubscribes the channel
- *   resuming from its position; an Update that breaks the schema (undeclared
- *   ids, ragged values) resubscribes without resume, for a fresh Snapshot.
- *   Gaps found while handling one frame or tick go out in one Subscribe.
- * - Heartbeats list each channel's position at the bridge. A channel still
- *   behind the position of the previous heartbeat (a whole interval later)
- *   missed something: it is resubscribed with resume.
+ * - Nothing is sent before Hello. A Hello must name metrics-bridge.v1 and a
+ *   heartbeat interval above 0, else the output asks to close (the glue
+ *   reconnects with backoff). On Hello every wanted channel is subscribed in
+ *   one Subscribe, resuming from its state's position when it has one.
+ * - Per channel and connection: "pending" (Subscribe sent) → Subscribed
+ *   recovered → "live", or not recovered → "awaiting-snapshot" → Snapshot →
+ *   "live". A Snapshot replaces the state in any phase. Frames for a channel
+ *   not subscribed on this connection are ignored.
+ * - Live: an Update that does not follow the state (a gap) resubscribes the
+ *   channel resuming from its position; an Update that breaks the schema
+ *   (undeclared ids, ragged values) resubscribes without resume, for a fresh
+ *   Snapshot. Outside "live" such Updates are dropped: the answer to our
+ *   Subscribe is on its way. Resubscribes found while handling one frame go
+ *   out in one Subscribe.
+ * - Heartbeats list each channel's position at the bridge. A position ahead
+ *   of a live state (or of another epoch) is a suspicion; if the state has
+ *   still not reached it at the next heartbeat, updates were missed: the
+ *   channel is resubscribed with resume.
  * - The link is dead when nothing arrived for `deadLinkFactor` (2.5) heartbeat
  *   intervals, or for `connectTimeoutMs` before Hello: the output asks to close.
- * - A frame that does not decode, or a Hello for another protocol, breaks the
- *   wire: the output asks to close (the glue reconnects and resumes).
- * - An Error naming a channel (unknown channel, too many subscriptions) drops
- *   that channel from the wanted set; it is reported, never retried blindly.
- *   An unknown channel is remembered and subscribed again as soon as a
- *   Catalog lists it (a bridge that just started may not know its channels
- *   yet).
- * - Status REMOVED ends the subscription at the bridge (docs/protocol.md): the
- *   channel keeps its last state and is treated like an unknown one, so it is
- *   subscribed again (resuming, which yields a snapshot of the new epoch) if
- *   the source comes back into the catalog.
+ * - A frame that does not decode breaks the wire: the output asks to close
+ *   (the glue reconnects and resumes).
+ * - Status REMOVED ends the subscription at the bridge and Error
+ *   unknown_channel refuses one. Either way the channel stays wanted and keeps
+ *   its state, and is subscribed again (resuming) once a Catalog lists it, and
+ *   on the next connection. `unknown` holds the channels last refused as
+ *   unknown.
+ * - Any other Error naming a channel (too many subscriptions, bad request, a
+ *   code this client does not know) drops it from the wanted set: asking again
+ *   would get the same answer.
  */
 
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
@@ -44,6 +51,7 @@ export const SUBPROTOCOL = "metrics-bridge.v1";
 /** @typedef {import("./channel_state.js").Position} Position */
 /** @typedef {"unspecified" | "live" | "stale" | "removed"} UpstreamState */
 /** @typedef {"unspecified" | "host" | "push" | "otlp"} SourceKindName */
+/** @typedef {"pending" | "awaiting-snapshot" | "live"} Phase */
 
 /**
  * @typedef {object} ChannelInfo
@@ -120,21 +128,18 @@ export class BridgeSession {
     /** @type {number | null} heartbeat interval from Hello; null before Hello */
     this.heartbeatIntervalMs = null;
     this.lastReceivedAt = 0;
-    /** @type {Set<string>} subscribed on this connection, awaiting Subscribed */
-    this.pending = new Set();
-    /** @type {Set<string>} subscribed on this connection */
-    this.subscribed = new Set();
-    /** @type {Map<string, Position>} channel positions from the previous heartbeat */
-    this.lastHeartbeat = new Map();
+    /** @type {Map<string, Phase>} channels subscribed on this connection */
+    this.phases = new Map();
+    /** @type {Map<string, Position>} positions a heartbeat showed ahead of a live state */
+    this.suspects = new Map();
   }
 
   /** @param {number} now */
   #reset(now) {
     this.heartbeatIntervalMs = null;
     this.lastReceivedAt = now;
-    this.pending = new Set();
-    this.subscribed = new Set();
-    this.lastHeartbeat = new Map();
+    this.phases = new Map();
+    this.suspects = new Map();
   }
 
   /**
@@ -168,7 +173,7 @@ export class BridgeSession {
    */
   tick(now) {
     const out = output();
-    if (this.open && now - this.lastReceivedAt > this.deadAfterMs) {
+    if (this.open && now - this.lastReceivedAt >= this.deadAfterMs) {
       const silent = ((now - this.lastReceivedAt) / 1000).toFixed(1);
       out.close = { reason: `dead link: nothing received for ${silent}s` };
     }
@@ -185,8 +190,7 @@ export class BridgeSession {
     const fresh = [];
     for (const channel of channels) {
       this.wanted.add(channel);
-      this.unknown.delete(channel);
-      if (!this.subscribed.has(channel)) fresh.push(channel);
+      if (!this.phases.has(channel)) fresh.push(channel);
     }
     if (this.heartbeatIntervalMs !== null) this.#sendSubscribe(out, fresh, new Set());
     return out;
@@ -201,11 +205,12 @@ export class BridgeSession {
     const out = output();
     const gone = [];
     for (const channel of channels) {
-      this.wanted.delete(channel);
+      if (!this.wanted.delete(channel)) continue;
+      gone.push(channel);
       this.unknown.delete(channel);
       this.states.delete(channel);
-      if (this.subscribed.delete(channel)) gone.push(channel);
-      this.pending.delete(channel);
+      this.phases.delete(channel);
+      this.suspects.delete(channel);
     }
     if (gone.length > 0 && this.heartbeatIntervalMs !== null) {
       const msg = create(ClientMessageSchema, {
@@ -235,8 +240,8 @@ export class BridgeSession {
       out.close = { reason: `protocol violation: undecodable frame (${String(err)})` };
       return out;
     }
-    /** @type {Set<string>} */
-    const resume = new Set();
+    /** @type {string[]} */
+    const resume = [];
     /** @type {Set<string>} */
     const fresh = new Set();
     const channel = msg.channel;
@@ -248,7 +253,11 @@ export class BridgeSession {
           out.close = { reason: `bridge speaks ${h.protocol || "no protocol"}, not ${SUBPROTOCOL}` };
           return out;
         }
-        this.heartbeatIntervalMs = h.heartbeatIntervalMs > 0 ? h.heartbeatIntervalMs : 5000;
+        if (!(h.heartbeatIntervalMs > 0)) {
+          out.close = { reason: "protocol violation: Hello without a heartbeat interval" };
+          return out;
+        }
+        this.heartbeatIntervalMs = h.heartbeatIntervalMs;
         const limits = h.limits;
         out.events.push({
           type: "hello",
@@ -262,7 +271,7 @@ export class BridgeSession {
             maxClientMessagesPerSecond: limits?.maxClientMessagesPerSecond ?? 0,
           },
         });
-        for (const c of this.wanted) resume.add(c);
+        resume.push(...this.wanted);
         break;
       }
       case "catalog": {
@@ -278,16 +287,17 @@ export class BridgeSession {
         out.events.push({ type: "catalog", channels });
         for (const c of channels) {
           this.#setUpstream(out, c.channel, c.state, "");
-          if (this.unknown.delete(c.channel)) {
-            this.wanted.add(c.channel);
-            resume.add(c.channel);
+          if (this.heartbeatIntervalMs !== null && this.wanted.has(c.channel)) {
+            if (!this.phases.has(c.channel)) resume.push(c.channel);
           }
         }
         break;
       }
       case "subscribed": {
-        if (!this.subscribed.has(channel)) break;
-        this.pending.delete(channel);
+        if (!this.phases.has(channel)) break;
+        this.unknown.delete(channel);
+        const recovered = body.value.recovered && this.states.get(channel)?.position != null;
+        this.phases.set(channel, recovered ? "live" : "awaiting-snapshot");
         out.events.push({
           type: "subscribed",
           channel,
@@ -297,13 +307,15 @@ export class BridgeSession {
         break;
       }
       case "snapshot": {
-        if (!this.subscribed.has(channel)) break;
+        if (!this.phases.has(channel)) break;
         let state = this.states.get(channel);
         if (!state) {
           state = new ChannelState(channel);
           this.states.set(channel, state);
         }
         state.applySnapshot(body.value);
+        this.phases.set(channel, "live");
+        this.suspects.delete(channel);
         out.events.push({
           type: "data",
           channel,
@@ -315,10 +327,11 @@ export class BridgeSession {
         break;
       }
       case "update": {
-        if (!this.subscribed.has(channel)) break;
+        const phase = this.phases.get(channel);
         const state = this.states.get(channel);
-        const outcome = state ? state.applyUpdate(body.value) : "gap";
-        if (outcome === "applied" && state) {
+        if (phase === undefined || phase === "awaiting-snapshot" || !state) break;
+        const outcome = state.applyUpdate(body.value);
+        if (outcome === "applied") {
           out.events.push({
             type: "data",
             channel,
@@ -327,59 +340,68 @@ export class BridgeSession {
             seq: state.seq,
             timeUnixMs: state.timeUnixMs,
           });
-        } else if (outcome === "gap" && !this.pending.has(channel)) {
-          out.events.push({ type: "resync", channel, reason: "gap", resume: state?.position ?? null });
-          resume.add(channel);
-        } else if (outcome === "invalid" && !this.pending.has(channel)) {
+        } else if (outcome === "gap" && phase === "live") {
+          out.events.push({ type: "resync", channel, reason: "gap", resume: state.position });
+          resume.push(channel);
+        } else if (outcome === "invalid" && phase === "live") {
           out.events.push({ type: "resync", channel, reason: "invalid", resume: null });
           fresh.add(channel);
         }
         break;
       }
       case "heartbeat": {
-        const seen = new Map();
-        for (const cp of body.value.positions) {
-          const p = position(cp.position);
-          if (p) seen.set(cp.channel, p);
-        }
-        for (const [c, previous] of this.lastHeartbeat) {
-          if (!this.subscribed.has(c) || this.pending.has(c)) continue;
+        const suspects = this.suspects;
+        this.suspects = new Map();
+        for (const [c, claimed] of suspects) {
+          if (this.phases.get(c) !== "live") continue;
           const mine = this.states.get(c)?.position ?? null;
-          if (mine === null || mine.epoch !== previous.epoch || mine.seq < previous.seq) {
+          if (isBehind(mine, claimed)) {
             out.events.push({ type: "resync", channel: c, reason: "heartbeat", resume: mine });
-            resume.add(c);
+            resume.push(c);
+            this.phases.set(c, "pending");
           }
         }
-        this.lastHeartbeat = seen;
+        for (const cp of body.value.positions) {
+          const claimed = position(cp.position);
+          if (!claimed || this.phases.get(cp.channel) !== "live") continue;
+          if (isBehind(this.states.get(cp.channel)?.position ?? null, claimed)) {
+            this.suspects.set(cp.channel, claimed);
+          }
+        }
         out.events.push({ type: "heartbeat", serverTimeMs: Number(body.value.serverTimeMs) });
         break;
       }
       case "status": {
+        if (!this.phases.has(channel)) break;
         const state = UPSTREAM[body.value.state] ?? "unspecified";
         this.#setUpstream(out, channel, state, body.value.detail, true);
-        if (state === "removed" && this.wanted.delete(channel)) {
-          this.unknown.add(channel);
-          this.subscribed.delete(channel);
-          this.pending.delete(channel);
-        }
+        if (state === "removed") this.#endSubscription(channel);
         break;
       }
       case "error": {
         const code = ERROR_CODES[body.value.code] ?? String(body.value.code);
         out.events.push({ type: "error", channel, code, message: body.value.message });
         if (channel) {
+          this.#endSubscription(channel);
           if (code === "unknown_channel") this.unknown.add(channel);
-          this.wanted.delete(channel);
-          this.subscribed.delete(channel);
-          this.pending.delete(channel);
+          else this.wanted.delete(channel);
         }
         break;
       }
       default:
         break;
     }
-    this.#sendSubscribe(out, [...resume], fresh);
+    this.#sendSubscribe(out, resume, fresh);
     return out;
+  }
+
+  /**
+   * The bridge no longer serves the channel on this connection; its state is kept.
+   * @param {string} channel
+   */
+  #endSubscription(channel) {
+    this.phases.delete(channel);
+    this.suspects.delete(channel);
   }
 
   /**
@@ -410,9 +432,8 @@ export class BridgeSession {
         channel,
         resume: p ? { epoch: p.epoch, seq: BigInt(p.seq) } : undefined,
       });
-      this.subscribed.add(channel);
-      this.pending.add(channel);
-      this.lastHeartbeat.delete(channel);
+      this.phases.set(channel, "pending");
+      this.suspects.delete(channel);
     }
     if (requests.length === 0) return;
     const msg = create(ClientMessageSchema, {
@@ -420,4 +441,14 @@ export class BridgeSession {
     });
     out.send.push(toBinary(ClientMessageSchema, msg));
   }
+}
+
+/**
+ * Whether a heartbeat's position shows updates a state has not applied.
+ * @param {Position | null} mine
+ * @param {Position} claimed
+ * @returns {boolean}
+ */
+function isBehind(mine, claimed) {
+  return mine === null || mine.epoch !== claimed.epoch || mine.seq < claimed.seq;
 }

@@ -9,7 +9,7 @@ test("going away, dropped links and server trouble reconnect", () => {
 });
 
 test("client faults and the do-not-retry range stop", () => {
-  for (const code of [1000, 1002, 1003, 1007, 1008, 1009, 1010, 4500, 4999]) {
+  for (const code of [1000, 1002, 1003, 1007, 1008, 1009, 1010, 3000, 4500, 4999]) {
     assert.equal(closeAction(code), "stop", String(code));
   }
 });
