@@ -104,8 +104,10 @@ class Counters:
 
 @dataclass(frozen=True, slots=True)
 class ClientPolicy:
-    buffer_bytes: int = 256 * 1024
-    slow_timeout: float = 30.0
+    """Outbound buffer bytes and lag allowed per client; built by `BridgeConfig.client_policy()`."""
+
+    buffer_bytes: int
+    slow_timeout: float
 
 
 class Client:

@@ -17,10 +17,7 @@ On SIGTERM or SIGINT every client is closed with 1001 and the process exits.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import os
-import signal
 from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
@@ -34,17 +31,19 @@ from websockets.typing import Subprotocol
 from bridge.config import BridgeConfig
 from bridge.errors import ClientError, CloseCode, InternalError, MissingSubprotocol
 from bridge.http import DEFAULT_STATIC_DIR, HttpRoutes
-from bridge.hub import PROTOCOL, ClientPolicy, Hub
+from bridge.hub import PROTOCOL, Hub
 from bridge.pacing import FlushPacer
 from bridge.prometheus import metrics_endpoint
 from bridge.sender import ParallelSender
-from bridge.session import Limits, Timers
 from bridge.transport import CLOSE_TIMEOUT, BridgeConnection, ConnectionSink, deflate_factory
 from bridge.upstream import Upstream
 from bridge.upstream_rules import CollectorNames
 from bridge.write_batch import WriteBatch
+from metrics_shared.address import Address
+from metrics_shared.ready_file import write_ready_file
+from metrics_shared.stop_signals import on_stop_signal
 
-__all__ = ["BridgeServer", "run", "serve_forever", "server_version", "write_ready_file"]
+__all__ = ["BridgeServer", "run", "serve_forever", "server_version"]
 
 log = logging.getLogger(__name__)
 
@@ -65,21 +64,9 @@ class BridgeServer:
         self.config = config
         self.loop = asyncio.get_running_loop()
         self.hub = Hub(
-            limits=Limits(
-                max_message_bytes=config.max_message_bytes,
-                max_subscriptions=config.max_subscriptions,
-                resume_window=config.resume_window,
-                messages_per_second=config.max_client_rate,
-            ),
-            timers=Timers(
-                heartbeat_interval=config.heartbeat,
-                ping_interval=config.ping_interval,
-                ping_timeout=config.ping_timeout,
-            ),
-            policy=ClientPolicy(
-                buffer_bytes=config.client_buffer_bytes,
-                slow_timeout=config.slow_client_timeout,
-            ),
+            limits=config.limits(),
+            timers=config.timers(),
+            policy=config.client_policy(),
             max_connections=config.max_connections,
             server_version=server_version(),
         )
@@ -201,24 +188,16 @@ class BridgeServer:
         self.sender.close()
 
 
-def write_ready_file(path: str, host: str, port: int) -> None:
-    address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    content = json.dumps({"ws": address, "url": f"ws://{address}/"})
-    temporary = f"{path}.tmp"
-    Path(temporary).write_text(content)
-    os.replace(temporary, path)
-
-
 async def run(config: BridgeConfig) -> None:
     bridge = BridgeServer(config)
     await bridge.start()
     host, port = bridge.address
     log.info("serving ws://%s:%d/ (subprotocol %s)", host, port, PROTOCOL)
     if config.ready_file:
-        write_ready_file(config.ready_file, host, port)
+        address = str(Address(host, port))
+        write_ready_file(config.ready_file, {"ws": address, "url": f"ws://{address}/"})
     stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        bridge.loop.add_signal_handler(sig, stop.set)
+    on_stop_signal(bridge.loop, stop.set)
     await stop.wait()
     log.info("shutting down")
     await bridge.stop()

@@ -51,10 +51,12 @@ ErrorCode = bridge_pb2.ErrorCode
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    max_message_bytes: int = 64 * 1024
-    max_subscriptions: int = 100
-    resume_window: int = 256
-    messages_per_second: float = 20.0
+    """What one client may do; built by `BridgeConfig.limits()`, which holds the defaults."""
+
+    max_message_bytes: int
+    max_subscriptions: int
+    resume_window: int
+    messages_per_second: float
 
     def to_proto(self) -> bridge_pb2.Limits:
         return bridge_pb2.Limits(
@@ -67,9 +69,11 @@ class Limits:
 
 @dataclass(frozen=True, slots=True)
 class Timers:
-    heartbeat_interval: float = 15.0
-    ping_interval: float = 20.0
-    ping_timeout: float = 20.0
+    """A client's heartbeat and ping timers; built by `BridgeConfig.timers()`."""
+
+    heartbeat_interval: float
+    ping_interval: float
+    ping_timeout: float
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,10 +13,10 @@ from websockets.datastructures import Headers
 from websockets.http11 import Request
 
 from bridge.client import BridgeClient, ChannelSynced, ChannelUpdated
+from bridge.config import BridgeConfig
 from bridge.http import HttpRoutes
-from bridge.hub import ClientPolicy, Hub
+from bridge.hub import Hub
 from bridge.prometheus import metrics_endpoint
-from bridge.session import Limits, Timers
 from tests.bridge.stack import RawClient
 from tests.support.processes import ServerProcess, running
 from tests.support.stack import COLLECTOR, bridge_args, gauge, push
@@ -52,10 +52,11 @@ def counter(samples: Samples, name: str) -> float:
 
 
 def test_metrics_route_serves_the_exposition_in_prometheus_text_format(tmp_path: Path) -> None:
+    config = BridgeConfig()
     hub = Hub(
-        limits=Limits(),
-        timers=Timers(),
-        policy=ClientPolicy(),
+        limits=config.limits(),
+        timers=config.timers(),
+        policy=config.client_policy(),
         max_connections=10,
         server_version="test",
     )

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
+from bridge.config import BridgeConfig
 from bridge.errors import CloseCode
 from bridge.frame import Frame
 from bridge.hub import ClientPolicy, Hub
-from bridge.session import Limits, Timers
+from bridge.session import Timers
 from metrics_bridge.v1 import bridge_pb2, metrics_pb2
 from tests.bridge.events import parse_wire, snapshot_event, snapshot_values, update_event
 
+DEFAULTS = BridgeConfig()
 STALE = bridge_pb2.UPSTREAM_STATE_STALE
 LIVE = bridge_pb2.UPSTREAM_STATE_LIVE
 REMOVED = bridge_pb2.UPSTREAM_STATE_REMOVED
@@ -48,7 +52,7 @@ class BufferSink:
 
 def make_hub(**kwargs: object) -> Hub:
     options: dict[str, object] = {
-        "limits": Limits(resume_window=8, max_subscriptions=10),
+        "limits": replace(DEFAULTS.limits(), resume_window=8, max_subscriptions=10),
         "timers": Timers(heartbeat_interval=1, ping_interval=5, ping_timeout=5),
         "policy": ClientPolicy(buffer_bytes=2000, slow_timeout=3),
         "max_connections": 10,

@@ -7,10 +7,10 @@ from dataclasses import dataclass, fields
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
+from bridge.config import BridgeConfig
 from bridge.frame import Frame
-from bridge.hub import ClientPolicy, Counters, Hub
+from bridge.hub import Counters, Hub
 from bridge.prometheus import BridgeMetrics, exposition, registry_for
-from bridge.session import Limits, Timers
 from metrics_bridge.v1 import bridge_pb2, collector_pb2, metrics_pb2
 from tests.bridge.events import snapshot_event, update_event
 
@@ -44,10 +44,18 @@ class Upstream:
 
 
 def make_hub(buffer_bytes: int = 1 << 20) -> Hub:
+    config = BridgeConfig(
+        resume_window=8,
+        heartbeat=1,
+        ping_interval=60,
+        ping_timeout=60,
+        client_buffer_bytes=buffer_bytes,
+        slow_client_timeout=60,
+    )
     hub = Hub(
-        limits=Limits(resume_window=8),
-        timers=Timers(heartbeat_interval=1, ping_interval=60, ping_timeout=60),
-        policy=ClientPolicy(buffer_bytes=buffer_bytes, slow_timeout=60),
+        limits=config.limits(),
+        timers=config.timers(),
+        policy=config.client_policy(),
         max_connections=10,
         server_version="test",
     )

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from bridge.channel import Position
+from bridge.config import BridgeConfig
 from bridge.errors import CloseCode, MalformedMessage, RateLimited, TextFrame
 from bridge.session import (
     AnswerPing,
-    Limits,
     Reply,
     Session,
     SubscribeChannel,
@@ -32,10 +33,11 @@ def subscribe(*channels: str, resume: metrics_pb2.Position | None = None) -> byt
     return bridge_pb2.ClientMessage(subscribe=request).SerializeToString()
 
 
+TIMERS = Timers(heartbeat_interval=1, ping_interval=2, ping_timeout=3)
+
+
 def new_session(**limits: Any) -> Session:
-    return Session(
-        Limits(**limits), Timers(heartbeat_interval=1, ping_interval=2, ping_timeout=3), 0
-    )
+    return Session(replace(BridgeConfig().limits(), **limits), TIMERS, 0)
 
 
 def error_codes(actions: Sequence[object]) -> list[int]:
@@ -143,7 +145,7 @@ def test_heartbeat_is_due_every_interval() -> None:
 
 
 def test_phase_zero_brings_the_first_heartbeat_and_ping_at_half_their_interval() -> None:
-    session = Session(Limits(), Timers(heartbeat_interval=1, ping_interval=2, ping_timeout=3), 0, 0)
+    session = Session(BridgeConfig().limits(), TIMERS, 0, 0)
     assert not session.heartbeat_due(0.49)
     assert session.heartbeat_due(0.5)
     assert session.ping_due(0.99) is None
@@ -151,7 +153,7 @@ def test_phase_zero_brings_the_first_heartbeat_and_ping_at_half_their_interval()
 
 
 def test_after_the_first_heartbeat_the_phase_keeps_its_interval() -> None:
-    session = Session(Limits(), Timers(heartbeat_interval=1, ping_interval=2, ping_timeout=3), 0, 0)
+    session = Session(BridgeConfig().limits(), TIMERS, 0, 0)
     assert session.heartbeat_due(0.5)
     assert not session.heartbeat_due(1.4)
     assert session.heartbeat_due(1.5)
@@ -184,11 +186,6 @@ def test_session_id_and_ping_payloads_come_from_the_injected_random_bytes() -> N
     def counting_bytes(n: int) -> bytes:
         return bytes(next(stream) for _ in range(n))
 
-    session = Session(
-        Limits(),
-        Timers(heartbeat_interval=1, ping_interval=2, ping_timeout=3),
-        0,
-        random_bytes=counting_bytes,
-    )
+    session = Session(BridgeConfig().limits(), TIMERS, 0, random_bytes=counting_bytes)
     assert session.id == "0001020304050607"
     assert session.ping_due(2.0) == bytes([8, 9, 10, 11])
