@@ -19,6 +19,7 @@ from bridge.client import (
     Disconnected,
     ReconnectPolicy,
 )
+from bridge.client.connection import RECENT_DELAYS
 from tests.support.processes import ServerProcess
 from tests.support.proxy import TcpProxy
 from tests.support.stack import COLLECTOR, Stack, bridge_args, gauge, get_snapshot, push
@@ -179,3 +180,16 @@ async def test_reconnects_to_a_restarted_bridge_with_backoff_and_jitter(stack: S
     ceilings = [FAST.ceiling(attempt) for attempt in range(len(delays))]
     assert all(0 <= d <= c for d, c in zip(delays, ceilings, strict=True))  # type: ignore[operator]
     assert len(set(delays)) == len(delays), "full jitter: no two delays alike"
+
+
+async def test_stats_keep_only_the_latest_backoff_delays() -> None:
+    async def no_wait(_: float) -> None:
+        await asyncio.sleep(0)
+
+    # Nothing listens on port 1: every attempt fails at once and is retried.
+    client = BridgeClient("ws://127.0.0.1:1/", policy=FAST, rng=random.Random(1), sleep=no_wait)
+    async with client:
+        await async_wait_until(
+            lambda: client.stats.disconnects > RECENT_DELAYS + 5, 20, "many retries"
+        )
+    assert len(client.stats.delays) == RECENT_DELAYS
