@@ -41,22 +41,30 @@ async def push_value(stack: Stack, value: float) -> None:
     await asyncio.to_thread(push, stack.grpc_address, SOURCE, [[gauge("depth", value)]])
 
 
-@contextlib.asynccontextmanager
-async def kept_alive(stack: Stack, value: float) -> AsyncIterator[None]:
-    """Pushes `value` well within the ttl until the block ends; then the source may expire."""
+class KeepAlive:
+    """Pushes `value` well within the ttl from `start()` (whose first push is done when
+    it returns, so the channel exists) until `stop()`; then the source may expire."""
 
-    async def keep() -> None:
+    def __init__(self, stack: Stack, value: float) -> None:
+        self.stack = stack
+        self.value = value
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await push_value(self.stack, self.value)
+        self._task = asyncio.create_task(self._keep())
+
+    async def _keep(self) -> None:
         while True:
-            await push_value(stack, value)
             await asyncio.sleep(TTL / 5)
+            await push_value(self.stack, self.value)
 
-    task = asyncio.create_task(keep())
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
 
 
 class Watcher:
@@ -145,26 +153,30 @@ class Tail:
 async def test_every_client_follows_a_source_that_expires_and_is_pushed_again(
     stack: Stack,
 ) -> None:
-    async with (
-        watching(stack) as python,
-        Tail(stack.url) as tail,
-        NodeFollower(stack.url, CHANNEL) as js,
-    ):
-        async with kept_alive(stack, 1.0):
+    keeper = KeepAlive(stack, 1.0)
+    await keeper.start()  # the channel exists before any client asks for it
+    try:
+        async with (
+            watching(stack) as python,
+            Tail(stack.url) as tail,
+            NodeFollower(stack.url, CHANNEL) as js,
+        ):
             await async_wait_until(lambda: python.value() == 1.0, 30, "the Python client at 1")
             await async_wait_until(lambda: "1" in tail.values, 30, "tail to show 1")
             await js.wait_data(1)
-        assert js.data[-1]["numbers"] == {"depth": 1.0}
-        first_epoch = js.data[-1]["epoch"]
+            assert js.data[-1]["numbers"] == {"depth": 1.0}
+            first_epoch = js.data[-1]["epoch"]
 
-        # Nothing is pushed any more: the source expires after TTL.
-        await async_wait_until(python.removed, 30, "Status REMOVED")
-        await js.wait_event("upstream", lambda d: d["state"] == "removed")
+            await keeper.stop()  # nothing is pushed any more: the source expires after TTL
+            await async_wait_until(python.removed, 30, "Status REMOVED")
+            await js.wait_event("upstream", lambda d: d["state"] == "removed")
 
-        await push_value(stack, 2.0)
-        await async_wait_until(lambda: python.value() == 2.0, 30, "the Python client at 2")
-        await async_wait_until(lambda: "2" in tail.values, 30, "tail to show 2")
-        await async_wait_until(
-            lambda: js.data[-1]["numbers"] == {"depth": 2.0}, 30, "the JS client to show 2"
-        )
-        assert js.data[-1]["epoch"] != first_epoch, "the comeback starts a new epoch"
+            await push_value(stack, 2.0)
+            await async_wait_until(lambda: python.value() == 2.0, 30, "the Python client at 2")
+            await async_wait_until(lambda: "2" in tail.values, 30, "tail to show 2")
+            await async_wait_until(
+                lambda: js.data[-1]["numbers"] == {"depth": 2.0}, 30, "the JS client to show 2"
+            )
+            assert js.data[-1]["epoch"] != first_epoch, "the comeback starts a new epoch"
+    finally:
+        await keeper.stop()
