@@ -15,6 +15,9 @@ WebSocket close codes the bridge sends (docs/protocol.md is the contract):
 
 The bridge's own codes are split in two ranges: 4000-4499 mean "reconnect
 (with backoff) and resume", 4500-4999 mean "do not retry without a change".
+The "client should" column is the clients' rule, written once in
+`bridge/client/reconnect.py` (and conformance/close_codes.json); a test checks
+this table against it.
 Every close carries a human-readable reason (at most 123 bytes).
 
 Errors are one small tree: `ClientError` ends one connection with its code;
@@ -27,7 +30,6 @@ from enum import IntEnum
 
 __all__ = [
     "MAX_REASON_BYTES",
-    "RECONNECT_CODES",
     "AtCapacity",
     "BadUpstreamEvent",
     "BridgeError",
@@ -43,7 +45,6 @@ __all__ = [
     "UpstreamError",
     "UpstreamGap",
     "clip_reason",
-    "is_reconnect_code",
 ]
 
 
@@ -57,19 +58,6 @@ class CloseCode(IntEnum):
     INTERNAL_ERROR = 1011
     TRY_AGAIN_LATER = 1013
     SLOW_CONSUMER = 4000
-
-    @property
-    def reconnect(self) -> bool:
-        """Whether a client should reconnect (with backoff) after this code."""
-        return is_reconnect_code(self)
-
-
-RECONNECT_CODES = frozenset({1001, 1006, 1011, 1012, 1013, 1014})
-
-
-def is_reconnect_code(code: int) -> bool:
-    """The documented retry rule, for clients: reconnect after these, not after others."""
-    return code in RECONNECT_CODES or 4000 <= code < 4500
 
 
 MAX_REASON_BYTES = 123
