@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import socket
 import zlib
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -57,16 +56,6 @@ class Connection:
         self.protocol.state = CLOSING
         self.transport.write(b"CLOSE")
         self.closed.set()
-
-
-@pytest.fixture
-def pair() -> Iterator[tuple[socket.socket, socket.socket]]:
-    ours, theirs = socket.socketpair()
-    ours.setblocking(False)
-    theirs.settimeout(5)
-    yield ours, theirs
-    ours.close()
-    theirs.close()
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import pytest
@@ -54,16 +54,6 @@ class Sender:
 def pending(batch: WriteBatch, sink: Sink, data: bytes) -> None:
     sink.pending = data
     batch.mark(sink)
-
-
-@pytest.fixture
-def pair() -> Iterator[tuple[socket.socket, socket.socket]]:
-    ours, theirs = socket.socketpair()
-    ours.setblocking(False)
-    theirs.settimeout(5)
-    yield ours, theirs
-    ours.close()
-    theirs.close()
 
 
 def test_a_batch_is_flushed_on_the_next_iteration_when_the_bridge_keeps_up() -> None:
