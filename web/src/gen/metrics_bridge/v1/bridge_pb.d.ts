@@ -133,6 +133,18 @@ export declare type ClientMessage = Message<"metrics_bridge.v1.ClientMessage"> &
      */
     value: Ping;
     case: "ping";
+  } | {
+    /**
+     * @generated from field: metrics_bridge.v1.Connect connect = 4;
+     */
+    value: Connect;
+    case: "connect";
+  } | {
+    /**
+     * @generated from field: metrics_bridge.v1.Refresh refresh = 5;
+     */
+    value: Refresh;
+    case: "refresh";
   } | { case: undefined; value?: undefined };
 };
 
@@ -141,6 +153,48 @@ export declare type ClientMessage = Message<"metrics_bridge.v1.ClientMessage"> &
  * Use `create(ClientMessageSchema)` to create a new message.
  */
 export declare const ClientMessageSchema: GenMessage<ClientMessage>;
+
+/**
+ * The first client message on a bridge that requires tokens (--auth jwt),
+ * sent within the handshake timeout; Hello and Catalog follow only once the
+ * token is accepted. A bridge without auth ignores it, so a client may
+ * always send it. The token travels here, not in the URL, so it stays out of
+ * proxy and access logs.
+ *
+ * @generated from message metrics_bridge.v1.Connect
+ */
+export declare type Connect = Message<"metrics_bridge.v1.Connect"> & {
+  /**
+   * @generated from field: string token = 1;
+   */
+  token: string;
+};
+
+/**
+ * Describes the message metrics_bridge.v1.Connect.
+ * Use `create(ConnectSchema)` to create a new message.
+ */
+export declare const ConnectSchema: GenMessage<Connect>;
+
+/**
+ * Replaces the connection's token in-band (before its exp), keeping the
+ * connection and its subscriptions. A token that fails closes the connection
+ * as at Connect.
+ *
+ * @generated from message metrics_bridge.v1.Refresh
+ */
+export declare type Refresh = Message<"metrics_bridge.v1.Refresh"> & {
+  /**
+   * @generated from field: string token = 1;
+   */
+  token: string;
+};
+
+/**
+ * Describes the message metrics_bridge.v1.Refresh.
+ * Use `create(RefreshSchema)` to create a new message.
+ */
+export declare const RefreshSchema: GenMessage<Refresh>;
 
 /**
  * First message on every connection.

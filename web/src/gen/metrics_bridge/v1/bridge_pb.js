@@ -20,7 +20,7 @@ import { file_metrics_bridge_v1_metrics } from "./metrics_pb.js";
  * Describes the file metrics_bridge/v1/bridge.proto.
  */
 export const file_metrics_bridge_v1_bridge = /*@__PURE__*/
-  fileDesc("Ch5tZXRyaWNzX2JyaWRnZS92MS9icmlkZ2UucHJvdG8SEW1ldHJpY3NfYnJpZGdlLnYxIoIECg1TZXJ2ZXJNZXNzYWdlEg8KB2NoYW5uZWwYASABKAkSKQoFaGVsbG8YAiABKAsyGC5tZXRyaWNzX2JyaWRnZS52MS5IZWxsb0gAEi0KB2NhdGFsb2cYAyABKAsyGi5tZXRyaWNzX2JyaWRnZS52MS5DYXRhbG9nSAASMwoKc3Vic2NyaWJlZBgEIAEoCzIdLm1ldHJpY3NfYnJpZGdlLnYxLlN1YnNjcmliZWRIABIxCgloZWFydGJlYXQYBSABKAsyHC5tZXRyaWNzX2JyaWRnZS52MS5IZWFydGJlYXRIABIrCgZzdGF0dXMYBiABKAsyGS5tZXRyaWNzX2JyaWRnZS52MS5TdGF0dXNIABIpCgVlcnJvchgHIAEoCzIYLm1ldHJpY3NfYnJpZGdlLnYxLkVycm9ySAASJwoEcG9uZxgIIAEoCzIXLm1ldHJpY3NfYnJpZGdlLnYxLlBvbmdIABI3Cgx1bnN1YnNjcmliZWQYCSABKAsyHy5tZXRyaWNzX2JyaWRnZS52MS5VbnN1YnNjcmliZWRIABIvCghzbmFwc2hvdBgKIAEoCzIbLm1ldHJpY3NfYnJpZGdlLnYxLlNuYXBzaG90SAASKwoGdXBkYXRlGAsgASgLMhkubWV0cmljc19icmlkZ2UudjEuVXBkYXRlSABCBgoEYm9keSKqAQoNQ2xpZW50TWVzc2FnZRIxCglzdWJzY3JpYmUYASABKAsyHC5tZXRyaWNzX2JyaWRnZS52MS5TdWJzY3JpYmVIABI1Cgt1bnN1YnNjcmliZRgCIAEoCzIeLm1ldHJpY3NfYnJpZGdlLnYxLlVuc3Vic2NyaWJlSAASJwoEcGluZxgDIAEoCzIXLm1ldHJpY3NfYnJpZGdlLnYxLlBpbmdIAEIGCgRib2R5Io8BCgVIZWxsbxISCgpzZXNzaW9uX2lkGAEgASgJEhYKDnNlcnZlcl92ZXJzaW9uGAIgASgJEhAKCHByb3RvY29sGAMgASgJEh0KFWhlYXJ0YmVhdF9pbnRlcnZhbF9tcxgEIAEoDRIpCgZsaW1pdHMYBSABKAsyGS5tZXRyaWNzX2JyaWRnZS52MS5MaW1pdHMifQoGTGltaXRzEhkKEW1heF9tZXNzYWdlX2J5dGVzGAEgASgNEhkKEW1heF9zdWJzY3JpcHRpb25zGAIgASgNEhUKDXJlc3VtZV93aW5kb3cYAyABKA0SJgoebWF4X2NsaWVudF9tZXNzYWdlc19wZXJfc2Vjb25kGAQgASgNIuQBCgtDaGFubmVsSW5mbxIPCgdjaGFubmVsGAEgASgJEhEKCWNvbGxlY3RvchgCIAEoCRIOCgZzb3VyY2UYAyABKAkSKwoEa2luZBgEIAEoDjIdLm1ldHJpY3NfYnJpZGdlLnYxLlNvdXJjZUtpbmQSLQoIcG9zaXRpb24YBSABKAsyGy5tZXRyaWNzX2JyaWRnZS52MS5Qb3NpdGlvbhIUCgxzZXJpZXNfY291bnQYBiABKA0SLwoFc3RhdGUYByABKA4yIC5tZXRyaWNzX2JyaWRnZS52MS5VcHN0cmVhbVN0YXRlIjsKB0NhdGFsb2cSMAoIY2hhbm5lbHMYASADKAsyHi5tZXRyaWNzX2JyaWRnZS52MS5DaGFubmVsSW5mbyJOCg5DaGFubmVsUmVxdWVzdBIPCgdjaGFubmVsGAEgASgJEisKBnJlc3VtZRgCIAEoCzIbLm1ldHJpY3NfYnJpZGdlLnYxLlBvc2l0aW9uIkAKCVN1YnNjcmliZRIzCghjaGFubmVscxgBIAMoCzIhLm1ldHJpY3NfYnJpZGdlLnYxLkNoYW5uZWxSZXF1ZXN0Ih8KC1Vuc3Vic2NyaWJlEhAKCGNoYW5uZWxzGAEgAygJIk4KClN1YnNjcmliZWQSEQoJcmVjb3ZlcmVkGAEgASgIEi0KCHBvc2l0aW9uGAIgASgLMhsubWV0cmljc19icmlkZ2UudjEuUG9zaXRpb24iDgoMVW5zdWJzY3JpYmVkIl4KCUhlYXJ0YmVhdBIaCg5zZXJ2ZXJfdGltZV9tcxgBIAEoA0ICMAISNQoJcG9zaXRpb25zGAIgAygLMiIubWV0cmljc19icmlkZ2UudjEuQ2hhbm5lbFBvc2l0aW9uIlEKD0NoYW5uZWxQb3NpdGlvbhIPCgdjaGFubmVsGAEgASgJEi0KCHBvc2l0aW9uGAIgASgLMhsubWV0cmljc19icmlkZ2UudjEuUG9zaXRpb24iSQoGU3RhdHVzEi8KBXN0YXRlGAEgASgOMiAubWV0cmljc19icmlkZ2UudjEuVXBzdHJlYW1TdGF0ZRIOCgZkZXRhaWwYAiABKAkiRAoFRXJyb3ISKgoEY29kZRgBIAEoDjIcLm1ldHJpY3NfYnJpZGdlLnYxLkVycm9yQ29kZRIPCgdtZXNzYWdlGAIgASgJIhkKBFBpbmcSEQoFbm9uY2UYASABKARCAjACIjUKBFBvbmcSEQoFbm9uY2UYASABKARCAjACEhoKDnNlcnZlcl90aW1lX21zGAIgASgDQgIwAip+Cg1VcHN0cmVhbVN0YXRlEh4KGlVQU1RSRUFNX1NUQVRFX1VOU1BFQ0lGSUVEEAASFwoTVVBTVFJFQU1fU1RBVEVfTElWRRABEhgKFFVQU1RSRUFNX1NUQVRFX1NUQUxFEAISGgoWVVBTVFJFQU1fU1RBVEVfUkVNT1ZFRBADKooBCglFcnJvckNvZGUSGgoWRVJST1JfQ09ERV9VTlNQRUNJRklFRBAAEh4KGkVSUk9SX0NPREVfVU5LTk9XTl9DSEFOTkVMEAESJQohRVJST1JfQ09ERV9UT09fTUFOWV9TVUJTQ1JJUFRJT05TEAISGgoWRVJST1JfQ09ERV9CQURfUkVRVUVTVBADYgZwcm90bzM", [file_metrics_bridge_v1_metrics]);
+  fileDesc("Ch5tZXRyaWNzX2JyaWRnZS92MS9icmlkZ2UucHJvdG8SEW1ldHJpY3NfYnJpZGdlLnYxIoIECg1TZXJ2ZXJNZXNzYWdlEg8KB2NoYW5uZWwYASABKAkSKQoFaGVsbG8YAiABKAsyGC5tZXRyaWNzX2JyaWRnZS52MS5IZWxsb0gAEi0KB2NhdGFsb2cYAyABKAsyGi5tZXRyaWNzX2JyaWRnZS52MS5DYXRhbG9nSAASMwoKc3Vic2NyaWJlZBgEIAEoCzIdLm1ldHJpY3NfYnJpZGdlLnYxLlN1YnNjcmliZWRIABIxCgloZWFydGJlYXQYBSABKAsyHC5tZXRyaWNzX2JyaWRnZS52MS5IZWFydGJlYXRIABIrCgZzdGF0dXMYBiABKAsyGS5tZXRyaWNzX2JyaWRnZS52MS5TdGF0dXNIABIpCgVlcnJvchgHIAEoCzIYLm1ldHJpY3NfYnJpZGdlLnYxLkVycm9ySAASJwoEcG9uZxgIIAEoCzIXLm1ldHJpY3NfYnJpZGdlLnYxLlBvbmdIABI3Cgx1bnN1YnNjcmliZWQYCSABKAsyHy5tZXRyaWNzX2JyaWRnZS52MS5VbnN1YnNjcmliZWRIABIvCghzbmFwc2hvdBgKIAEoCzIbLm1ldHJpY3NfYnJpZGdlLnYxLlNuYXBzaG90SAASKwoGdXBkYXRlGAsgASgLMhkubWV0cmljc19icmlkZ2UudjEuVXBkYXRlSABCBgoEYm9keSKIAgoNQ2xpZW50TWVzc2FnZRIxCglzdWJzY3JpYmUYASABKAsyHC5tZXRyaWNzX2JyaWRnZS52MS5TdWJzY3JpYmVIABI1Cgt1bnN1YnNjcmliZRgCIAEoCzIeLm1ldHJpY3NfYnJpZGdlLnYxLlVuc3Vic2NyaWJlSAASJwoEcGluZxgDIAEoCzIXLm1ldHJpY3NfYnJpZGdlLnYxLlBpbmdIABItCgdjb25uZWN0GAQgASgLMhoubWV0cmljc19icmlkZ2UudjEuQ29ubmVjdEgAEi0KB3JlZnJlc2gYBSABKAsyGi5tZXRyaWNzX2JyaWRnZS52MS5SZWZyZXNoSABCBgoEYm9keSIYCgdDb25uZWN0Eg0KBXRva2VuGAEgASgJIhgKB1JlZnJlc2gSDQoFdG9rZW4YASABKAkijwEKBUhlbGxvEhIKCnNlc3Npb25faWQYASABKAkSFgoOc2VydmVyX3ZlcnNpb24YAiABKAkSEAoIcHJvdG9jb2wYAyABKAkSHQoVaGVhcnRiZWF0X2ludGVydmFsX21zGAQgASgNEikKBmxpbWl0cxgFIAEoCzIZLm1ldHJpY3NfYnJpZGdlLnYxLkxpbWl0cyJ9CgZMaW1pdHMSGQoRbWF4X21lc3NhZ2VfYnl0ZXMYASABKA0SGQoRbWF4X3N1YnNjcmlwdGlvbnMYAiABKA0SFQoNcmVzdW1lX3dpbmRvdxgDIAEoDRImCh5tYXhfY2xpZW50X21lc3NhZ2VzX3Blcl9zZWNvbmQYBCABKA0i5AEKC0NoYW5uZWxJbmZvEg8KB2NoYW5uZWwYASABKAkSEQoJY29sbGVjdG9yGAIgASgJEg4KBnNvdXJjZRgDIAEoCRIrCgRraW5kGAQgASgOMh0ubWV0cmljc19icmlkZ2UudjEuU291cmNlS2luZBItCghwb3NpdGlvbhgFIAEoCzIbLm1ldHJpY3NfYnJpZGdlLnYxLlBvc2l0aW9uEhQKDHNlcmllc19jb3VudBgGIAEoDRIvCgVzdGF0ZRgHIAEoDjIgLm1ldHJpY3NfYnJpZGdlLnYxLlVwc3RyZWFtU3RhdGUiOwoHQ2F0YWxvZxIwCghjaGFubmVscxgBIAMoCzIeLm1ldHJpY3NfYnJpZGdlLnYxLkNoYW5uZWxJbmZvIk4KDkNoYW5uZWxSZXF1ZXN0Eg8KB2NoYW5uZWwYASABKAkSKwoGcmVzdW1lGAIgASgLMhsubWV0cmljc19icmlkZ2UudjEuUG9zaXRpb24iQAoJU3Vic2NyaWJlEjMKCGNoYW5uZWxzGAEgAygLMiEubWV0cmljc19icmlkZ2UudjEuQ2hhbm5lbFJlcXVlc3QiHwoLVW5zdWJzY3JpYmUSEAoIY2hhbm5lbHMYASADKAkiTgoKU3Vic2NyaWJlZBIRCglyZWNvdmVyZWQYASABKAgSLQoIcG9zaXRpb24YAiABKAsyGy5tZXRyaWNzX2JyaWRnZS52MS5Qb3NpdGlvbiIOCgxVbnN1YnNjcmliZWQiXgoJSGVhcnRiZWF0EhoKDnNlcnZlcl90aW1lX21zGAEgASgDQgIwAhI1Cglwb3NpdGlvbnMYAiADKAsyIi5tZXRyaWNzX2JyaWRnZS52MS5DaGFubmVsUG9zaXRpb24iUQoPQ2hhbm5lbFBvc2l0aW9uEg8KB2NoYW5uZWwYASABKAkSLQoIcG9zaXRpb24YAiABKAsyGy5tZXRyaWNzX2JyaWRnZS52MS5Qb3NpdGlvbiJJCgZTdGF0dXMSLwoFc3RhdGUYASABKA4yIC5tZXRyaWNzX2JyaWRnZS52MS5VcHN0cmVhbVN0YXRlEg4KBmRldGFpbBgCIAEoCSJECgVFcnJvchIqCgRjb2RlGAEgASgOMhwubWV0cmljc19icmlkZ2UudjEuRXJyb3JDb2RlEg8KB21lc3NhZ2UYAiABKAkiGQoEUGluZxIRCgVub25jZRgBIAEoBEICMAIiNQoEUG9uZxIRCgVub25jZRgBIAEoBEICMAISGgoOc2VydmVyX3RpbWVfbXMYAiABKANCAjACKn4KDVVwc3RyZWFtU3RhdGUSHgoaVVBTVFJFQU1fU1RBVEVfVU5TUEVDSUZJRUQQABIXChNVUFNUUkVBTV9TVEFURV9MSVZFEAESGAoUVVBTVFJFQU1fU1RBVEVfU1RBTEUQAhIaChZVUFNUUkVBTV9TVEFURV9SRU1PVkVEEAMqigEKCUVycm9yQ29kZRIaChZFUlJPUl9DT0RFX1VOU1BFQ0lGSUVEEAASHgoaRVJST1JfQ09ERV9VTktOT1dOX0NIQU5ORUwQARIlCiFFUlJPUl9DT0RFX1RPT19NQU5ZX1NVQlNDUklQVElPTlMQAhIaChZFUlJPUl9DT0RFX0JBRF9SRVFVRVNUEANiBnByb3RvMw", [file_metrics_bridge_v1_metrics]);
 
 /**
  * Describes the message metrics_bridge.v1.ServerMessage.
@@ -37,109 +37,123 @@ export const ClientMessageSchema = /*@__PURE__*/
   messageDesc(file_metrics_bridge_v1_bridge, 1);
 
 /**
+ * Describes the message metrics_bridge.v1.Connect.
+ * Use `create(ConnectSchema)` to create a new message.
+ */
+export const ConnectSchema = /*@__PURE__*/
+  messageDesc(file_metrics_bridge_v1_bridge, 2);
+
+/**
+ * Describes the message metrics_bridge.v1.Refresh.
+ * Use `create(RefreshSchema)` to create a new message.
+ */
+export const RefreshSchema = /*@__PURE__*/
+  messageDesc(file_metrics_bridge_v1_bridge, 3);
+
+/**
  * Describes the message metrics_bridge.v1.Hello.
  * Use `create(HelloSchema)` to create a new message.
  */
 export const HelloSchema = /*@__PURE__*/
-  messageDesc(file_metrics_bridge_v1_bridge, 2);
+  messageDesc(file_metrics_bridge_v1_bridge, 4);
 
 /**
  * Describes the message metrics_bridge.v1.Limits.
  * Use `create(LimitsSchema)` to create a new message.
  */
 export const LimitsSchema = /*@__PURE__*/
-  messageDesc(file_metrics_bridge_v1_bridge, 3);
+  messageDesc(file_metrics_bridge_v1_bridge, 5);
 
 /**
  * Describes the message metrics_bridge.v1.ChannelInfo.
  * Use `create(ChannelInfoSchema)` to create a new message.
  */
 export const ChannelInfoSchema = /*@__PURE__*/
-  messageDesc(file_metrics_bridge_v1_bridge, 4);
+  messageDesc(file_metrics_bridge_v1_bridge, 6);
 
 /**
  * Describes the message metrics_bridge.v1.Catalog.
  * Use `create(CatalogSchema)` to create a new message.
  */
 export const CatalogSchema = /*@__PURE__*/
-  messageDesc(file_metrics_bridge_v1_bridge, 5);
+  messageDesc(file_metrics_bridge_v1_bridge, 7);
 
 /**
  * Describes the message metrics_bridge.v1.ChannelRequest.
  * Use `create(ChannelRequestSchema)` to create a new message.
  */
 export const ChannelRequestSchema = /*@__PURE__*/
-  messageDesc(file_metrics_bridge_v1_bridge, 6);
+  messageDesc(file_metrics_bridge_v1_bridge, 8);
 
 /**
  * Describes the message metrics_bridge.v1.Subscribe.
  * Use `create(SubscribeSchema)` to create a new message.
  */
 export const SubscribeSchema = /*@__PURE__*/
-  messageDesc(file_metrics_bridge_v1_bridge, 7);
+  messageDesc(file_metrics_bridge_v1_bridge, 9);
 
 /**
  * Describes the message metrics_bridge.v1.Unsubscribe.
  * Use `create(UnsubscribeSchema)` to create a new message.
  */
 export const UnsubscribeSchema = /*@__PURE__*/
-  messageDesc(file_metrics_bridge_v1_bridge, 8);
+  messageDesc(file_metrics_bridge_v1_bridge, 10);
 
 /**
  * Describes the message metrics_bridge.v1.Subscribed.
  * Use `create(SubscribedSchema)` to create a new message.
  */
 export const SubscribedSchema = /*@__PURE__*/
-  messageDesc(file_metrics_bridge_v1_bridge, 9);
+  messageDesc(file_metrics_bridge_v1_bridge, 11);
 
 /**
  * Describes the message metrics_bridge.v1.Unsubscribed.
  * Use `create(UnsubscribedSchema)` to create a new message.
  */
 export const UnsubscribedSchema = /*@__PURE__*/
-  messageDesc(file_metrics_bridge_v1_bridge, 10);
+  messageDesc(file_metrics_bridge_v1_bridge, 12);
 
 /**
  * Describes the message metrics_bridge.v1.Heartbeat.
  * Use `create(HeartbeatSchema)` to create a new message.
  */
 export const HeartbeatSchema = /*@__PURE__*/
-  messageDesc(file_metrics_bridge_v1_bridge, 11);
+  messageDesc(file_metrics_bridge_v1_bridge, 13);
 
 /**
  * Describes the message metrics_bridge.v1.ChannelPosition.
  * Use `create(ChannelPositionSchema)` to create a new message.
  */
 export const ChannelPositionSchema = /*@__PURE__*/
-  messageDesc(file_metrics_bridge_v1_bridge, 12);
+  messageDesc(file_metrics_bridge_v1_bridge, 14);
 
 /**
  * Describes the message metrics_bridge.v1.Status.
  * Use `create(StatusSchema)` to create a new message.
  */
 export const StatusSchema = /*@__PURE__*/
-  messageDesc(file_metrics_bridge_v1_bridge, 13);
+  messageDesc(file_metrics_bridge_v1_bridge, 15);
 
 /**
  * Describes the message metrics_bridge.v1.Error.
  * Use `create(ErrorSchema)` to create a new message.
  */
 export const ErrorSchema = /*@__PURE__*/
-  messageDesc(file_metrics_bridge_v1_bridge, 14);
+  messageDesc(file_metrics_bridge_v1_bridge, 16);
 
 /**
  * Describes the message metrics_bridge.v1.Ping.
  * Use `create(PingSchema)` to create a new message.
  */
 export const PingSchema = /*@__PURE__*/
-  messageDesc(file_metrics_bridge_v1_bridge, 15);
+  messageDesc(file_metrics_bridge_v1_bridge, 17);
 
 /**
  * Describes the message metrics_bridge.v1.Pong.
  * Use `create(PongSchema)` to create a new message.
  */
 export const PongSchema = /*@__PURE__*/
-  messageDesc(file_metrics_bridge_v1_bridge, 16);
+  messageDesc(file_metrics_bridge_v1_bridge, 18);
 
 /**
  * Describes the enum metrics_bridge.v1.UpstreamState.
