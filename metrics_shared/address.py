@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 from dataclasses import dataclass
 
-__all__ = ["COLLECTOR_ADDRESS", "Address", "parse_address"]
+__all__ = ["COLLECTOR_ADDRESS", "Address", "is_loopback", "parse_address"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -15,6 +16,18 @@ class Address:
 
     def __str__(self) -> str:
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+def is_loopback(host: str) -> bool:
+    """Whether listening on `host` keeps a server on this machine: "localhost", 127.0.0.0/8
+    or ::1. Every other host is exposed, "0.0.0.0", "::" and "" (all interfaces) and any
+    other name included."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 COLLECTOR_ADDRESS = Address("127.0.0.1", 50051)
