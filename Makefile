@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+RUN_STAMP := $(VENV)/.installed-server
 PROTO_FILES := $(wildcard proto/metrics_bridge/v1/*.proto)
 GEN_PY := metrics_bridge
 WEB := web
@@ -11,7 +12,7 @@ WEB_DEPS := $(WEB)/node_modules/.package-lock.json
 BENCH_NODE := bench/node
 BENCH_DEPS := $(BENCH_NODE)/node_modules/.package-lock.json
 
-.PHONY: install proto proto-check run test test-py lint bench bench-deps clean
+.PHONY: install install-run proto proto-check run test test-py lint bench bench-deps clean
 .PHONY: web-deps web-build web-check web-test browser-deps
 
 install: $(STAMP)
@@ -19,8 +20,17 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
-	touch $(STAMP)
+	PYTHONWARNINGS=ignore::UserWarning $(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP) $(RUN_STAMP)
+
+# What `make run` needs: the runtime dependencies ([server]), not the dev tools.
+# (PYTHONWARNINGS hides setuptools' note that a flat-layout editable install is one.)
+install-run: $(RUN_STAMP)
+
+$(RUN_STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	PYTHONWARNINGS=ignore::UserWarning $(PY) -m pip install -q -e '.[server]'
+	touch $(RUN_STAMP)
 
 # Regenerate Python, gRPC stubs and type stubs from proto/ into OUT (default: the repo).
 OUT ?= .
@@ -53,7 +63,7 @@ proto-check: install
 	rm -rf .proto-check
 
 # Collector (127.0.0.1:50051) and bridge (127.0.0.1:8765) together; Ctrl-C stops both.
-run: install
+run: install-run
 	$(PY) -m bridge.stack
 
 test: install web-test browser-deps bench-deps
@@ -87,23 +97,25 @@ clean:
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 
 # Browser side (web/): npm packages from web/package-lock.json, the dashboard
-# bundled by esbuild into web/dist/ (committed, so `make run` needs no npm).
+# bundled by esbuild into bridge/dashboard/ (package data, committed, so `make run`
+# and the wheel need no npm).
 web-deps: $(WEB_DEPS)
 
 $(WEB_DEPS): $(WEB)/package.json $(WEB)/package-lock.json
 	npm ci --prefix $(WEB) --no-audit --no-fund
 	touch $(WEB_DEPS)
 
-WEB_OUT ?= $(WEB)/dist
+DASHBOARD := bridge/dashboard
+WEB_OUT ?= $(DASHBOARD)
 web-build: web-deps
 	node $(WEB)/build.mjs $(WEB_OUT)
 
-# Fails when the committed web/dist/ differs from what web/src/ builds.
+# Fails when the committed bridge/dashboard/ differs from what web/src/ builds.
 web-check: web-deps
 	rm -rf .web-check
 	node $(WEB)/build.mjs .web-check/dist
-	diff -r $(WEB)/dist .web-check/dist || \
-		(echo "web/dist is out of date: run 'make web-build' and commit" >&2; rm -rf .web-check; exit 1)
+	diff -r $(DASHBOARD) .web-check/dist || \
+		(echo "$(DASHBOARD) is out of date: run 'make web-build' and commit" >&2; rm -rf .web-check; exit 1)
 	rm -rf .web-check
 
 web-test: web-deps

@@ -195,7 +195,7 @@ class BridgeConfig:
         metadata=option(
             "directory of dashboard files served over HTTP",
             metavar="PATH",
-            shown_default="web/dist",
+            shown_default="the packaged dashboard",
         ),
     )
     ready_file: str | None = field(

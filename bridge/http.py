@@ -34,7 +34,8 @@ __all__ = [
 
 Handler = Callable[[Request], Response]
 
-DEFAULT_STATIC_DIR = Path(__file__).resolve().parent.parent / "web" / "dist"
+# The dashboard bundle (`make web-build`), shipped in the wheel as package data.
+DEFAULT_STATIC_DIR = Path(__file__).resolve().parent / "dashboard"
 MAX_STATIC_BYTES = 16 * 1024 * 1024
 
 
