@@ -20,6 +20,7 @@ from bridge.session import Limits, Timers
 from metrics_shared.address import COLLECTOR_ADDRESS, Address, parse_address
 from metrics_shared.argument_types import at_least
 from metrics_shared.options import CommandLine, option
+from metrics_shared.version import package_version
 
 __all__ = [
     "COMPRESSION",
@@ -270,6 +271,7 @@ def command_line() -> CommandLine:
             f"{ENV_PREFIX}<OPTION>, e.g. {ENV_PREFIX}MAX_CONNECTIONS=500; flags win."
         ),
         env_prefix=ENV_PREFIX,
+        version=package_version(),
     )
 
 

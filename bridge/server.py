@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +41,7 @@ from bridge.write_batch import WriteBatch
 from metrics_shared.address import Address
 from metrics_shared.ready_file import write_ready_file
 from metrics_shared.stop_signals import on_stop_signal
+from metrics_shared.version import package_version
 
 __all__ = ["BridgeServer", "run", "serve_forever", "server_version"]
 
@@ -51,10 +51,8 @@ SHUTDOWN_TIMEOUT = 10.0
 
 
 def server_version() -> str:
-    try:
-        return metadata.version("metrics-bridge")
-    except metadata.PackageNotFoundError:
-        return "0+unknown"
+    """Hello's server_version: the package metadata's version (metrics_shared/version.py)."""
+    return package_version()
 
 
 class BridgeServer:

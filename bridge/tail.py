@@ -31,6 +31,7 @@ from bridge.config import LOG_LEVELS, BridgeConfig
 from metrics_bridge.v1 import bridge_pb2, metrics_pb2
 from metrics_shared.argument_types import at_least
 from metrics_shared.options import CommandLine, option
+from metrics_shared.version import package_version
 
 __all__ = ["TailOptions", "main", "parse_args", "tail"]
 
@@ -101,6 +102,7 @@ def command_line() -> CommandLine:
         description="Show a bridge channel's live values in the terminal. "
         "Every option also reads the environment variable named in its help; a flag wins.",
         env_prefix=ENV_PREFIX,
+        version=package_version(),
     )
 
 

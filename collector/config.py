@@ -19,6 +19,7 @@ from collector.validation import check_source_name, sanitize_source_name
 from metrics_shared.address import COLLECTOR_ADDRESS, Address, parse_address
 from metrics_shared.argument_types import at_least
 from metrics_shared.options import CommandLine, option
+from metrics_shared.version import package_version
 
 __all__ = ["ENV_PREFIX", "LOG_LEVELS", "CollectorConfig", "command_line", "parse_config"]
 
@@ -164,6 +165,7 @@ def command_line() -> CommandLine:
             "its variable."
         ),
         env_prefix=ENV_PREFIX,
+        version=package_version(),
     )
 
 

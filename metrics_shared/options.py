@@ -10,7 +10,7 @@ prefix METRICS_COLLECTOR_ reads METRICS_COLLECTOR_MAX_SOURCES) unless the option
 names its own; a repeatable option's variable holds a comma-separated list; a
 switch's variable is on unless empty or "0". A bad variable is a usage error
 that names it. `--help` shows each option's default (or that it is off unless
-set) and its variable.
+set) and its variable; given a `version`, `--version` prints it and exits.
 """
 
 from __future__ import annotations
@@ -138,9 +138,12 @@ class CommandLine:
         description: str,
         env_prefix: str,
         epilog: str | None = None,
+        version: str | None = None,
     ) -> None:
         self.options = list(options_of(config, env_prefix))
         self.parser = argparse.ArgumentParser(prog=prog, description=description, epilog=epilog)
+        if version is not None:
+            self.parser.add_argument("--version", action="version", version=f"{prog} {version}")
         for item in self.options:
             self._add(item)
 

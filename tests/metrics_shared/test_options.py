@@ -121,3 +121,11 @@ def test_options_list_flags_variables_and_shown_defaults() -> None:
         ("--path", "EX_PATH", "off"),
         ("--computed", "EX_COMPUTED", "seven"),
     ]
+
+
+def test_version_prints_the_program_and_its_version(capsys: pytest.CaptureFixture[str]) -> None:
+    cli = CommandLine(Example, prog="example", description="", env_prefix="EX_", version="1.2.3")
+    with pytest.raises(SystemExit) as exited:
+        cli.parse(["--version"], {})
+    assert exited.value.code == 0
+    assert capsys.readouterr().out == "example 1.2.3\n"
