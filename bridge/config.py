@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from bridge.hub import ClientPolicy
+from bridge.origin import is_loopback
 from bridge.session import Limits, Timers
 from metrics_shared.address import COLLECTOR_ADDRESS, Address, parse_address
 from metrics_shared.argument_types import at_least
@@ -23,6 +24,7 @@ from metrics_shared.options import CommandLine, option
 from metrics_shared.version import package_version
 
 __all__ = [
+    "AUTH_MODES",
     "COMPRESSION",
     "ENV_PREFIX",
     "LOG_LEVELS",
@@ -37,6 +39,7 @@ __all__ = [
 ENV_PREFIX = "METRICS_BRIDGE_"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 COMPRESSION = ("none", "deflate")
+AUTH_MODES = ("none", "jwt")
 
 
 def parse_collector(text: str) -> CollectorTarget:
@@ -210,6 +213,64 @@ class BridgeConfig:
         default="INFO",
         metadata=option("logging level", str.upper, choices=LOG_LEVELS),
     )
+    # Browsers and WebSocket: Origin allowlist, tokens, TLS (README "Security").
+    allowed_origin: tuple[str, ...] = field(
+        default=(),
+        metadata=option(
+            "an Origin (glob, e.g. https://*.example.com) allowed to open a WebSocket; "
+            "repeatable. Others get HTTP 403; requests without Origin are allowed",
+            metavar="ORIGIN",
+            repeatable=True,
+            shown_default="own origin; on loopback also localhost",
+        ),
+    )
+    auth: str = field(
+        default="none",
+        metadata=option(
+            "'jwt': a connection's first message must be Connect{token} with a valid JWT; "
+            "'none': no token (on a non-loopback --listen only with --allow-anonymous)",
+            choices=AUTH_MODES,
+        ),
+    )
+    allow_anonymous: bool = field(
+        default=False,
+        metadata=option(
+            "serve without tokens on a non-loopback address (otherwise the bridge refuses "
+            "to start)",
+            switch=True,
+        ),
+    )
+    jwt_secret_file: str | None = field(
+        default=None,
+        metadata=option("HS256: file holding the shared secret (32+ bytes)", metavar="PATH"),
+    )
+    jwt_public_key_file: str | None = field(
+        default=None,
+        metadata=option("RS256/ES256: PEM public key file", metavar="PATH"),
+    )
+    jwt_jwks_file: str | None = field(
+        default=None,
+        metadata=option("RS256/ES256: JWKS file (keys chosen by the token's kid)", metavar="PATH"),
+    )
+    jwt_audience: str | None = field(
+        default=None,
+        metadata=option("the aud a token must name", metavar="AUD"),
+    )
+    jwt_issuer: str | None = field(
+        default=None,
+        metadata=option("the iss a token must carry", metavar="ISS"),
+    )
+    tls_cert: str | None = field(
+        default=None,
+        metadata=option(
+            "PEM certificate chain: serve wss:// and https:// (reloaded on SIGHUP)",
+            metavar="PATH",
+        ),
+    )
+    tls_key: str | None = field(
+        default=None,
+        metadata=option("PEM private key of --tls-cert", metavar="PATH"),
+    )
 
     def limits(self) -> Limits:
         """What one client session may do (sent to clients in Hello)."""
@@ -234,6 +295,31 @@ class BridgeConfig:
 
     def keepalive(self) -> Keepalive:
         return Keepalive(self.upstream_keepalive, self.upstream_keepalive_timeout)
+
+    @property
+    def on_loopback(self) -> bool:
+        return is_loopback(self.listen.host)
+
+    def security_problem(self) -> str:
+        """Why these security options cannot start a bridge; "" when they can."""
+        keys = [self.jwt_secret_file, self.jwt_public_key_file, self.jwt_jwks_file]
+        given = sum(key is not None for key in keys)
+        if self.auth == "jwt" and given != 1:
+            return (
+                "--auth jwt needs exactly one of --jwt-secret-file, --jwt-public-key-file, "
+                "--jwt-jwks-file"
+            )
+        if self.auth == "none" and given:
+            return "--jwt-* options need --auth jwt"
+        if (self.tls_cert is None) != (self.tls_key is None):
+            return "--tls-cert and --tls-key go together"
+        if self.auth == "none" and not self.on_loopback and not self.allow_anonymous:
+            return (
+                f"refusing to serve {self.listen} (not loopback) without tokens: "
+                "use --auth jwt, or --allow-anonymous to let anyone who reaches the port read "
+                "every channel"
+            )
+        return ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,6 +368,9 @@ def parse_config(argv: Sequence[str], env: Mapping[str, str] | None = None) -> B
     if len(names) != len(set(names)):
         cli.error(f"collector names must be unique: {names}")
     config = BridgeConfig(**values)
+    problem = config.security_problem()
+    if problem:
+        cli.error(problem)
     keepalive = config.keepalive()
     return replace(
         config, collectors=tuple(replace(c, keepalive=keepalive) for c in config.collectors)

@@ -12,9 +12,14 @@ WebSocket close codes the bridge sends (docs/protocol.md is the contract):
 | 1011 | INTERNAL_ERROR      | a bridge bug, or no pong to the bridge's ping       | reconnect     |
 | 1013 | TRY_AGAIN_LATER     | the bridge is at its connection limit               | reconnect     |
 | 4000 | SLOW_CONSUMER       | the client did not read for too long                | reconnect     |
+| 4001 | TOKEN_EXPIRED       | the token's exp passed without a Refresh            | reconnect     |
+| 4500 | TOKEN_REQUIRED      | no Connect{token} first, within the handshake time  | not retry     |
+| 4501 | TOKEN_INVALID       | bad signature, malformed, wrong aud/iss, not yet nbf| not retry     |
 
 The bridge's own codes are split in two ranges: 4000-4499 mean "reconnect
 (with backoff) and resume", 4500-4999 mean "do not retry without a change".
+After 4001 a client gets a fresh token (a token function is called again)
+before it reconnects.
 The "client should" column is the clients' rule, written once in
 `bridge/client/reconnect.py` (and conformance/close_codes.json); a test checks
 this table against it.
@@ -42,6 +47,9 @@ __all__ = [
     "RateLimited",
     "SlowConsumer",
     "TextFrame",
+    "TokenExpired",
+    "TokenInvalid",
+    "TokenRequired",
     "UpstreamError",
     "UpstreamGap",
     "clip_reason",
@@ -58,6 +66,9 @@ class CloseCode(IntEnum):
     INTERNAL_ERROR = 1011
     TRY_AGAIN_LATER = 1013
     SLOW_CONSUMER = 4000
+    TOKEN_EXPIRED = 4001
+    TOKEN_REQUIRED = 4500
+    TOKEN_INVALID = 4501
 
 
 MAX_REASON_BYTES = 123
@@ -107,6 +118,18 @@ class AtCapacity(ClientError):
 
 class SlowConsumer(ClientError):
     code = CloseCode.SLOW_CONSUMER
+
+
+class TokenExpired(ClientError):
+    code = CloseCode.TOKEN_EXPIRED
+
+
+class TokenRequired(ClientError):
+    code = CloseCode.TOKEN_REQUIRED
+
+
+class TokenInvalid(ClientError):
+    code = CloseCode.TOKEN_INVALID
 
 
 class InternalError(ClientError):

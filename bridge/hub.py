@@ -7,7 +7,15 @@ Rules:
 - Every frame to a client passes its `OutboundBuffer`, which decides write,
   skip, resync (the channel's latest snapshot instead) or close; a slow client
   therefore never delays the others, and its memory stays bounded.
-- On connect a client gets Hello then Catalog. On subscribe it gets
+- On connect a client gets Hello then Catalog; with tokens required
+  (`access`, bridge/auth.py) only once its Connect{token} is accepted, and
+  its Catalog lists only the channels its grant allows. A refused token
+  closes with 4001 (expired: fetch a new one and reconnect) or 4501; no
+  Connect within `token_timeout` closes with 4500. A grant whose `exp`
+  passes without a Refresh closes with 4001. A Refresh swaps the grant in
+  place: subscriptions it no longer allows end with an unknown-channel error.
+  Every refusal is counted by reason in `Counters.refusals`.
+- On subscribe it gets
   Subscribed(recovered, position), then the recovered updates or the latest
   snapshot (see `ChannelState.resume`), then a Status if the channel is not live.
 - A Snapshot from upstream (resync or new epoch) goes to every subscriber.
@@ -28,9 +36,10 @@ import os
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
+from bridge.auth import Access, Grant, OpenAccess, TokenRefused
 from bridge.channel import ChannelState, Position, State
 from bridge.errors import (
     AtCapacity,
@@ -38,6 +47,9 @@ from bridge.errors import (
     CloseCode,
     PingTimeout,
     SlowConsumer,
+    TokenExpired,
+    TokenInvalid,
+    TokenRequired,
     UpstreamGap,
 )
 from bridge.frame import Frame, control_frame
@@ -45,12 +57,15 @@ from bridge.outbound import Admit, OutboundBuffer
 from bridge.registry import ChannelRegistry, Published, Removed
 from bridge.session import (
     AnswerPing,
+    Authenticate,
     Limits,
+    NotGranted,
     Reply,
     Session,
     SubscribeChannel,
     Timers,
     UnsubscribeChannel,
+    error_reply,
 )
 from metrics_bridge.v1 import bridge_pb2
 
@@ -100,6 +115,11 @@ class Counters:
     heartbeats_sent: int = 0
     upstream_events: int = 0
     upstream_gaps: int = 0
+    # Refused Origins, tokens and channels outside a grant, by reason.
+    refusals: dict[str, int] = field(default_factory=dict)
+
+    def refused(self, reason: str) -> None:
+        self.refusals[reason] = self.refusals.get(reason, 0) + 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,7 +159,12 @@ class Hub:
         wall_ms: Callable[[], int] = wall_clock_ms,
         phase: Callable[[], float] = random.random,
         random_bytes: Callable[[int], bytes] = os.urandom,
+        access: Access | None = None,
+        token_timeout: float = 10.0,
     ) -> None:
+        self.access: Access = access or OpenAccess()
+        self.token_timeout = token_timeout
+        self._filtered_catalogs: dict[tuple[str, ...], tuple[Frame, Frame]] = {}
         self.limits = limits
         self.timers = timers
         self.policy = policy
@@ -160,13 +185,25 @@ class Hub:
         if len(self.clients) >= self.max_connections:
             self.counters.connections_rejected_capacity += 1
             raise AtCapacity(f"at capacity ({self.max_connections} connections): retry later")
+        session = Session(
+            self.limits,
+            self.timers,
+            now,
+            self.phase(),
+            self.random_bytes,
+            token_required=self.access.required,
+            token_timeout=self.token_timeout,
+        )
         client = Client(
-            Session(self.limits, self.timers, now, self.phase(), self.random_bytes),
-            OutboundBuffer(self.policy.buffer_bytes, self.policy.slow_timeout),
-            sink,
+            session, OutboundBuffer(self.policy.buffer_bytes, self.policy.slow_timeout), sink
         )
         self.clients[client] = None
         self.counters.connections_accepted += 1
+        if session.grant is not None:
+            self._greet(client, now)
+        return client
+
+    def _greet(self, client: Client, now: float) -> None:
         hello = bridge_pb2.Hello(
             session_id=client.session.id,
             server_version=self.server_version,
@@ -175,8 +212,7 @@ class Hub:
             limits=self.limits.to_proto(),
         )
         self._deliver(client, control_frame(bridge_pb2.ServerMessage(hello=hello)), now)
-        self._deliver(client, self.catalog_frame(), now)
-        return client
+        self._deliver(client, self.catalog_for(client.session.grant), now)
 
     def disconnect(self, client: Client) -> None:
         """Forget a client whose connection ended; idempotent."""
@@ -206,6 +242,8 @@ class Hub:
         try:
             actions = client.session.receive(data, now, self.channels)
         except ClientError as error:
+            if isinstance(error, TokenRequired):
+                self.counters.refused("missing_token")
             self.close(client, error)
             return
         for action in actions:
@@ -218,6 +256,37 @@ class Hub:
                 self._deliver(client, control_frame(bridge_pb2.ServerMessage(pong=pong)), now)
             elif isinstance(action, Reply):
                 self._deliver(client, control_frame(action.message), now)
+            elif isinstance(action, NotGranted):
+                self.counters.refused("channel_not_granted")
+                reply = error_reply(
+                    bridge_pb2.ERROR_CODE_UNKNOWN_CHANNEL, "unknown channel", action.channel
+                )
+                self._deliver(client, control_frame(reply.message), now)
+            elif isinstance(action, Authenticate):
+                self._authenticate(client, action, now)
+                if client not in self.clients:
+                    return
+
+    def _authenticate(self, client: Client, action: Authenticate, now: float) -> None:
+        try:
+            grant = self.access.verify(action.token)
+        except TokenRefused as refusal:
+            self.counters.refused(refusal.reason)
+            error = TokenExpired if refusal.retry else TokenInvalid
+            self.close(client, error(refusal.message))
+            return
+        session = client.session
+        before = session.grant
+        lost = session.accept(grant)
+        if action.first:
+            self._greet(client, now)
+            return
+        for name in lost:
+            self._unsubscribe(client, name)
+            reply = error_reply(bridge_pb2.ERROR_CODE_UNKNOWN_CHANNEL, "unknown channel", name)
+            self._deliver(client, control_frame(reply.message), now)
+        if before is None or before.channels != grant.channels:
+            self._deliver(client, self.catalog_for(grant), now)
 
     def pong(self, client: Client, payload: bytes, now: float) -> None:
         client.session.pong(payload, now)
@@ -357,6 +426,25 @@ class Hub:
     def catalog_frame(self) -> Frame:
         return self.registry.catalog_frame()
 
+    def catalog_for(self, grant: Grant | None) -> Frame:
+        """The catalog as this grant sees it: encoded once per set of patterns."""
+        full = self.registry.catalog_frame()
+        if grant is None or grant.channels is None:
+            return full
+        cached = self._filtered_catalogs.get(grant.channels)
+        if cached is not None and cached[0] is full:
+            return cached[1]
+        catalog = bridge_pb2.Catalog(
+            channels=[
+                self.channels[name].info() for name in sorted(self.channels) if grant.allows(name)
+            ]
+        )
+        frame = control_frame(bridge_pb2.ServerMessage(catalog=catalog))
+        if len(self._filtered_catalogs) > 1024:
+            self._filtered_catalogs.clear()
+        self._filtered_catalogs[grant.channels] = (full, frame)
+        return frame
+
     # Timers
 
     def tick(self, now: float) -> None:
@@ -366,8 +454,9 @@ class Hub:
         for client in list(self.clients):
             if self._close_if_dead(client, now):
                 continue
-            if catalog is not None:
-                self._deliver(client, catalog, now)
+            grant = client.session.grant
+            if catalog is not None and grant is not None:
+                self._deliver(client, self.catalog_for(grant), now)
             self._pay_owed_resyncs(client, now)
             self._heartbeat_if_due(client, heartbeats, now)
             self._ping_if_due(client, now)
@@ -380,6 +469,15 @@ class Hub:
             return True
         if client.outbound.expired(now):
             self.close(client, SlowConsumer("client did not read for too long: reconnect"))
+            return True
+        session = client.session
+        if session.token_overdue(now):
+            self.counters.refused("missing_token")
+            self.close(client, TokenRequired(f"no Connect{{token}} within {self.token_timeout:g}s"))
+            return True
+        if session.grant is not None and session.grant.expired(self.wall_ms() / 1000):
+            self.counters.refused("expired")
+            self.close(client, TokenExpired("token expired: Refresh before exp, or reconnect"))
             return True
         return False
 

@@ -9,6 +9,10 @@ starts with `metrics_bridge_`:
   accepted/closed, frames and bytes sent, resyncs, skipped updates and
   slow-client closes, recoveries and recovery misses, upstream events and
   gaps, ...); a field added to `Counters` later is exported as well.
+- `refusals_total{reason}`: handshakes and requests refused by access
+  control: `origin` (HTTP 403), `missing_token`, `expired`, `bad_signature`,
+  `malformed`, `wrong_audience`, `wrong_issuer`, `not_yet_valid`,
+  `missing_claim`, `unknown_key`, `channel_not_granted`.
 - `connections`, `channels`: current numbers.
 - `channel_subscribers{channel}`, `channel_seq{channel}`,
   `channel_state{channel,state}` (1 for the current one of live, stale,
@@ -133,6 +137,14 @@ class BridgeMetrics:
             if isinstance(value, int | float):
                 help_text = COUNTER_HELP.get(field.name, field.name.replace("_", " "))
                 yield CounterMetricFamily(PREFIX + field.name, help_text, value=value)
+        refusals = CounterMetricFamily(
+            PREFIX + "refusals",
+            "handshakes and requests refused by access control, by reason",
+            labels=["reason"],
+        )
+        for reason, count in sorted(getattr(counters, "refusals", {}).items()):
+            refusals.add_metric([reason], count)
+        yield refusals
 
     def _gauges(self) -> Iterator[Metric]:
         hub = self.hub

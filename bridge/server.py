@@ -10,7 +10,12 @@ The node wires the parts together and owns their lifetimes:
   readiness, Prometheus metrics, the dashboard's files);
 - one `Upstream` task per collector follows its Subscribe stream, which is
   read on a thread of its own (bridge/stream_reader.py);
-- one hub-wide timer task sends heartbeats and pings for everyone.
+- one hub-wide timer task sends heartbeats and pings for everyone;
+- access control (bridge/security.py builds it): a WebSocket handshake with
+  an Origin outside the allowlist gets HTTP 403 before the upgrade; with
+  `--auth jwt` the hub waits for each connection's Connect{token};
+  `--tls-cert`/`--tls-key` serve wss:// and https:// on the same port, and
+  SIGHUP reloads them for new connections while open ones carry on.
 On SIGTERM or SIGINT every client is closed with 1001 and the process exits.
 """
 
@@ -18,7 +23,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 from collections.abc import Sequence
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +40,7 @@ from bridge.http import DEFAULT_STATIC_DIR, HttpRoutes
 from bridge.hub import PROTOCOL, Hub
 from bridge.pacing import FlushPacer
 from bridge.prometheus import metrics_endpoint
+from bridge.security import TlsFiles, access_for, origin_policy_for
 from bridge.sender import ParallelSender
 from bridge.transport import CLOSE_TIMEOUT, BridgeConnection, ConnectionSink, deflate_factory
 from bridge.upstream import Upstream
@@ -67,7 +75,16 @@ class BridgeServer:
             policy=config.client_policy(),
             max_connections=config.max_connections,
             server_version=server_version(),
+            access=access_for(config),
+            token_timeout=config.handshake_timeout,
         )
+        self.origins = origin_policy_for(config)
+        self.tls = (
+            TlsFiles(config.tls_cert, config.tls_key)
+            if config.tls_cert and config.tls_key
+            else None
+        )
+        self.scheme = "https" if self.tls else "http"
         names = CollectorNames()
         self.upstreams = [
             Upstream(target, self.hub, names, self.loop.time) for target in config.collectors
@@ -97,7 +114,12 @@ class BridgeServer:
 
     def process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         if request.headers.get("Upgrade", "").lower() == "websocket":
-            return None
+            origin = request.headers.get("Origin")
+            if self.origins.allows(origin, self.scheme, request.headers.get("Host")):
+                return None
+            self.hub.counters.refused("origin")
+            log.info("refused a WebSocket from Origin %s", origin)
+            return connection.respond(HTTPStatus.FORBIDDEN, f"Origin {origin} is not allowed\n")
         return self.http.handle(request)
 
     async def handle(self, connection: ServerConnection) -> None:
@@ -151,6 +173,7 @@ class BridgeServer:
             max_queue=8,
             write_limit=config.client_buffer_bytes,
             server_header=None,
+            ssl=self.tls.context if self.tls else None,
         )
         for upstream in self.upstreams:
             self._tasks.append(self.loop.create_task(upstream.run()))
@@ -190,12 +213,21 @@ async def run(config: BridgeConfig) -> None:
     bridge = BridgeServer(config)
     await bridge.start()
     host, port = bridge.address
-    log.info("serving ws://%s:%d/ (subprotocol %s)", host, port, PROTOCOL)
+    ws = "wss" if bridge.tls else "ws"
+    log.info("serving %s://%s:%d/ (subprotocol %s)", ws, host, port, PROTOCOL)
+    log.info("auth: %s", config.auth)
+    if config.auth == "none" and not config.on_loopback:
+        log.warning(
+            "--allow-anonymous: anyone who reaches %s may read every channel without a token",
+            config.listen,
+        )
     if config.ready_file:
         address = str(Address(host, port))
-        write_ready_file(config.ready_file, {"ws": address, "url": f"ws://{address}/"})
+        write_ready_file(config.ready_file, {"ws": address, "url": f"{ws}://{address}/"})
     stop = asyncio.Event()
     on_stop_signal(bridge.loop, stop.set)
+    if bridge.tls is not None:
+        bridge.loop.add_signal_handler(signal.SIGHUP, bridge.tls.reload)
     await stop.wait()
     log.info("shutting down")
     await bridge.stop()

@@ -14,6 +14,15 @@ Rules:
   naming no channel, gets an `Error` with ERROR_CODE_BAD_REQUEST.
 - Unsubscribe is idempotent and always acknowledged with `Unsubscribed`.
 - Ping gets a Pong with the same nonce and the server time.
+- Tokens (`token_required`, bridge/auth.py decides what a token grants): the
+  first message must be Connect{token}, within `token_timeout` of the
+  connection opening; anything else first closes with 4500 (`TokenRequired`).
+  Until a token is accepted (`accept`) nothing else is sent: no Hello, no
+  heartbeat. Refresh{token} later replaces the grant; a second Connect gets
+  BAD_REQUEST. Without `token_required`, Connect and Refresh are ignored, so
+  a client may always send its token.
+- A channel outside the grant's `channels` gets exactly the error an unknown
+  channel gets, so a client learns nothing about channels it may not see.
 - Timers: a heartbeat is due every `heartbeat_interval`; a WebSocket ping is
   due every `ping_interval`, and a ping without a pong for `ping_timeout`
   means the peer is dead. The first of each comes after a share of its
@@ -30,14 +39,17 @@ from dataclasses import dataclass
 
 from google.protobuf.message import DecodeError
 
+from bridge.auth import Grant
 from bridge.channel import Position
-from bridge.errors import MalformedMessage, RateLimited, TextFrame
+from bridge.errors import MalformedMessage, RateLimited, TextFrame, TokenRequired
 from metrics_bridge.v1 import bridge_pb2
 
 __all__ = [
     "Action",
     "AnswerPing",
+    "Authenticate",
     "Limits",
+    "NotGranted",
     "Reply",
     "Session",
     "SubscribeChannel",
@@ -101,7 +113,22 @@ class AnswerPing:
     nonce: int
 
 
-Action = SubscribeChannel | UnsubscribeChannel | Reply | AnswerPing
+@dataclass(frozen=True, slots=True)
+class Authenticate:
+    """Verify this token: Connect (`first`) or Refresh."""
+
+    token: str
+    first: bool
+
+
+@dataclass(frozen=True, slots=True)
+class NotGranted:
+    """A Subscribe named a channel outside the token's grant; answered as an unknown channel."""
+
+    channel: str
+
+
+Action = SubscribeChannel | UnsubscribeChannel | Reply | AnswerPing | Authenticate | NotGranted
 
 
 def error_reply(code: int, message: str, channel: str = "") -> Reply:
@@ -123,8 +150,13 @@ class Session:
         now: float,
         phase: float = 1.0,
         random_bytes: Callable[[int], bytes] = os.urandom,
+        token_required: bool = False,
+        token_timeout: float = 10.0,
     ) -> None:
         self._random_bytes = random_bytes
+        self.token_required = token_required
+        self.grant: Grant | None = None if token_required else Grant()
+        self.token_deadline = now + token_timeout
         self.id = random_bytes(8).hex()
         self.limits = limits
         self.timers = timers
@@ -148,6 +180,10 @@ class Session:
         except DecodeError as exc:
             raise MalformedMessage(f"not a ClientMessage: {exc}") from None
         body = message.WhichOneof("body")
+        if body in ("connect", "refresh"):
+            return self._token(body, message)
+        if self.grant is None:
+            raise TokenRequired("the first message must be Connect{token}")
         if body == "subscribe":
             return self._subscribe(message.subscribe, channels)
         if body == "unsubscribe":
@@ -155,6 +191,29 @@ class Session:
         if body == "ping":
             return [AnswerPing(message.ping.nonce)]
         return [error_reply(ErrorCode.ERROR_CODE_BAD_REQUEST, "empty or unknown ClientMessage")]
+
+    def _token(self, body: str, message: bridge_pb2.ClientMessage) -> list[Action]:
+        if not self.token_required:
+            return []
+        first = self.grant is None
+        if body == "connect":
+            if not first:
+                return [error_reply(ErrorCode.ERROR_CODE_BAD_REQUEST, "already connected")]
+            return [Authenticate(message.connect.token, True)]
+        if first:
+            raise TokenRequired("the first message must be Connect{token}")
+        return [Authenticate(message.refresh.token, False)]
+
+    def accept(self, grant: Grant) -> list[str]:
+        """Take a verified grant; returns the subscriptions it no longer allows (ended)."""
+        self.grant = grant
+        lost = [name for name in self.subscriptions if not grant.allows(name)]
+        for name in lost:
+            del self.subscriptions[name]
+        return lost
+
+    def token_overdue(self, now: float) -> bool:
+        return self.grant is None and now >= self.token_deadline
 
     def _take_token(self, now: float) -> None:
         rate = self.limits.messages_per_second
@@ -169,8 +228,12 @@ class Session:
         if not request.channels:
             return [error_reply(ErrorCode.ERROR_CODE_BAD_REQUEST, "Subscribe names no channel")]
         actions: list[Action] = []
+        grant = self.grant or Grant()
         for item in request.channels:
             name = item.channel
+            if name in channels and not grant.allows(name):
+                actions.append(NotGranted(name))
+                continue
             if name not in channels:
                 actions.append(
                     error_reply(ErrorCode.ERROR_CODE_UNKNOWN_CHANNEL, "unknown channel", name)
@@ -214,7 +277,7 @@ class Session:
         self.subscriptions.pop(channel, None)
 
     def heartbeat_due(self, now: float) -> bool:
-        if now < self.next_heartbeat:
+        if now < self.next_heartbeat or self.grant is None:
             return False
         interval = self.timers.heartbeat_interval
         self.next_heartbeat = max(self.next_heartbeat + interval, now + interval / 2)

@@ -89,7 +89,18 @@ def parse(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 def test_every_hub_counter_is_exported_as_a_prometheus_counter() -> None:
     samples = scrape(BridgeMetrics(make_hub()))
     for field in fields(Counters):
-        assert (f"metrics_bridge_{field.name}_total", ()) in samples
+        if field.name != "refusals":
+            assert (f"metrics_bridge_{field.name}_total", ()) in samples
+
+
+def test_refusals_are_counted_by_reason() -> None:
+    hub = make_hub()
+    hub.counters.refused("origin")
+    hub.counters.refused("expired")
+    hub.counters.refused("expired")
+    samples = scrape(BridgeMetrics(hub))
+    assert samples[("metrics_bridge_refusals_total", (("reason", "origin"),))] == 1
+    assert samples[("metrics_bridge_refusals_total", (("reason", "expired"),))] == 2
 
 
 def test_counters_move_as_a_client_connects_and_receives() -> None:
