@@ -28,6 +28,9 @@ class ServerProcess:
     module: str
     args: list[str]
     env: dict[str, str] = field(default_factory=dict)
+    # An installed command (e.g. a venv's metrics-bridge) instead of `python -m module`.
+    command: Sequence[str] | None = None
+    cwd: Path = REPO
     proc: subprocess.Popen[bytes] | None = None
     addresses: dict[str, str] = field(default_factory=dict)
     _dir: tempfile.TemporaryDirectory[str] | None = None
@@ -42,9 +45,10 @@ class ServerProcess:
         ready = Path(self._dir.name) / "ready.json"
         env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
         with open(self.log_path, "wb") as log:
+            command = self.command or [sys.executable, "-m", self.module]
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", self.module, *self.args, "--ready-file", str(ready)],
-                cwd=REPO,
+                [*command, *self.args, "--ready-file", str(ready)],
+                cwd=self.cwd,
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
