@@ -88,8 +88,8 @@ def test_the_wheel_installs_both_commands_and_serves_a_live_dashboard(
         dashboard.wait_badge("live", timeout=20)
         dashboard.wait_value("system_cpu_percent", timeout=20)
         assert page.inner_text("#channel-title") == "wheelhost/wheelhost"
-        with connect(bridge.addresses["url"], subprotocols=[Subprotocol(PROTOCOL)]) as ws:
-            first = bridge_pb2.ServerMessage.FromString(ws.recv(timeout=scaled(10)))
+        with connect(bridge.addresses["url"], subprotocols=[Subprotocol(PROTOCOL)]) as hello:
+            first = bridge_pb2.ServerMessage.FromString(hello.recv(timeout=scaled(10)))
         assert first.hello.server_version == number
     finally:
         bridge.cleanup()
