@@ -89,7 +89,9 @@ def test_the_wheel_installs_both_commands_and_serves_a_live_dashboard(
         dashboard.wait_value("system_cpu_percent", timeout=20)
         assert page.inner_text("#channel-title") == "wheelhost/wheelhost"
         with connect(bridge.addresses["url"], subprotocols=[Subprotocol(PROTOCOL)]) as hello:
-            first = bridge_pb2.ServerMessage.FromString(hello.recv(timeout=scaled(10)))
+            frame = hello.recv(timeout=scaled(10))
+        assert isinstance(frame, bytes)
+        first = bridge_pb2.ServerMessage.FromString(frame)
         assert first.hello.server_version == number
     finally:
         bridge.cleanup()
