@@ -11,7 +11,11 @@
     ├── TooManySources        RESOURCE_EXHAUSTED  a new source would exceed --max-sources
     ├── TooManySubscribers    RESOURCE_EXHAUSTED  a new Subscribe would exceed
     │                                            --max-subscribers
-    └── UnknownSource         NOT_FOUND           GetSnapshot for a source not held
+    ├── UnknownSource         NOT_FOUND           GetSnapshot for a source not held
+    ├── Unauthenticated       UNAUTHENTICATED     Push/Export without a known bearer
+    │                                            token (--push-tokens)
+    └── PermissionDenied      PERMISSION_DENIED   the token may not push that source;
+                                                 the message names the source
 
 A rejected request changes nothing: every check runs before any state moves.
 Besides these, a Subscribe stream ends with RESOURCE_EXHAUSTED when its
@@ -26,10 +30,12 @@ import grpc
 __all__ = [
     "CollectorError",
     "InvalidBatch",
+    "PermissionDenied",
     "SeriesLimitExceeded",
     "SourceConflict",
     "TooManySources",
     "TooManySubscribers",
+    "Unauthenticated",
     "UnknownSource",
 ]
 
@@ -67,3 +73,11 @@ class TooManySubscribers(CollectorError):
 
 class UnknownSource(CollectorError):
     status = grpc.StatusCode.NOT_FOUND
+
+
+class Unauthenticated(CollectorError):
+    status = grpc.StatusCode.UNAUTHENTICATED
+
+
+class PermissionDenied(CollectorError):
+    status = grpc.StatusCode.PERMISSION_DENIED
