@@ -27,10 +27,10 @@ from bridge.client import (
     SeriesValue,
     ServerError,
 )
-from bridge.config import LOG_LEVELS, BridgeConfig
 from metrics_bridge.v1 import bridge_pb2, metrics_pb2
+from metrics_shared.address import BRIDGE_ADDRESS
 from metrics_shared.argument_types import at_least
-from metrics_shared.options import CommandLine, option
+from metrics_shared.options import LOG_LEVELS, CommandLine, option
 from metrics_shared.version import package_version
 
 __all__ = ["TailOptions", "main", "parse_args", "tail"]
@@ -44,7 +44,7 @@ class TailOptions:
     """tail's options; the variables keep the names tail has always read."""
 
     url: str = field(
-        default=f"ws://{BridgeConfig.listen}/",
+        default=f"ws://{BRIDGE_ADDRESS}/",
         metadata=option(
             "bridge WebSocket URL", metavar="URL", env="METRICS_BRIDGE_URL", positional=True
         ),

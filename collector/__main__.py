@@ -1,4 +1,7 @@
-"""`python -m collector` / `metrics-collector`: run the collector until SIGTERM or SIGINT."""
+"""`python -m collector` / `metrics-collector`: run the collector until SIGTERM or SIGINT.
+
+It needs the [server] extra (gRPC, psutil), and says so when it is missing.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +10,19 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from collector.config import parse_config
-from collector.server import CollectorServer
-
 __all__ = ["main"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        from collector.config import parse_config
+        from collector.server import CollectorServer
+    except ModuleNotFoundError as exc:
+        print(
+            f"metrics-collector needs {exc.name}: pip install 'metrics-bridge[server]'",
+            file=sys.stderr,
+        )
+        return 1
     config = parse_config(argv)
     logging.basicConfig(
         level=config.log_level,

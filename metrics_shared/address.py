@@ -6,7 +6,7 @@ import argparse
 import ipaddress
 from dataclasses import dataclass
 
-__all__ = ["COLLECTOR_ADDRESS", "Address", "is_loopback", "parse_address"]
+__all__ = ["BRIDGE_ADDRESS", "COLLECTOR_ADDRESS", "Address", "is_loopback", "parse_address"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +32,9 @@ def is_loopback(host: str) -> bool:
 
 COLLECTOR_ADDRESS = Address("127.0.0.1", 50051)
 """Where a collector listens by default, so where a bridge looks for one by default."""
+
+BRIDGE_ADDRESS = Address("127.0.0.1", 8765)
+"""Where a bridge listens by default, so where `metrics-bridge tail` looks for one."""
 
 
 def parse_address(text: str) -> Address:

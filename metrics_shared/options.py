@@ -21,9 +21,10 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
-__all__ = ["CommandLine", "ConfigOption", "Option", "option"]
+__all__ = ["LOG_LEVELS", "CommandLine", "ConfigOption", "Option", "option"]
 
 METADATA_KEY = "option"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
 @dataclass(frozen=True, slots=True)

@@ -96,3 +96,18 @@ def test_the_wheel_installs_both_commands_and_serves_a_live_dashboard(
     finally:
         bridge.cleanup()
         collector.cleanup()
+
+    # Without [server], the Python client and `tail` work and nothing of gRPC is installed.
+    client_venv = tmp_path / "client-venv"
+    run(sys.executable, "-m", "venv", client_venv, cwd=tmp_path)
+    python = client_venv / "bin" / "python"
+    run(python, "-m", "pip", "install", "-q", wheel, cwd=tmp_path)
+    installed = run(python, "-m", "pip", "list", "--format=freeze", cwd=tmp_path).lower()
+    assert "grpcio" not in installed and "psutil" not in installed, installed
+    run(python, "-c", "import bridge.client, bridge.tail", cwd=tmp_path)
+    run(client_venv / "bin" / "metrics-bridge", "tail", "--help", cwd=tmp_path)
+    serve = subprocess.run(
+        [client_venv / "bin" / "metrics-bridge"], capture_output=True, text=True, timeout=60
+    )
+    assert serve.returncode == 1
+    assert "pip install 'metrics-bridge[server]'" in serve.stderr
