@@ -21,6 +21,7 @@ from bridge.session import Limits, Timers
 from metrics_shared.address import COLLECTOR_ADDRESS, Address, parse_address
 from metrics_shared.argument_types import at_least
 from metrics_shared.options import CommandLine, option
+from metrics_shared.tls import ClientTls, TlsFileError
 from metrics_shared.version import package_version
 
 __all__ = [
@@ -37,17 +38,29 @@ __all__ = [
 ]
 
 ENV_PREFIX = "METRICS_BRIDGE_"
+TLS_SETTINGS = ("ca", "cert", "key")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 COMPRESSION = ("none", "deflate")
 AUTH_MODES = ("none", "jwt")
 
 
 def parse_collector(text: str) -> CollectorTarget:
-    """[NAME=]HOST:PORT."""
-    name, sep, address = text.strip().rpartition("=")
+    """[NAME=]HOST:PORT[;ca=PATH][;cert=PATH][;key=PATH]: TLS files of this collector
+    only, laid over --collector-ca/--collector-cert/--collector-key."""
+    target, *settings = text.strip().split(";")
+    name, sep, address = target.rpartition("=")
     if sep and (not name or "/" in name):
         raise argparse.ArgumentTypeError(f"collector name must be non-empty without '/': {text!r}")
-    return CollectorTarget(parse_address(address), name)
+    files: dict[str, str] = {}
+    for setting in settings:
+        key, sep, path = setting.partition("=")
+        if key not in TLS_SETTINGS or not sep or not path or key in files:
+            raise argparse.ArgumentTypeError(
+                f"after HOST:PORT, expected ';ca=PATH', ';cert=PATH' or ';key=PATH' "
+                f"(each once): {setting!r} in {text!r}"
+            )
+        files[key] = path
+    return CollectorTarget(parse_address(address), name, tls=ClientTls(**files))
 
 
 def default_send_threads() -> int:
@@ -68,7 +81,9 @@ class BridgeConfig:
         default_factory=lambda: (CollectorTarget(COLLECTOR_ADDRESS),),
         metadata=option(
             "a collector to follow; repeatable. Channels are named NAME/SOURCE; without NAME, "
-            "the name the collector reports (its host source) is used",
+            "the name the collector reports (its host source) is used. A suffix "
+            "';ca=PATH;cert=PATH;key=PATH' (any of them) sets this collector's own TLS files, "
+            "over --collector-ca/--collector-cert/--collector-key",
             parse_collector,
             metavar="[NAME=]HOST:PORT",
             flag="--collector",
@@ -209,6 +224,30 @@ class BridgeConfig:
             metavar="PATH",
         ),
     )
+    collector_ca: str | None = field(
+        default=None,
+        metadata=option(
+            "connect to collectors over TLS, trusting this PEM CA (without it, TLS is still "
+            "used when --collector-cert is given, with gRPC's default roots); one collector's "
+            "own: --collector 'HOST:PORT;ca=PATH'",
+            metavar="PATH",
+        ),
+    )
+    collector_cert: str | None = field(
+        default=None,
+        metadata=option(
+            "client certificate (PEM chain) for collectors that require one (mTLS, their "
+            "--client-ca); needs --collector-key; one collector's own: ';cert=PATH'",
+            metavar="PATH",
+        ),
+    )
+    collector_key: str | None = field(
+        default=None,
+        metadata=option(
+            "the PEM private key of --collector-cert; one collector's own: ';key=PATH'",
+            metavar="PATH",
+        ),
+    )
     log_level: str = field(
         default="INFO",
         metadata=option("logging level", str.upper, choices=LOG_LEVELS),
@@ -293,6 +332,10 @@ class BridgeConfig:
             buffer_bytes=self.client_buffer_bytes, slow_timeout=self.slow_client_timeout
         )
 
+    def collector_tls(self) -> ClientTls:
+        """The bridge-wide TLS settings for collectors."""
+        return ClientTls(self.collector_ca, self.collector_cert, self.collector_key)
+
     def keepalive(self) -> Keepalive:
         return Keepalive(self.upstream_keepalive, self.upstream_keepalive_timeout)
 
@@ -338,6 +381,8 @@ class CollectorTarget:
     address: Address
     name: str = ""
     keepalive: Keepalive = Keepalive()
+    tls: ClientTls = field(default_factory=ClientTls)
+    """TLS to this collector (its own settings over the bridge-wide ones); off: plaintext."""
 
     def __str__(self) -> str:
         return f"{self.name}={self.address}" if self.name else str(self.address)
@@ -372,6 +417,14 @@ def parse_config(argv: Sequence[str], env: Mapping[str, str] | None = None) -> B
     if problem:
         cli.error(problem)
     keepalive = config.keepalive()
-    return replace(
-        config, collectors=tuple(replace(c, keepalive=keepalive) for c in config.collectors)
+    defaults = config.collector_tls()
+    collectors = tuple(
+        replace(c, keepalive=keepalive, tls=c.tls.over(defaults)) for c in config.collectors
     )
+    for target in collectors:
+        try:
+            if target.tls.enabled:
+                target.tls.credentials()  # checks the files now, not at the first handshake
+        except TlsFileError as exc:
+            cli.error(f"collector {target.address}: {exc}")
+    return replace(config, collectors=collectors)

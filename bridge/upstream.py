@@ -27,6 +27,13 @@ Every status detail and log line names the collector and its address and says
 what happened (`failure_reason`), e.g. "collector c1 at 127.0.0.1:50051 did
 not answer keepalive pings within 5 s".
 
+TLS (`CollectorTarget.tls`, from --collector-ca/--collector-cert/--collector-key
+or the collector's own ';ca=...' settings): the channel is a secure one, and a
+failed handshake is said in words: a certificate the CA did not sign, a
+collector that does not speak TLS, or a collector that closed the connection
+during the handshake, which with mTLS means it wants a client certificate this
+bridge does not present (or does not trust the one it does).
+
 Default collector name: the name the collector reports (its host source), so
 every bridge replica names channels alike; if two collectors report the same
 name, the later one is named "<name>@<host:port>" and a warning is logged
@@ -49,8 +56,9 @@ from bridge.hub import Hub
 from bridge.stream_reader import StreamCall, StreamReader
 from bridge.upstream_rules import CollectorNames, Retries
 from metrics_bridge.v1 import bridge_pb2, collector_pb2, collector_pb2_grpc
+from metrics_shared.tls import ClientTls
 
-__all__ = ["Upstream", "channel_options", "failure_reason"]
+__all__ = ["Upstream", "channel_options", "failure_reason", "tls_failure"]
 
 log = logging.getLogger(__name__)
 
@@ -88,9 +96,47 @@ def channel_options(keepalive: Keepalive) -> list[tuple[str, int]]:
     ]
 
 
-def failure_reason(code: grpc.StatusCode, details: str, keepalive: Keepalive) -> str:
+def tls_failure(details: str, tls: ClientTls) -> str | None:
+    """What the details of a connection that could not be made say about TLS, if anything."""
+    text = details.lower()
+    if "failed to connect" not in text:
+        return None
+    if not tls.enabled:
+        if "socket closed" in text:
+            return (
+                f"unreachable: {details} (if it serves TLS, give --collector-ca, and "
+                "--collector-cert/--collector-key if it requires client certificates)"
+            )
+        return None
+    if "certificate_verify_failed" in text:
+        return "presented a certificate that --collector-ca does not verify (TLS handshake failed)"
+    if "wrong_version_number" in text:
+        return "does not speak TLS (it serves plaintext?); the TLS handshake failed"
+    if "socket closed" in text and not tls.has_client_cert:
+        return (
+            "refused the connection during the TLS handshake: it requires a client "
+            "certificate (mTLS) and this bridge presents none; give --collector-cert and "
+            "--collector-key"
+        )
+    if "socket closed" in text:
+        return (
+            "refused the connection during the TLS handshake: it does not trust this bridge's "
+            "client certificate (--collector-cert), or it serves no TLS"
+        )
+    if "handshake failed" in text:
+        return f"TLS handshake failed: {details}"
+    return None
+
+
+def failure_reason(
+    code: grpc.StatusCode, details: str, keepalive: Keepalive, tls: ClientTls | None = None
+) -> str:
     """What went wrong with a collector call, as the rest of "collector c1 at HOST:PORT ..."."""
     text = details or ""
+    if code == grpc.StatusCode.UNAVAILABLE:
+        about_tls = tls_failure(text, tls or ClientTls())
+        if about_tls is not None:
+            return about_tls
     if code == grpc.StatusCode.UNAVAILABLE and any(w in text.lower() for w in PING_TIMEOUT_WORDS):
         return f"did not answer keepalive pings within {keepalive.timeout:g} s"
     if code == grpc.StatusCode.UNAVAILABLE and "too many pings" in text.lower():
@@ -130,8 +176,12 @@ class Upstream:
 
     async def run(self) -> None:
         # grpc's blocking API: the stream is read on a thread (see StreamReader).
-        channel = grpc.insecure_channel(
-            self.address, options=channel_options(self.target.keepalive)
+        options = channel_options(self.target.keepalive)
+        tls = self.target.tls
+        channel = (
+            grpc.secure_channel(self.address, tls.credentials(), options=options)
+            if tls.enabled
+            else grpc.insecure_channel(self.address, options=options)
         )
         try:
             stub = collector_pb2_grpc.MetricsCollectorStub(channel)
@@ -144,7 +194,9 @@ class Upstream:
                 try:
                     reason = await self._follow(stub, subscribe)
                 except grpc.RpcError as exc:
-                    reason = failure_reason(exc.code(), exc.details(), self.target.keepalive)
+                    reason = failure_reason(
+                        exc.code(), exc.details(), self.target.keepalive, self.target.tls
+                    )
                 except UpstreamError as exc:
                     reason = f"needs a fresh stream ({exc})"
                 followed = self.live
