@@ -15,10 +15,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from collector.hub import HubLimits
+from collector.otlp_instances import DEFAULT_KEPT, ResourceRules
 from collector.validation import check_source_name, sanitize_source_name
 from metrics_shared.address import COLLECTOR_ADDRESS, Address, parse_address
 from metrics_shared.argument_types import at_least
 from metrics_shared.options import CommandLine, option
+from metrics_shared.tls import ServerTls
 from metrics_shared.version import package_version
 
 __all__ = ["ENV_PREFIX", "LOG_LEVELS", "CollectorConfig", "command_line", "parse_config"]
@@ -52,10 +54,40 @@ class CollectorConfig:
             metavar="HOST:PORT",
         ),
     )
+    otlp_http_listen: Address | None = field(
+        default=None,
+        metadata=option(
+            "OTLP/HTTP listener (POST /v1/metrics, protobuf or JSON), conventionally "
+            "127.0.0.1:4318; port 0 = any",
+            parse_address,
+            metavar="HOST:PORT",
+        ),
+    )
+    otlp_http_cors_origins: tuple[str, ...] = field(
+        default=(),
+        metadata=option(
+            "browser origins (scheme://host[:port]) allowed to POST OTLP/HTTP; '*' = any; "
+            "none: requests with an Origin header are refused (403)",
+            metavar="ORIGIN",
+            repeatable=True,
+            shown_default="none",
+        ),
+    )
+    otlp_keep_attributes: tuple[str, ...] = field(
+        default=DEFAULT_KEPT,
+        metadata=option(
+            "OTLP resource attributes kept as labels on every series of the resource "
+            "(otel.scope.name and otel.scope.version name the scope); the instance "
+            "attributes make the `instance` label anyway; others are dropped; "
+            "'' = keep none",
+            metavar="ATTRIBUTE",
+            repeatable=True,
+        ),
+    )
     ready_file: str | None = field(
         default=None,
         metadata=option(
-            'once serving, write {"grpc": "HOST:PORT"[, "otlp": "HOST:PORT"]} here',
+            'once serving, write {"grpc": "HOST:PORT"[, "otlp": ..., "otlp_http": ...]} here',
             metavar="PATH",
         ),
     )
@@ -137,10 +169,63 @@ class CollectorConfig:
             metavar="SECONDS",
         ),
     )
+    tls_cert: str | None = field(
+        default=None,
+        metadata=option(
+            "serve TLS on every listener with this PEM certificate chain (needs --tls-key)",
+            metavar="PATH",
+        ),
+    )
+    tls_key: str | None = field(
+        default=None,
+        metadata=option("the PEM private key of --tls-cert", metavar="PATH"),
+    )
+    client_ca: str | None = field(
+        default=None,
+        metadata=option(
+            "require a client certificate signed by this PEM CA on every listener (mTLS; needs "
+            "--tls-cert); it guards Subscribe, ListSources and GetSnapshot, which take no token",
+            metavar="PATH",
+        ),
+    )
+    push_tokens: str | None = field(
+        default=None,
+        metadata=option(
+            "Push and OTLP Export need 'authorization: Bearer TOKEN' metadata with a token "
+            "from this file, one 'TOKEN SOURCE-GLOB[,GLOB...]' per line (see README "
+            "Security); a token pushes only the sources it names, never the host source",
+            metavar="PATH",
+        ),
+    )
+    allow_insecure: bool = field(
+        default=False,
+        metadata=option(
+            "start even when a listener is not on loopback and TLS, --client-ca or "
+            "--push-tokens is missing (without it the collector refuses, saying what is "
+            "missing); a warning is logged",
+            switch=True,
+        ),
+    )
     log_level: str = field(
         default="INFO",
         metadata=option("logging level", str.upper, choices=LOG_LEVELS),
     )
+
+    def server_tls(self) -> ServerTls | None:
+        """The listeners' TLS settings; None: plaintext."""
+        if not (self.tls_cert and self.tls_key):
+            return None
+        return ServerTls(self.tls_cert, self.tls_key, self.client_ca)
+
+    def tls_problem(self) -> str | None:
+        if bool(self.tls_cert) != bool(self.tls_key):
+            return "--tls-cert and --tls-key go together"
+        if self.client_ca and not self.tls_cert:
+            return "--client-ca needs --tls-cert and --tls-key (client certificates need TLS)"
+        return None
+
+    def otlp_rules(self) -> ResourceRules:
+        return ResourceRules(tuple(a for a in self.otlp_keep_attributes if a))
 
     def hub_limits(self) -> HubLimits:
         return HubLimits(
@@ -172,9 +257,14 @@ def command_line() -> CommandLine:
 def parse_config(
     argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
 ) -> CollectorConfig:
-    values = command_line().parse(argv, os.environ if env is None else env)
+    cli = command_line()
+    values = cli.parse(argv, os.environ if env is None else env)
     values["host_source"] = values["host_source"] or hostname_source()
-    return CollectorConfig(**values)
+    config = CollectorConfig(**values)
+    problem = config.tls_problem()
+    if problem:
+        cli.error(problem)
+    return config
 
 
 def hostname_source() -> str:

@@ -68,6 +68,8 @@ class RemovedSource:
     kind: metrics_pb2.SourceKind.ValueType
     epoch: int
     idle_seconds: float
+    instance: str | None = None
+    """None: the whole source went; else only this instance's series did."""
 
 
 class CollectorHub:
@@ -76,6 +78,7 @@ class CollectorHub:
         self._epochs = epochs
         self._sources: dict[str, SourceState] = {}
         self._received: dict[str, float] = {}
+        self._instance_received: dict[str, dict[str, float]] = {}
         self._subscribers: set[SubscriberQueue] = set()
         self.closed = False
 
@@ -126,21 +129,27 @@ class CollectorHub:
         *,
         received: float,
         replace: bool = False,
+        instance: str = "",
     ) -> Position:
         """Fold a batch into a source (creating it if new) and publish the update.
 
         `now_unix_ms` stamps the update; `received` (monotonic seconds) restarts
-        the source's idle timer once the batch is accepted."""
+        the idle timers of the source and of `instance` once the batch is accepted."""
         if name not in self._sources:
             self._check_new_source_batch(name, kind, samples)
         source = self.source_for(name, kind)
-        update = source.apply(samples, now_unix_ms, replace=replace)
+        update = source.apply(samples, now_unix_ms, replace=replace, instance=instance)
         self._received[name] = received
-        if update is not None:
-            for sub in self._subscribers:
-                if sub.wants(name):
-                    sub.offer(name, update)
+        self._instance_received.setdefault(name, {})[instance] = received
+        self._publish(name, update)
         return source.position
+
+    def _publish(self, name: str, update: bytes | None) -> None:
+        if update is None:
+            return
+        for sub in self._subscribers:
+            if sub.wants(name):
+                sub.offer(name, update)
 
     def _check_new_source_batch(
         self, name: str, kind: metrics_pb2.SourceKind.ValueType, samples: Sequence[SeriesSample]
@@ -184,22 +193,39 @@ class CollectorHub:
         self._subscribers.add(sub)
         return sub
 
-    def expire(self, now: float) -> list[RemovedSource]:
-        """Remove the push/OTLP sources idle for `source_ttl` seconds as of `now`."""
+    def expire(self, now: float, now_unix_ms: int = 0) -> list[RemovedSource]:
+        """Remove the push/OTLP sources, and the instances of those that go on, idle
+        for `source_ttl` seconds as of `now`; `now_unix_ms` stamps the updates that
+        remove instances (0: the source's last update time)."""
         ttl = self.limits.source_ttl
         if ttl <= 0 or self.closed:
             return []
         removed = []
         for name, source in list(self._sources.items()):
+            if source.kind not in EXPIRING_KINDS:
+                continue
             idle = now - self._received.setdefault(name, now)
-            if source.kind in EXPIRING_KINDS and idle >= ttl:
+            if idle >= ttl:
                 self._remove(source)
                 removed.append(RemovedSource(name, source.kind, source.epoch, idle))
+                continue
+            instances = self._instance_received.get(name, {})
+            for instance, received in list(instances.items()):
+                if now - received < ttl:
+                    continue
+                del instances[instance]
+                update = source.remove_instance(instance, now_unix_ms or source.time_unix_ms)
+                if update is not None:
+                    self._publish(name, update)
+                    removed.append(
+                        RemovedSource(name, source.kind, source.epoch, now - received, instance)
+                    )
         return removed
 
     def _remove(self, source: SourceState) -> None:
         del self._sources[source.name]
         self._received.pop(source.name, None)
+        self._instance_received.pop(source.name, None)
         event = collector_pb2.CollectorEvent(
             source_removed=collector_pb2.SourceRemoved(source=source.name, epoch=source.epoch)
         ).SerializeToString()

@@ -1,6 +1,10 @@
 """What a series is, independent of any wire: the values the sampler, Push and
 OTLP produce and `SourceState` stores.
 
+A histogram value is explicit (`HistogramData`) or exponential
+(`ExponentialHistogramData`, from OTLP: held natively so deltas add exactly,
+sent as explicit buckets).
+
 A series is identified by its name plus its labels sorted by label name
 (`SeriesKey`). A `SeriesSample` sets one series' value (or removes it); its
 kind, unit, description and start time form the series' descriptor, and a
@@ -13,6 +17,7 @@ import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from collector.exponential import ExponentialHistogramData
 from metrics_bridge.v1 import metrics_pb2
 
 __all__ = [
@@ -20,6 +25,7 @@ __all__ = [
     "GAUGE",
     "HISTOGRAM",
     "Descriptor",
+    "ExponentialHistogramData",
     "HistogramData",
     "Labels",
     "SeriesKey",
@@ -77,6 +83,12 @@ class HistogramData:
             max=h.max if h.HasField("max") else None,
         )
 
+    @classmethod
+    def from_exponential(cls, e: ExponentialHistogramData) -> HistogramData:
+        """The explicit-bucket form of an exponential histogram (collector.exponential)."""
+        bounds, counts = e.to_explicit()
+        return cls(bounds, counts, e.count, e.sum, e.min, e.max)
+
     def plus(self, other: HistogramData) -> HistogramData:
         """The sum of two histograms with the same bounds (delta accumulation)."""
         return HistogramData(
@@ -99,7 +111,8 @@ def _pick(
     return float(choose(a, b))
 
 
-Value = float | HistogramData
+Value = float | HistogramData | ExponentialHistogramData
+"""Exponential histograms are held natively and travel as explicit ones."""
 
 
 @dataclass(frozen=True, slots=True)

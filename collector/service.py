@@ -7,6 +7,12 @@ idling (--source-ttl) reaches its subscribers as CollectorEvent{source_removed}.
 The stream ends with OK when the collector shuts down, and with
 RESOURCE_EXHAUSTED for a subscriber so far behind that it missed more source
 removals than its queue holds (it should subscribe again).
+
+Push and OTLP Export ask `PushAccess` (collector/push_auth.py) first: the
+call's `authorization` metadata is checked before any request is read
+(UNAUTHENTICATED), and each source before it is written (PERMISSION_DENIED;
+an Export writes nothing unless it may write every source in it). Subscribe,
+ListSources and GetSnapshot take no token: --client-ca (mTLS) guards them.
 """
 
 from __future__ import annotations
@@ -20,10 +26,11 @@ from typing import Any
 import grpc
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2 as otlp_service
 
-from collector.errors import CollectorError, InvalidBatch
+from collector.errors import CollectorError, InvalidBatch, PermissionDenied
 from collector.fanout import Resync
 from collector.hub import CollectorHub
-from collector.otlp import translate
+from collector.otlp_receiver import OtlpReceiver
+from collector.push_auth import Grant, PushAccess
 from collector.source import Position
 from collector.validation import PushCall
 from metrics_bridge.v1 import collector_pb2, metrics_pb2
@@ -39,11 +46,36 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
+def authorization(context: grpc.aio.ServicerContext) -> str | None:
+    """The call's first `authorization` metadata value, if any."""
+    for key, value in context.invocation_metadata() or ():
+        if key == "authorization":
+            return str(value)
+    return None
+
+
+async def admit(access: PushAccess, context: grpc.aio.ServicerContext, what: str) -> Grant | None:
+    """The call's grant; a refused call is aborted (and logged without its token)."""
+    try:
+        return access.admit(authorization(context))
+    except CollectorError as exc:
+        log.warning("%s from %s refused: %s", what, context.peer(), exc)
+        await context.abort(exc.status, str(exc))
+        raise  # abort raises; this keeps type checkers sure
+
+
 class MetricsCollectorService:
-    def __init__(self, hub: CollectorHub, collector_name: str, max_batch_samples: int) -> None:
+    def __init__(
+        self,
+        hub: CollectorHub,
+        collector_name: str,
+        max_batch_samples: int,
+        access: PushAccess | None = None,
+    ) -> None:
         self.hub = hub
         self.collector_name = collector_name
         self.max_batch_samples = max_batch_samples
+        self.access = access or PushAccess.open()
 
     async def Subscribe(
         self, request: collector_pb2.SubscribeRequest, context: grpc.aio.ServicerContext
@@ -86,23 +118,30 @@ class MetricsCollectorService:
         requests: AsyncIterator[collector_pb2.PushRequest],
         context: grpc.aio.ServicerContext,
     ) -> collector_pb2.PushResponse:
+        grant = await admit(self.access, context, "Push")
         response = collector_pb2.PushResponse()
         call = PushCall(self.max_batch_samples)
         try:
             async for request in requests:
                 samples = call.validate(request)
+                if response.batches == 0:
+                    self.access.check(grant, call.source)
                 position = self.hub.apply(
                     call.source,
                     metrics_pb2.SOURCE_KIND_PUSH,
                     samples,
                     request.time_unix_ms or now_ms(),
                     received=time.monotonic(),
+                    instance=call.instance,
                 )
                 response.batches += 1
                 response.samples += len(samples)
                 response.position.epoch, response.position.seq = position.epoch, position.seq
         except InvalidBatch as exc:
             await context.abort(exc.status, f"batch {response.batches} (0-based) rejected: {exc}")
+        except PermissionDenied as exc:
+            log.warning("Push from %s refused: %s", context.peer(), exc)
+            await context.abort(exc.status, str(exc))
         except CollectorError as exc:
             await context.abort(exc.status, str(exc))
         return response
@@ -168,36 +207,31 @@ class MetricsCollectorService:
 class OtlpMetricsService:
     """opentelemetry.proto.collector.metrics.v1.MetricsService: OTLP/gRPC metrics.
 
-    Whatever cannot be taken (unsupported types, invalid points, a source over
-    its series limit, too many sources) is counted in partial_success; the rest
-    of the request is applied. The call itself succeeds, so exporters do not
-    retry data that would be refused again."""
+    Translation and partial_success: collector.otlp_receiver, shared with
+    OTLP/HTTP (collector.otlp_http)."""
 
-    def __init__(self, hub: CollectorHub) -> None:
+    def __init__(
+        self,
+        hub: CollectorHub,
+        access: PushAccess | None = None,
+        *,
+        receiver: OtlpReceiver | None = None,
+    ) -> None:
         self.hub = hub
+        self.access = access or PushAccess.open()
+        self.receiver = receiver or OtlpReceiver(hub)
 
     async def Export(
         self,
         request: otlp_service.ExportMetricsServiceRequest,
         context: grpc.aio.ServicerContext,
     ) -> otlp_service.ExportMetricsServiceResponse:
-        translation = translate(request)
-        now, received = now_ms(), time.monotonic()
-        for source, by_key in translation.samples.items():
-            samples = list(by_key.values())
-            try:
-                self.hub.apply(
-                    source, metrics_pb2.SOURCE_KIND_OTLP, samples, now, received=received
-                )
-            except CollectorError as exc:
-                translation.reject(len(samples), str(exc))
-        response = otlp_service.ExportMetricsServiceResponse()
-        if translation.rejected:
-            response.partial_success.rejected_data_points = translation.rejected
-            response.partial_success.error_message = translation.error_message()
-            log.info(
-                "OTLP export: rejected %d points: %s",
-                translation.rejected,
-                response.partial_success.error_message,
-            )
-        return response
+        grant = await admit(self.access, context, "OTLP Export")
+        translation = self.receiver.translate(request)
+        try:
+            for source in translation.sources:
+                self.access.check(grant, source)
+        except PermissionDenied as exc:
+            log.warning("OTLP Export from %s refused: %s", context.peer(), exc)
+            await context.abort(exc.status, str(exc))
+        return self.receiver.apply(translation)

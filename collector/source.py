@@ -17,6 +17,10 @@ Rules:
   the next Update: many resyncing subscribers cost one encoding per seq.
 - `resume(epoch, seq)`: the updates after seq if the ring holds all of them in
   this epoch, else "send a snapshot".
+- Every series belongs to the instance whose batch last set it (`apply`'s
+  `instance`, "" when the sender names none): `remove_instance` removes
+  exactly that instance's series in one Update (an instance that stopped
+  sending, while its source's other instances go on).
 - Limits are checked before anything moves: a batch that would take the source
   over `max_series` raises `SeriesLimitExceeded` and changes nothing.
 """
@@ -30,7 +34,15 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from collector.errors import SeriesLimitExceeded
-from collector.series import Descriptor, HistogramData, SeriesKey, SeriesSample, Value, same_value
+from collector.series import (
+    Descriptor,
+    ExponentialHistogramData,
+    HistogramData,
+    SeriesKey,
+    SeriesSample,
+    Value,
+    same_value,
+)
 from metrics_bridge.v1 import collector_pb2, metrics_pb2
 
 __all__ = ["RESUME_BYTES", "Position", "ResumeDecision", "SourceState", "random_epoch"]
@@ -84,6 +96,7 @@ class SourceState:
         self.time_unix_ms = 0
         self.max_series = max_series
         self._series: dict[SeriesKey, _Series] = {}
+        self._owners: dict[SeriesKey, str] = {}
         self._next_id = 1
         self._ring: deque[tuple[int, bytes]] = deque(maxlen=max(resume_window, 0))
         self._ring_bytes = 0
@@ -103,12 +116,18 @@ class SourceState:
         return None if series is None else series.value
 
     def apply(
-        self, samples: Sequence[SeriesSample], now_unix_ms: int, *, replace: bool = False
+        self,
+        samples: Sequence[SeriesSample],
+        now_unix_ms: int,
+        *,
+        replace: bool = False,
+        instance: str = "",
     ) -> bytes | None:
         """Fold a batch in; returns the encoded Update event, or None if nothing changed.
 
         With `replace`, the batch is the source's whole state: series absent from
-        it are removed (the host sampler works this way)."""
+        it are removed (the host sampler works this way). The series the batch
+        sets belong to `instance` from then on."""
         self.check_limit(samples, replace)
         added: list[metrics_pb2.SeriesDescriptor] = []
         values = metrics_pb2.Values()
@@ -120,9 +139,11 @@ class SourceState:
             if sample.remove:
                 if current is not None:
                     del self._series[sample.key]
+                    self._owners.pop(sample.key, None)
                     removed.append(current.id)
                 continue
             assert sample.value is not None
+            self._owners[sample.key] = instance
             value, descriptor = sample.value, sample.descriptor
             if sample.accumulate and current is not None:
                 value, descriptor = _accumulate(current, sample)
@@ -143,6 +164,29 @@ class SourceState:
         if replace:
             for key in [k for k in self._series if k not in seen]:
                 removed.append(self._series.pop(key).id)
+                self._owners.pop(key, None)
+        return self._publish(added, values, removed, now_unix_ms)
+
+    def remove_instance(self, instance: str, now_unix_ms: int) -> bytes | None:
+        """Remove every series `instance` set last; the Update, or None if it had none."""
+        gone = [key for key, owner in self._owners.items() if owner == instance]
+        removed = []
+        for key in gone:
+            del self._owners[key]
+            removed.append(self._series.pop(key).id)
+        return self._publish([], metrics_pb2.Values(), removed, now_unix_ms)
+
+    def instances(self) -> set[str]:
+        """The instances that own at least one series."""
+        return set(self._owners.values())
+
+    def _publish(
+        self,
+        added: list[metrics_pb2.SeriesDescriptor],
+        values: metrics_pb2.Values,
+        removed: list[int],
+        now_unix_ms: int,
+    ) -> bytes | None:
         if not added and not removed and not values.ids and not values.histograms:
             return None
         self.seq += 1
@@ -236,6 +280,15 @@ def _accumulate(current: _Series, sample: SeriesSample) -> tuple[Value, Descript
         and current.value.bounds == delta.bounds
     ):
         return current.value.plus(delta), kept
+    if isinstance(current.value, ExponentialHistogramData) and isinstance(
+        delta, ExponentialHistogramData
+    ):
+        total = current.value.plus(delta)
+        try:
+            total.to_explicit()
+        except OverflowError:  # merged boundaries beyond a double: start over
+            return delta, sample.descriptor
+        return total, kept
     return delta, sample.descriptor
 
 
@@ -253,6 +306,8 @@ def _descriptor(series: _Series) -> metrics_pb2.SeriesDescriptor:
 
 
 def _add_value(values: metrics_pb2.Values, series_id: int, value: Value) -> None:
+    if isinstance(value, ExponentialHistogramData):
+        value = HistogramData.from_exponential(value)
     if isinstance(value, HistogramData):
         values.histograms.append(
             metrics_pb2.HistogramValue(id=series_id, histogram=value.to_proto())

@@ -16,7 +16,11 @@ Rules (Prometheus-compatible names so the data can go anywhere later):
   bounds, len(counts) == len(bounds) + 1, count == sum(counts), finite sum.
 - remove = true needs only name and labels.
 - time_unix_ms and start_time_unix_ms are not negative.
-- call: every batch of one Push call names the same source (`PushCall`).
+- instance (optional): at most 1024 characters; when set, every sample gets
+  the label instance="<instance>" (counted in the 32) and may not carry its
+  own `instance` label.
+- call: every batch of one Push call names the same source and the same
+  instance (`PushCall`).
 """
 
 from __future__ import annotations
@@ -52,6 +56,7 @@ MAX_LABEL_VALUE = 1024
 MAX_UNIT = 64
 MAX_DESCRIPTION = 1024
 MAX_BOUNDS = 128
+INSTANCE_LABEL = "instance"
 
 
 def check_source_name(name: str) -> str | None:
@@ -132,6 +137,9 @@ def validate_push(request: collector_pb2.PushRequest, max_samples: int) -> list[
         raise InvalidBatch("source", problem)
     if request.time_unix_ms < 0:
         raise InvalidBatch("time_unix_ms", "must not be negative")
+    if len(request.instance) > MAX_LABEL_VALUE:
+        raise InvalidBatch("instance", f"must be at most {MAX_LABEL_VALUE} characters")
+    instance = [(INSTANCE_LABEL, request.instance)] if request.instance else []
     if len(request.samples) > max_samples:
         raise InvalidBatch(
             "samples", f"at most {max_samples} samples per batch, got {len(request.samples)}"
@@ -140,7 +148,12 @@ def validate_push(request: collector_pb2.PushRequest, max_samples: int) -> list[
     first_index: dict[SeriesKey, int] = {}
     for i, s in enumerate(request.samples):
         path = f"samples[{i}]"
-        key = check_series(s.name, [(lb.name, lb.value) for lb in s.labels], path)
+        labels = [(lb.name, lb.value) for lb in s.labels]
+        if instance and any(name == INSTANCE_LABEL for name, _ in labels):
+            raise InvalidBatch(
+                f"{path}.labels", "'instance' is set by the request's instance; leave it out"
+            )
+        key = check_series(s.name, labels + instance, path)
         if key in first_index:
             raise InvalidBatch(path, f"same series as samples[{first_index[key]}]")
         first_index[key] = i
@@ -177,18 +190,26 @@ def validate_push(request: collector_pb2.PushRequest, max_samples: int) -> list[
 
 
 class PushCall:
-    """The batches of one Push call: each is validated, and all name one source,
-    so a call's response position is that source's."""
+    """The batches of one Push call: each is validated, and all name one source
+    and one instance, so a call's response position is that source's."""
 
     def __init__(self, max_samples: int) -> None:
         self.max_samples = max_samples
         self.source = ""
+        self.instance = ""
+        self.batches = 0
 
     def validate(self, request: collector_pb2.PushRequest) -> list[Sample]:
         if self.source and request.source != self.source:
             raise InvalidBatch(
                 "source", f"changed from {self.source!r} to {request.source!r} within one call"
             )
+        if self.batches and request.instance != self.instance:
+            raise InvalidBatch(
+                "instance",
+                f"changed from {self.instance!r} to {request.instance!r} within one call",
+            )
         samples = validate_push(request, self.max_samples)
-        self.source = request.source
+        self.source, self.instance = request.source, request.instance
+        self.batches += 1
         return samples

@@ -189,10 +189,19 @@ class PushRequest(_message.Message):
     SOURCE_FIELD_NUMBER: _builtins.int
     SAMPLES_FIELD_NUMBER: _builtins.int
     TIME_UNIX_MS_FIELD_NUMBER: _builtins.int
+    INSTANCE_FIELD_NUMBER: _builtins.int
     source: _builtins.str
     """The pushing service's source name; the same for every batch of a call."""
     time_unix_ms: _builtins.int
     """When the values were measured; 0 means when the collector received them."""
+    instance: _builtins.str
+    """The replica sending, for a service that runs several (e.g. a pod name);
+    the same for every batch of a call. When set, every sample gets the label
+    instance="<this>" (a sample may not carry its own `instance` label then),
+    the batch's removals only touch this instance's series, and an instance
+    idle for the collector's --source-ttl has its series removed while the
+    source's other instances go on. Empty: no instance label.
+    """
     @_builtins.property
     def samples(self) -> _containers.RepeatedCompositeFieldContainer[Global___Sample]: ...
     def __init__(
@@ -201,10 +210,11 @@ class PushRequest(_message.Message):
         source: _builtins.str = ...,
         samples: _abc.Iterable[Global___Sample] | None = ...,
         time_unix_ms: _builtins.int = ...,
+        instance: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["samples", b"samples", "source", b"source", "time_unix_ms", b"time_unix_ms"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["instance", b"instance", "samples", b"samples", "source", b"source", "time_unix_ms", b"time_unix_ms"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

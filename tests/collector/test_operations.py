@@ -157,7 +157,7 @@ async def test_otlp_rejections_are_reported_in_partial_success(
                         metrics=[
                             otlp.Metric(
                                 name="s",
-                                summary=otlp.Summary(data_points=[otlp.SummaryDataPoint()]),
+                                sum=otlp.Sum(data_points=[otlp.NumberDataPoint(as_int=1)]),
                             ),
                             otlp.Metric(
                                 name="g",
@@ -173,7 +173,7 @@ async def test_otlp_rejections_are_reported_in_partial_success(
         stub = metrics_service_pb2_grpc.MetricsServiceStub(ch)  # type: ignore[no-untyped-call]
         response = await stub.Export(request)
         assert response.partial_success.rejected_data_points == 1
-        assert "summaries" in response.partial_success.error_message
+        assert "unspecified aggregation temporality" in response.partial_success.error_message
         snapshot = await collector_pb2_grpc.MetricsCollectorStub(ch).GetSnapshot(
             collector_pb2.GetSnapshotRequest(source="unknown_service")
         )

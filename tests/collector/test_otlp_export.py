@@ -18,6 +18,9 @@ from collector.series import HistogramData
 from tests.collector.conftest import recording
 from tests.support.processes import ServerProcess, running
 
+SCOPE = {"otel_scope_name": "tests", "instance": "i-1"}
+"""The labels every series of `meter_provider` gets: its scope and instance."""
+
 
 @contextmanager
 def meter_provider(
@@ -30,7 +33,8 @@ def meter_provider(
     )
     reader = PeriodicExportingMetricReader(exporter, export_interval_millis=3_600_000)
     provider = MeterProvider(
-        resource=Resource.create({"service.name": service}), metric_readers=[reader]
+        resource=Resource.create({"service.name": service, "service.instance.id": "i-1"}),
+        metric_readers=[reader],
     )
     try:
         yield provider, provider.get_meter("tests")
@@ -55,9 +59,10 @@ async def test_sdk_gauge_counter_and_histogram_reach_a_subscriber(
             assert await asyncio.to_thread(provider.force_flush)
         await rec.wait_for(lambda: "payments" in rec.replicas, 10, "the payments source")
         replica = rec.replicas["payments"]
-        assert replica.get("queue_depth", queue="high") == 4
-        assert replica.get("http_requests", route="/pay") == 3
-        histogram = replica.get("http_server_duration")
+        scope = SCOPE
+        assert replica.get("queue_depth", queue="high", **scope) == 4
+        assert replica.get("http_requests", route="/pay", **scope) == 3
+        histogram = replica.get("http_server_duration", **scope)
         assert isinstance(histogram, HistogramData)
         assert histogram.count == 3 and histogram.sum == 333
         assert histogram.min == 3 and histogram.max == 300
@@ -81,5 +86,7 @@ async def test_delta_counters_accumulate_on_the_otlp_port() -> None:
                 done.add(5)
                 assert await asyncio.to_thread(provider.force_flush)
                 await rec.wait_for(
-                    lambda: rec.replicas["jobs"].get("jobs_done") == 7, 10, "the running total 7"
+                    lambda: rec.replicas["jobs"].get("jobs_done", **SCOPE) == 7,
+                    10,
+                    "the running total 7",
                 )

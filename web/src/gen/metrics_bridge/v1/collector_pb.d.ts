@@ -192,6 +192,18 @@ export declare type PushRequest = Message<"metrics_bridge.v1.PushRequest"> & {
    * @generated from field: int64 time_unix_ms = 3;
    */
   timeUnixMs: bigint;
+
+  /**
+   * The replica sending, for a service that runs several (e.g. a pod name);
+   * the same for every batch of a call. When set, every sample gets the label
+   * instance="<this>" (a sample may not carry its own `instance` label then),
+   * the batch's removals only touch this instance's series, and an instance
+   * idle for the collector's --source-ttl has its series removed while the
+   * source's other instances go on. Empty: no instance label.
+   *
+   * @generated from field: string instance = 4;
+   */
+  instance: string;
 };
 
 /**
