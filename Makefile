@@ -11,6 +11,8 @@ GEN_WEB := $(WEB)/src/gen
 WEB_DEPS := $(WEB)/node_modules/.package-lock.json
 BENCH_NODE := bench/node
 BENCH_DEPS := $(BENCH_NODE)/node_modules/.package-lock.json
+OTEL_NODE := tests/otel_node
+OTEL_NODE_DEPS := $(OTEL_NODE)/node_modules/.package-lock.json
 
 .PHONY: install install-run proto proto-check run test test-py lint bench bench-deps clean
 .PHONY: web-deps web-build web-check web-test browser-deps
@@ -66,7 +68,7 @@ proto-check: install
 run: install-run
 	$(PY) -m bridge.stack
 
-test: install web-test browser-deps bench-deps
+test: install web-test browser-deps bench-deps otel-node-deps
 	$(PY) -m pytest
 
 # The Python tests alone, needing neither npm nor apt: tests that drive Node.js
@@ -87,6 +89,15 @@ bench: install bench-deps
 
 # The Node ws baseline's npm packages, from bench/node/package-lock.json.
 bench-deps: $(BENCH_DEPS)
+
+# The OpenTelemetry Node SDK for tests/collector/test_otlp_node.py, from
+# tests/otel_node/package-lock.json.
+.PHONY: otel-node-deps
+otel-node-deps: $(OTEL_NODE_DEPS)
+
+$(OTEL_NODE_DEPS): $(OTEL_NODE)/package.json $(OTEL_NODE)/package-lock.json
+	npm ci --prefix $(OTEL_NODE) --no-audit --no-fund
+	touch $(OTEL_NODE_DEPS)
 
 $(BENCH_DEPS): $(BENCH_NODE)/package.json $(BENCH_NODE)/package-lock.json
 	npm ci --prefix $(BENCH_NODE) --no-audit --no-fund
