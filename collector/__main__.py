@@ -16,6 +16,7 @@ __all__ = ["main"]
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         from collector.config import parse_config
+        from collector.security import StartupRefused
         from collector.server import CollectorServer
     except ModuleNotFoundError as exc:
         print(
@@ -31,7 +32,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         asyncio.run(CollectorServer(config).serve())
-    except OSError as exc:
+    except (OSError, StartupRefused) as exc:
         logging.getLogger("collector").error("cannot start: %s", exc)
         return 1
     return 0

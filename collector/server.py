@@ -34,7 +34,11 @@ from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metric
 from collector.config import CollectorConfig
 from collector.host import read_host
 from collector.hub import CollectorHub
+from collector.otlp_http import OtlpHttpEndpoint, OtlpHttpServer, server_ssl_context
+from collector.otlp_receiver import OtlpReceiver
+from collector.push_auth import PushAccess
 from collector.sampler import HostReadings, sample
+from collector.security import load_security
 from collector.service import SERVICE_NAME, MetricsCollectorService, OtlpMetricsService, now_ms
 from metrics_bridge.v1 import metrics_pb2
 from metrics_shared.address import Address
@@ -76,23 +80,30 @@ class CollectorServer:
     def __init__(self, config: CollectorConfig) -> None:
         self.config = config
         self.hub = CollectorHub(config.hub_limits())
+        self.otlp_http: OtlpHttpServer | None = None
         self.addresses: dict[str, str] = {}
         self._stopping: asyncio.Event | None = None
         self._previous: HostReadings | None = None
+        self._credentials: grpc.ServerCredentials | None = None
 
     async def start(self) -> None:
         """Binds, serves, takes SIGTERM/SIGINT, then writes the ready file; call inside
         the event loop that serves."""
         config = self.config
+        security = load_security(config)
+        self._credentials = security.credentials
         self._stopping = asyncio.Event()
         self.health = health.aio.HealthServicer()
         self.server = grpc.aio.server(options=SERVER_OPTIONS)
         # The host source exists before anyone can subscribe.
         self._previous = self._sample_host(None)
-        collector = MetricsCollectorService(self.hub, config.host_source, config.max_batch_samples)
+        collector = MetricsCollectorService(
+            self.hub, config.host_source, config.max_batch_samples, security.access
+        )
         self.server.add_generic_rpc_handlers((collector.handler(),))
+        receiver = OtlpReceiver(self.hub, config.otlp_rules())
         metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(  # type: ignore[no-untyped-call]
-            OtlpMetricsService(self.hub), self.server
+            OtlpMetricsService(self.hub, security.access, receiver=receiver), self.server
         )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         services = (SERVICE_NAME, OTLP_SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME)
@@ -101,16 +112,38 @@ class CollectorServer:
         if config.otlp_listen is not None:
             self.addresses["otlp"] = self._bind(config.otlp_listen)
         await self.server.start()
+        if config.otlp_http_listen is not None:
+            self.addresses["otlp_http"] = await self._start_otlp_http(receiver, security.access)
         for service in ("", SERVICE_NAME, OTLP_SERVICE_NAME):
             await self.health.set(service, health_pb2.HealthCheckResponse.SERVING)
-        log.info("collector %r serving on %s", config.host_source, self.addresses)
+        log.info(
+            "collector %r serving on %s (%s)",
+            config.host_source,
+            self.addresses,
+            "plaintext"
+            if self._credentials is None
+            else "TLS" + ("+mTLS" if config.client_ca else ""),
+        )
         on_stop_signal(asyncio.get_running_loop(), self.request_stop)
         if config.ready_file:
             write_ready_file(config.ready_file, self.addresses)
 
+    async def _start_otlp_http(self, receiver: OtlpReceiver, access: PushAccess) -> str:
+        config = self.config
+        assert config.otlp_http_listen is not None
+        tls = config.server_tls()
+        self.otlp_http = OtlpHttpServer(
+            OtlpHttpEndpoint(receiver, access=access, cors_origins=config.otlp_http_cors_origins),
+            server_ssl_context(tls.cert, tls.key, tls.client_ca) if tls else None,
+        )
+        return await self.otlp_http.start(config.otlp_http_listen)
+
     def _bind(self, address: Address) -> str:
         try:
-            port = self.server.add_insecure_port(str(address))
+            if self._credentials is None:
+                port = self.server.add_insecure_port(str(address))
+            else:
+                port = self.server.add_secure_port(str(address), self._credentials)
         except RuntimeError as exc:  # grpc's way of saying the address is taken
             raise OSError(f"cannot listen on {address}: {exc}") from None
         return str(Address(address.host, port))
@@ -153,10 +186,11 @@ class CollectorServer:
                 next_at = time.monotonic() + interval
 
     def _expire_idle_sources(self) -> None:
-        for gone in self.hub.expire(time.monotonic()):
+        for gone in self.hub.expire(time.monotonic(), now_ms()):
             log.info(
-                "source %r (%s, epoch %d) removed after %.1f s without a batch",
+                "source %r%s (%s, epoch %d) removed after %.1f s without a batch",
                 gone.name,
+                "" if gone.instance is None else f": the series of instance {gone.instance!r}",
                 metrics_pb2.SourceKind.Name(gone.kind),
                 gone.epoch,
                 gone.idle_seconds,
@@ -177,5 +211,7 @@ class CollectorServer:
             await self.health.enter_graceful_shutdown()
             self.hub.close()
             sampler.cancel()
+            if self.otlp_http is not None:
+                await self.otlp_http.close()
             await self.server.stop(self.config.shutdown_grace)
             log.info("stopped")
