@@ -279,6 +279,15 @@ class BridgeConfig:
             switch=True,
         ),
     )
+    token_timeout: float = field(
+        default=5.0,
+        metadata=option(
+            "with --auth jwt, seconds a new connection has to send Connect{token} (else 4500); "
+            "under the clients' 10 s wait for Hello, so a client without a token is told why",
+            at_least(float, 0.01),
+            metavar="SECONDS",
+        ),
+    )
     jwt_secret_file: str | None = field(
         default=None,
         metadata=option("HS256: file holding the shared secret (32+ bytes)", metavar="PATH"),

@@ -76,7 +76,7 @@ class BridgeServer:
             max_connections=config.max_connections,
             server_version=server_version(),
             access=access_for(config),
-            token_timeout=config.handshake_timeout,
+            token_timeout=config.token_timeout,
         )
         self.origins = origin_policy_for(config)
         self.tls = (

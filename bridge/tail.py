@@ -10,10 +10,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import ssl
 import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import TextIO
 
 from bridge.client import (
@@ -27,13 +29,14 @@ from bridge.client import (
     SeriesValue,
     ServerError,
 )
+from bridge.client.token import TokenSource
 from metrics_bridge.v1 import bridge_pb2, metrics_pb2
 from metrics_shared.address import BRIDGE_ADDRESS
 from metrics_shared.argument_types import at_least
 from metrics_shared.options import LOG_LEVELS, CommandLine, option
 from metrics_shared.version import package_version
 
-__all__ = ["TailOptions", "main", "parse_args", "tail"]
+__all__ = ["TailOptions", "main", "parse_args", "tail", "tls_context", "token_source"]
 
 ENV_PREFIX = "METRICS_BRIDGE_TAIL_"
 _UNITS_SHOWN_RAW = {"", "1"}
@@ -87,6 +90,32 @@ class TailOptions:
         default="deflate",
         metadata=option("offer permessage-deflate", choices=("deflate", "none")),
     )
+    token: str | None = field(
+        default=None,
+        metadata=option(
+            "token for a bridge run with --auth jwt (sent as Connect{token}); prefer the "
+            "variable or --token-file, since flags show in the process list",
+            metavar="JWT",
+            env="METRICS_BRIDGE_TOKEN",
+        ),
+    )
+    token_file: str | None = field(
+        default=None,
+        metadata=option(
+            "file holding the token; read again before each connection and before the "
+            "token's exp, so a rotated file refreshes the token in-band",
+            metavar="PATH",
+            env="METRICS_BRIDGE_TOKEN_FILE",
+        ),
+    )
+    ca_file: str | None = field(
+        default=None,
+        metadata=option(
+            "PEM CA certificates to trust for a wss:// URL instead of the system's",
+            metavar="PATH",
+            env="METRICS_BRIDGE_CA_FILE",
+        ),
+    )
     log_level: str = field(
         default="WARNING",
         metadata=option(
@@ -109,6 +138,20 @@ def command_line() -> CommandLine:
 def parse_args(argv: Sequence[str], env: Mapping[str, str] | None = None) -> TailOptions:
     options = TailOptions(**command_line().parse(argv, os.environ if env is None else env))
     return replace(options, count=1) if options.once else options
+
+
+def token_source(args: TailOptions) -> TokenSource | None:
+    """--token-file (read each time a token is needed), else --token / METRICS_BRIDGE_TOKEN."""
+    path = args.token_file
+    if path is not None:
+        return lambda: Path(path).read_text().strip()
+    return args.token or None
+
+
+def tls_context(args: TailOptions) -> ssl.SSLContext | None:
+    if args.ca_file is None:
+        return None
+    return ssl.create_default_context(cafile=args.ca_file)
 
 
 def format_number(series: SeriesValue) -> str:
@@ -179,7 +222,13 @@ async def tail(args: TailOptions, out: TextIO, err: TextIO) -> int:
     compression = None if args.compression == "none" else "deflate"
     printer = Printer(out, args.match)
     shown = 0
-    async with BridgeClient(args.url, [channel] if channel else [], compression=compression) as c:
+    async with BridgeClient(
+        args.url,
+        [channel] if channel else [],
+        compression=compression,
+        token=token_source(args),
+        ssl=tls_context(args),
+    ) as c:
         async for event in c.events():
             if isinstance(event, CatalogReceived) and channel is None:
                 channel = first_host_channel(event.channels)

@@ -15,6 +15,13 @@ the session, sends what the session queues, and keeps going across failures:
   many; the views stay exact either way, since the client applies every frame
   itself.
 
+- Tokens (bridge/client/token.py): `token` is a string or a function
+  (sync or async) called before every connection; its result goes out as
+  Connect{token} as soon as the socket opens, and a function is called again
+  before the token's exp to send Refresh{token} without reconnecting. A
+  failing token function counts as a failed connect (retried with backoff).
+- `ssl` (an `ssl.SSLContext`, e.g. trusting a private CA) is used for wss://.
+
 `clock`, `rng` and `sleep` are injectable so tests can pin time and jitter.
 """
 
@@ -24,6 +31,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import ssl as ssl_module
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
@@ -38,6 +46,7 @@ from bridge.client.errors import ConnectionRejected, ProtocolViolation
 from bridge.client.reconnect import ReconnectPolicy, should_reconnect
 from bridge.client.session import PROTOCOL, ClientSession, SessionEvent
 from bridge.client.state import ChannelView
+from bridge.client.token import TokenSource, fetch_token, refresh_delay
 
 __all__ = [
     "BridgeClient",
@@ -108,8 +117,14 @@ class BridgeClient:
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        token: TokenSource | None = None,
+        ssl: ssl_module.SSLContext | None = None,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.url = url
+        self.token = token
+        self.ssl = ssl
+        self._wall_clock = wall_clock
         self.session = ClientSession(channels, miss_factor=miss_factor, hello_timeout=open_timeout)
         self.compression = compression
         self.policy = policy or ReconnectPolicy()
@@ -205,6 +220,13 @@ class BridgeClient:
 
     async def _connect_once(self, attempt: int) -> tuple[int | None, str, bool]:
         """One connection, start to end: (close code, reason, whether Hello arrived)."""
+        if self.token is not None:
+            try:
+                self.session.token = await fetch_token(self.token)
+            except Exception as exc:
+                log.warning("token source failed: %s", exc)
+                return None, f"no token: {exc}", False
+        extra: dict[str, Any] = {"ssl": self.ssl} if self.ssl is not None else {}
         try:
             ws = await connect(
                 self.url,
@@ -214,6 +236,7 @@ class BridgeClient:
                 ping_interval=None,
                 max_size=self.max_message_bytes,
                 close_timeout=self.open_timeout,
+                **extra,
             )
         except InvalidURI:
             raise
@@ -223,7 +246,9 @@ class BridgeClient:
         self.stats.connections += 1
         self.session.connection_opened(self._clock())
         self._emit(Connected(self.url, attempt))
+        refresher = asyncio.create_task(self._refresh_tokens())
         try:
+            await self._flush()  # Connect{token}, before anything arrives
             await self._serve(ws)
         except ConnectionClosed:
             pass
@@ -237,6 +262,7 @@ class BridgeClient:
             return None, f"protocol violation: {exc}", self.session.hello is not None
         finally:
             self._ws = None
+            refresher.cancel()
         await ws.wait_closed()
         greeted = self.session.hello is not None
         rcvd = ws.close_code if ws.close_code != 1006 else None
@@ -260,6 +286,26 @@ class BridgeClient:
             await self._flush()
             for event in events:
                 self._emit(event)
+
+    async def _refresh_tokens(self) -> None:
+        """Refresh{token} before each token's exp, for a token function; runs per connection."""
+        if self.token is None or isinstance(self.token, str):
+            return
+        while True:
+            delay = refresh_delay(self.session.token or "", self._wall_clock())
+            if delay is None:
+                return
+            # At least 1 s apart, so a source that keeps returning a token
+            # close to its exp cannot spin.
+            await asyncio.sleep(max(1.0, delay))
+            try:
+                token = await fetch_token(self.token)
+            except Exception as exc:
+                log.warning("token refresh failed (retrying in 1 s): %s", exc)
+                await asyncio.sleep(1.0)
+                continue
+            self.session.refresh(token)
+            await self._flush()
 
     async def _flush(self) -> None:
         ws = self._ws

@@ -8,11 +8,14 @@ previous connection stopped.
 Rules (docs/protocol.md, "Client rules"; conformance/*.json are the same
 rules as data, and tests/bridge/test_conformance.py runs them):
 
-- `connection_opened(now)` starts a connection; the bridge speaks first with
-  Hello, then Catalog. A Hello must name `metrics-bridge.v1` and a heartbeat
-  interval above 0, else it is a ProtocolViolation. On Hello every wanted
-  channel is subscribed in one Subscribe, resuming from the view's position
-  when it has one.
+- `connection_opened(now)` starts a connection. With a `token`, the first
+  message is Connect{token}, queued at once (a bridge with `--auth jwt`
+  greets only after it; one without ignores it). The bridge speaks first
+  otherwise, with Hello, then Catalog. `refresh(token)` replaces the token:
+  sent as Refresh{token} once greeted, else kept for the next connection.
+  A Hello must name `metrics-bridge.v1` and a heartbeat interval above 0,
+  else it is a ProtocolViolation. On Hello every wanted channel is subscribed
+  in one Subscribe, resuming from the view's position when it has one.
 - Per channel and connection: PENDING (Subscribe sent) → Subscribed{recovered}
   → LIVE, or Subscribed{not recovered} → AWAITING_SNAPSHOT → Snapshot → LIVE.
   A Snapshot replaces the view in any phase. Frames for a channel not
@@ -156,7 +159,9 @@ class ClientSession:
         *,
         miss_factor: float = 2.5,
         hello_timeout: float = 10.0,
+        token: str | None = None,
     ) -> None:
+        self.token = token
         self.miss_factor = miss_factor
         self.hello_timeout = hello_timeout
         self.views: dict[str, ChannelView] = {}
@@ -183,6 +188,16 @@ class ClientSession:
         self._suspects = {}
         self._outgoing = []
         self._last_received = now
+        if self.token:
+            connect = bridge_pb2.Connect(token=self.token)
+            self._outgoing.append(bridge_pb2.ClientMessage(connect=connect).SerializeToString())
+
+    def refresh(self, token: str) -> None:
+        """A new token: sent in-band if greeted, else used by the next connection."""
+        self.token = token
+        if self.hello is not None:
+            refresh = bridge_pb2.Refresh(token=token)
+            self._outgoing.append(bridge_pb2.ClientMessage(refresh=refresh).SerializeToString())
 
     def subscribe(self, channels: Iterable[str]) -> None:
         for channel in channels:

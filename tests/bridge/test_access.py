@@ -15,7 +15,6 @@ import subprocess
 import sys
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import trustme
@@ -25,39 +24,18 @@ from bridge.errors import CloseCode
 from metrics_bridge.v1 import bridge_pb2
 from tests.bridge.stack import Client, Pusher, bridge, collector
 from tests.support.processes import REPO, ServerProcess
+from tests.support.secure_bridge import SecureBridgeFiles
 from tests.support.timing import async_wait_until, scaled
-from tests.support.tokens import AUDIENCE, token, write_secret
+from tests.support.tokens import token
 
 CHANNEL = "c1/svc"
 HOST = "c1/host"
 
 
-class Stack:
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        self.ca = trustme.CA()
-        self.cert = directory / "server.pem"
-        self.key = directory / "server.key"
-        self.issue(self.ca)
-        self.secret = write_secret(directory)
-
-    def issue(self, ca: trustme.CA) -> None:
-        issued = ca.issue_cert("127.0.0.1", "localhost")
-        issued.private_key_and_cert_chain_pem.write_to_path(self.cert)
-        issued.private_key_pem.write_to_path(self.key)
-
-    def client_ssl(self, ca: trustme.CA | None = None) -> ssl.SSLContext:
-        context = ssl.create_default_context()
-        (ca or self.ca).configure_trust(context)
-        return context
-
+class Stack(SecureBridgeFiles):
     @property
     def args(self) -> list[str]:
-        return [
-            "--auth", "jwt", "--jwt-secret-file", str(self.secret), "--jwt-audience", AUDIENCE,
-            "--tls-cert", str(self.cert), "--tls-key", str(self.key),
-            "--handshake-timeout", "3",
-        ]  # fmt: skip
+        return [*super().args, "--token-timeout", "3"]
 
 
 @pytest.fixture(scope="module")
@@ -153,7 +131,7 @@ async def test_refused_tokens_close_with_their_codes_and_nothing_else_is_sent(
     assert client.ws.close_code == code, client.ws.close_reason
 
 
-async def test_silence_after_the_upgrade_closes_with_4500_after_the_handshake_timeout(
+async def test_silence_after_the_upgrade_closes_with_4500_after_the_token_timeout(
     url: str, tls: ssl.SSLContext
 ) -> None:
     client = await open_with(url, tls, None)

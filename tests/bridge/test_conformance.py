@@ -22,7 +22,16 @@ from bridge.client.session import ClientSession
 from metrics_bridge.v1 import bridge_pb2
 
 FIXTURES = Path(__file__).resolve().parents[2] / "conformance"
-ACTIONS = ("open", "receive", "receiveBytes", "tick", "close", "subscribe", "unsubscribe")
+ACTIONS = (
+    "open",
+    "receive",
+    "receiveBytes",
+    "tick",
+    "close",
+    "subscribe",
+    "unsubscribe",
+    "refresh",
+)
 UPSTREAM = {
     bridge_pb2.UPSTREAM_STATE_UNSPECIFIED: None,
     bridge_pb2.UPSTREAM_STATE_LIVE: "live",
@@ -94,6 +103,8 @@ def run_step(session: ClientSession, step: dict[str, Any], now: float) -> dict[s
         dropped = session.link_dead(now)
     elif action == "subscribe":
         session.subscribe(step["subscribe"])
+    elif action == "refresh":
+        session.refresh(step["refresh"])
     else:
         session.unsubscribe(step["unsubscribe"])
     # A dropped connection is closed at once: what the session queued never leaves.
@@ -103,7 +114,7 @@ def run_step(session: ClientSession, step: dict[str, Any], now: float) -> dict[s
 @pytest.mark.parametrize("path", fixture_paths(), ids=lambda p: p.stem)
 def test_python_client_follows_the_written_rules(path: Path) -> None:
     fixture = json.loads(path.read_text())
-    session = ClientSession(fixture["channels"])
+    session = ClientSession(fixture["channels"], token=fixture.get("token"))
     at_ms = 0
     for number, step in enumerate(fixture["steps"], 1):
         at_ms = step.get("at", at_ms)
