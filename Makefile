@@ -15,7 +15,7 @@ OTEL_NODE := tests/otel_node
 OTEL_NODE_DEPS := $(OTEL_NODE)/node_modules/.package-lock.json
 
 .PHONY: install install-run proto proto-check run test test-py lint bench bench-deps clean
-.PHONY: web-deps web-build web-check web-test browser-deps
+.PHONY: web-deps web-build web-check web-test browser-deps deploy-deps
 
 install: $(STAMP)
 
@@ -68,13 +68,13 @@ proto-check: install
 run: install-run
 	$(PY) -m bridge.stack
 
-test: install web-test browser-deps bench-deps otel-node-deps
+test: install web-test browser-deps deploy-deps bench-deps otel-node-deps
 	$(PY) -m pytest
 
-# The Python tests alone, needing neither npm nor apt: tests that drive Node.js
-# or Chromium (markers `node`, `browser`) are left out.
+# The Python tests alone, needing neither npm nor apt: tests that drive Node.js,
+# Chromium or nginx (markers `node`, `browser`, `deploy`) are left out.
 test-py: install
-	$(PY) -m pytest -m "not browser and not node"
+	$(PY) -m pytest -m "not browser and not node and not deploy"
 
 lint: install web-deps
 	$(VENV)/bin/ruff check .
@@ -135,3 +135,7 @@ web-test: web-deps
 # Headless Chromium for tests/web comes from Debian (browsers cannot be downloaded here).
 browser-deps:
 	@test -x /usr/bin/chromium || (apt-get update && apt-get install -y chromium)
+
+# Debian's nginx for tests/deploy (deploy/nginx/metrics-bridge.conf in front of real bridges).
+deploy-deps:
+	@test -x /usr/sbin/nginx || (apt-get update && apt-get install -y nginx)
