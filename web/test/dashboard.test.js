@@ -100,3 +100,35 @@ test("values are formatted by unit", () => {
   assert.equal(formatValue(1234, "1"), "1,234");
   assert.equal(formatValue(null, "%"), "–");
 });
+
+test("replicas are one line each, labelled by instance, without the resource labels", () => {
+  const state = new ChannelState("c/checkout");
+  const scope = { otel_scope_name: "shop", service_version: "1.2" };
+  state.applySnapshot(
+    snapshot({
+      series: [
+        series(1, "inflight", { instance: "pod-b", ...scope }, "1"),
+        series(2, "inflight", { instance: "pod-a", ...scope }, "1"),
+        series(3, "queue_depth", { queue: "emails", instance: "pod-a" }, "1"),
+      ],
+      ids: [1, 2, 3],
+      numbers: [222, 111, 4],
+    }),
+  );
+  assert.deepEqual(chartLines(state.series.values()).get("gauges")?.map((l) => l.label), [
+    "inflight · pod-a",
+    "inflight · pod-b",
+    'queue_depth{queue="emails"} · pod-a',
+  ]);
+});
+
+test("UCUM units from OTLP are formatted", () => {
+  assert.equal(formatValue(250, "ms"), "250 ms");
+  assert.equal(formatValue(1500, "ms"), "1.50 s");
+  assert.equal(formatValue(0.5, "s"), "0.50 s");
+  assert.equal(formatValue(2, "KiBy"), "2.0 KiB");
+  assert.equal(formatValue(3, "1/s"), "3/s");
+  assert.equal(formatValue(2048, "By/s"), "2.0 KiB/s");
+  assert.equal(formatValue(90, "min"), "1h 30m");
+  assert.equal(formatValue(7, "{request}"), "7 {request}");
+});

@@ -66,9 +66,41 @@ export const CHARTS = [
     id: "gauges",
     title: "Gauges",
     unit: "",
-    label: (s) => (s.kind === "gauge" && !s.name.startsWith("system_") ? s.key : null),
+    label: (s) => (s.kind === "gauge" && !s.name.startsWith("system_") ? lineLabel(s) : null),
   },
 ];
+
+/**
+ * Labels every series of an OTLP resource carries (collector/otlp_instances.py):
+ * the same on every line of a service, so a chart's line label leaves them out
+ * (the table still shows them).
+ */
+const RESOURCE_LABELS = new Set([
+  "otel_scope_name",
+  "otel_scope_version",
+  "service_namespace",
+  "service_version",
+  "deployment_environment",
+  "deployment_environment_name",
+]);
+
+/**
+ * A chart line's label: `name{labels} · instance`. Replicas of a service
+ * are drawn as one line each, labelled by their instance, rather than summed:
+ * summing is only right for additive gauges and the wire does not say which
+ * are, and separate lines show a replica that lags or stops at a glance.
+ * Lines sort by label, so one metric's instances sit together.
+ * @param {Series} s
+ * @returns {string}
+ */
+export function lineLabel(s) {
+  const rest = Object.keys(s.labels)
+    .filter((name) => name !== "instance" && !RESOURCE_LABELS.has(name))
+    .sort()
+    .map((name) => `${name}="${s.labels[name]}"`);
+  const base = rest.length ? `${s.name}{${rest.join(",")}}` : s.name;
+  return "instance" in s.labels ? `${base} · ${s.labels.instance}` : base;
+}
 
 /**
  * The charted series of a state: chart id -> [{key, label}] sorted by label
