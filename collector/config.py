@@ -82,6 +82,7 @@ class CollectorConfig:
             "'' = keep none",
             metavar="ATTRIBUTE",
             repeatable=True,
+            shown_default=", ".join(DEFAULT_KEPT),
         ),
     )
     ready_file: str | None = field(

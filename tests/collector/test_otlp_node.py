@@ -5,6 +5,7 @@ up-down counter."""
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 
 import grpc
@@ -30,7 +31,8 @@ async def test_node_sdk_replicas_keep_their_own_series_and_a_stopped_one_expires
     )
     with running("collector", ARGS) as server:
         address = server.addresses["grpc"]
-        node = subprocess.Popen(
+        node = await asyncio.to_thread(
+            subprocess.Popen,
             ["node", "replicas.mjs", f"http://{address}", "checkout", *PODS],
             cwd=PACKAGE,
             stdin=subprocess.PIPE,
@@ -39,7 +41,7 @@ async def test_node_sdk_replicas_keep_their_own_series_and_a_stopped_one_expires
         )
         try:
             assert node.stdin is not None and node.stdout is not None
-            assert node.stdout.readline().strip() == "ready"
+            assert (await asyncio.to_thread(node.stdout.readline)).strip() == "ready"
             async with (
                 grpc.aio.insecure_channel(address) as ch,
                 recording(ch, ["checkout"]) as rec,
@@ -90,7 +92,7 @@ async def test_node_sdk_replicas_keep_their_own_series_and_a_stopped_one_expires
             if node.stdin is not None:
                 node.stdin.close()
             try:
-                node.wait(timeout=15)
+                await asyncio.to_thread(node.wait, 15)
             except subprocess.TimeoutExpired:
                 node.kill()
-                node.wait()
+                await asyncio.to_thread(node.wait)
