@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import shutil
 from collections.abc import Callable
 from typing import Any
@@ -22,7 +23,8 @@ FOLLOW = REPO / "web" / "tools" / "follow.mjs"
 
 
 class NodeFollower:
-    def __init__(self, url: str, channel: str) -> None:
+    def __init__(self, url: str, channel: str, env: dict[str, str] | None = None) -> None:
+        self.env = env
         self.url = url
         self.channel = channel
         self.data: list[dict[str, Any]] = []
@@ -43,6 +45,7 @@ class NodeFollower:
             self.channel,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
+            env={**os.environ, **self.env} if self.env else None,
         )
         assert self._proc.stdout is not None and self._proc.stderr is not None
         self._readers = [

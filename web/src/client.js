@@ -28,17 +28,25 @@
  * Reconnects use exponential backoff with full jitter (backoff.js) and resume each channel
  * from its last (epoch, seq); silence for 2.5 heartbeat intervals counts as a dead link.
  * Node 20 has no global WebSocket: pass one (e.g. the `ws` package) as `options.WebSocket`.
+ *
+ * Tokens (a bridge run with `--auth jwt`): `options.token` is a string or a function
+ * returning one (or a Promise of one). A function is called before every connection,
+ * and again before the token's exp (token.js) to send Refresh{token} without
+ * reconnecting; the token goes out as Connect{token} as soon as the socket opens,
+ * never in the URL. A failing token function counts as a failed connect (backoff).
  */
 
 import { Backoff } from "./backoff.js";
 import { ChannelState } from "./channel_state.js";
 import { closeAction } from "./close_codes.js";
 import { BridgeSession, SUBPROTOCOL } from "./session.js";
+import { refreshDelayMs } from "./token.js";
 
 export { Backoff } from "./backoff.js";
 export { ChannelState, seriesKey } from "./channel_state.js";
 export { closeAction } from "./close_codes.js";
 export { BridgeSession, SUBPROTOCOL } from "./session.js";
+export { refreshDelayMs, tokenExpiryMs } from "./token.js";
 
 /** @typedef {"idle" | "connecting" | "live" | "reconnecting" | "closed"} ConnectionState */
 
@@ -61,6 +69,7 @@ export { BridgeSession, SUBPROTOCOL } from "./session.js";
  * @property {number} [connectTimeoutMs] time allowed from connect to Hello (10000)
  * @property {number} [tickMs] how often the dead-link check runs (250)
  * @property {() => number} [now] clock in ms (default Date.now)
+ * @property {string | (() => string | Promise<string>)} [token] sent as Connect{token}
  */
 
 export class MetricsBridgeClient extends EventTarget {
@@ -91,6 +100,12 @@ export class MetricsBridgeClient extends EventTarget {
     this.retryTimer = null;
     /** @type {ReturnType<typeof setInterval> | null} */
     this.tickTimer = null;
+    /** @type {ReturnType<typeof setTimeout> | null} */
+    this.refreshTimer = null;
+    this.tokenSource = options.token ?? null;
+    if (typeof this.tokenSource === "string") this.session.token = this.tokenSource;
+    // Bumped on every open and close, so a token that arrives late opens nothing.
+    this.generation = 0;
   }
 
   /** Opens the connection; from then on the client reconnects by itself until close(). */
@@ -126,6 +141,7 @@ export class MetricsBridgeClient extends EventTarget {
 
   /** Closes the connection for good (no reconnect). */
   close() {
+    this.generation += 1;
     this.#clearTimers();
     this.#drop(1000, "client closed");
     this.#setConnection({ state: "closed", retryAt: null, reason: "client closed" });
@@ -134,6 +150,49 @@ export class MetricsBridgeClient extends EventTarget {
   #open() {
     this.#clearTimers();
     this.#setConnection({ state: "connecting", retryAt: null });
+    const generation = ++this.generation;
+    const source = this.tokenSource;
+    if (typeof source !== "function") {
+      this.#openSocket();
+      return;
+    }
+    Promise.resolve()
+      .then(() => source())
+      .then(
+        (token) => {
+          if (generation !== this.generation) return;
+          this.session.token = token;
+          this.#openSocket();
+        },
+        (err) => {
+          if (generation === this.generation) this.#lost(null, `no token: ${String(err)}`);
+        },
+      );
+  }
+
+  /** Replaces the token in-band before its exp; only a token function can. */
+  #scheduleRefresh() {
+    const source = this.tokenSource;
+    const token = this.session.token;
+    if (typeof source !== "function" || !token) return;
+    const delay = refreshDelayMs(token, this.now());
+    if (delay === null) return;
+    const socket = this.socket;
+    // At least 1 s apart, so a source that keeps returning a token near its exp cannot spin.
+    this.refreshTimer = setTimeout(async () => {
+      let fresh;
+      try {
+        fresh = await source();
+      } catch {
+        fresh = null;
+      }
+      if (this.socket !== socket) return;
+      if (fresh) this.#apply(this.session.refresh(fresh));
+      this.#scheduleRefresh();
+    }, Math.max(1000, delay));
+  }
+
+  #openSocket() {
     let socket;
     try {
       socket = new this.WebSocket(this.url, SUBPROTOCOL);
@@ -143,7 +202,12 @@ export class MetricsBridgeClient extends EventTarget {
     }
     socket.binaryType = "arraybuffer";
     this.socket = socket;
-    this.#apply(this.session.opened(this.now()));
+    // Connect{token}, if any, can only leave once the socket is open.
+    const opening = this.session.opened(this.now());
+    this.#apply({ ...opening, send: [] });
+    socket.onopen = () => {
+      if (this.socket === socket) this.#apply({ ...opening, events: [] });
+    };
     socket.onmessage = (event) => {
       const data = typeof event.data === "string" ? event.data : new Uint8Array(event.data);
       const wasLive = this.session.heartbeatIntervalMs !== null;
@@ -151,6 +215,7 @@ export class MetricsBridgeClient extends EventTarget {
       if (!wasLive && this.session.heartbeatIntervalMs !== null && this.socket === socket) {
         this.backoff.reset();
         this.#setConnection({ state: "live", attempt: 0, retryAt: null, code: null, reason: "" });
+        this.#scheduleRefresh();
       }
     };
     socket.onclose = (event) => {
@@ -230,7 +295,9 @@ export class MetricsBridgeClient extends EventTarget {
   #clearTimers() {
     if (this.retryTimer !== null) clearTimeout(this.retryTimer);
     if (this.tickTimer !== null) clearInterval(this.tickTimer);
+    if (this.refreshTimer !== null) clearTimeout(this.refreshTimer);
     this.retryTimer = null;
     this.tickTimer = null;
+    this.refreshTimer = null;
   }
 }

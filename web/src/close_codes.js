@@ -7,11 +7,12 @@
  *   frame, 1011 internal error or missed pong, 1012 service restart,
  *   1013 try again later (connection limit), 1014 bad gateway;
  * - 1005 (a close frame without a code): treated like a dropped link;
- * - 4000-4499, the bridge's "reconnect and resume" codes (4000 slow consumer).
+ * - 4000-4499, the bridge's "reconnect and resume" codes (4000 slow consumer,
+ *   4001 token expired: a token function is called again before reconnecting).
  * Every other code stops the client: 1000 (the session was ended on purpose),
  * 1002/1003/1007/1008/1009/1010 (the client broke the protocol or a limit:
  * retrying would fail the same way), codes this protocol does not use (e.g.
- * 3000-3999) and 4500-4999 (do not retry).
+ * 3000-3999) and 4500-4999 (do not retry: 4500 token required, 4501 token invalid).
  */
 
 /** @typedef {"reconnect" | "stop"} CloseAction */

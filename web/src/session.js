@@ -10,7 +10,11 @@
  * rules as data, and web/test/conformance.test.js runs them):
  * - Channel states (ChannelState) and the set of wanted channels outlive a
  *   connection; everything else is per connection.
- * - Nothing is sent before Hello. A Hello must name metrics-bridge.v1 and a
+ * - With a `token`, Connect{token} is the first frame of every connection,
+ *   sent by `opened` (a bridge with --auth jwt greets only after it; one
+ *   without ignores it). `refresh(token)` replaces the token: sent as
+ *   Refresh{token} once greeted, else kept for the next connection.
+ * - Nothing else is sent before Hello. A Hello must name metrics-bridge.v1 and a
  *   heartbeat interval above 0, else the output asks to close (the glue
  *   reconnects with backoff). On Hello every wanted channel is subscribed in
  *   one Subscribe, resuming from its state's position when it has one.
@@ -110,8 +114,17 @@ export class BridgeSession {
    * @param {Iterable<ChannelState>} [options.states] saved states to resume from
    * @param {number} [options.deadLinkFactor] silence, in heartbeat intervals, that means a dead link
    * @param {number} [options.connectTimeoutMs] silence before Hello that means a dead link
+   * @param {string | null} [options.token] sent as Connect{token} when a connection opens
    */
-  constructor({ channels = [], states = [], deadLinkFactor = 2.5, connectTimeoutMs = 10_000 } = {}) {
+  constructor({
+    channels = [],
+    states = [],
+    deadLinkFactor = 2.5,
+    connectTimeoutMs = 10_000,
+    token = null,
+  } = {}) {
+    /** @type {string | null} */
+    this.token = token;
     /** @type {Set<string>} */
     this.wanted = new Set(channels);
     /** @type {Map<string, ChannelState>} */
@@ -149,7 +162,29 @@ export class BridgeSession {
   opened(now) {
     this.#reset(now);
     this.open = true;
-    return output();
+    const out = output();
+    if (this.token) {
+      const msg = create(ClientMessageSchema, {
+        body: { case: "connect", value: { token: this.token } },
+      });
+      out.send.push(toBinary(ClientMessageSchema, msg));
+    }
+    return out;
+  }
+
+  /**
+   * A new token: sent in-band (Refresh) once greeted, else used by the next connection.
+   * @param {string} token
+   * @returns {Output}
+   */
+  refresh(token) {
+    this.token = token;
+    const out = output();
+    if (this.open && this.heartbeatIntervalMs !== null) {
+      const msg = create(ClientMessageSchema, { body: { case: "refresh", value: { token } } });
+      out.send.push(toBinary(ClientMessageSchema, msg));
+    }
+    return out;
   }
 
   closed() {

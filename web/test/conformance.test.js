@@ -14,7 +14,16 @@ import { ClientMessageSchema, ServerMessageSchema } from "../src/gen/metrics_bri
 import { BridgeSession } from "../src/session.js";
 
 const FIXTURES = new URL("../../conformance/", import.meta.url);
-const ACTIONS = ["open", "receive", "receiveBytes", "tick", "close", "subscribe", "unsubscribe"];
+const ACTIONS = [
+  "open",
+  "receive",
+  "receiveBytes",
+  "tick",
+  "close",
+  "subscribe",
+  "unsubscribe",
+  "refresh",
+];
 
 /** @param {any} step */
 function actionOf(step) {
@@ -72,6 +81,7 @@ function runStep(session, step, now) {
   } else if (action === "receiveBytes") out = session.receive(bytesOf(step.receiveBytes), now);
   else if (action === "tick") out = session.tick(now);
   else if (action === "subscribe") out = session.subscribe(step.subscribe);
+  else if (action === "refresh") out = session.refresh(step.refresh);
   else out = session.unsubscribe(step.unsubscribe);
   return { send: sent(out.send), drop: out.close !== null };
 }
@@ -85,7 +95,7 @@ test("the fixtures are there", () => assert.ok(files.length > 0, "no conformance
 for (const name of files) {
   test(`JS client follows the written rules: ${name.replace(/\.json$/, "")}`, () => {
     const fixture = JSON.parse(readFileSync(new URL(name, FIXTURES), "utf8"));
-    const session = new BridgeSession({ channels: fixture.channels });
+    const session = new BridgeSession({ channels: fixture.channels, token: fixture.token });
     let at = 0;
     fixture.steps.forEach((/** @type {any} */ step, /** @type {number} */ index) => {
       at = step.at ?? at;

@@ -8,6 +8,10 @@
 //   node web/tools/follow.mjs ws://127.0.0.1:8765/ CHANNEL... [--count N] [--timeout SECONDS]
 //
 // Exits 0 after --count lines, 1 on timeout or when the bridge refuses us.
+// A token (bridge run with --auth jwt) comes from METRICS_BRIDGE_TOKEN_FILE (read
+// again before every connection and refresh) or METRICS_BRIDGE_TOKEN; for wss://
+// with a private CA, set NODE_EXTRA_CA_CERTS.
+import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import WebSocket from "ws";
 import { MetricsBridgeClient } from "../src/client.js";
@@ -28,8 +32,15 @@ const [url, ...channels] = positionals;
 const count = Number(flags.count);
 const timeout = Number(flags.timeout);
 
+const tokenFile = process.env.METRICS_BRIDGE_TOKEN_FILE;
+const fixedToken = process.env.METRICS_BRIDGE_TOKEN;
+const token = tokenFile
+  ? () => readFileSync(tokenFile, "utf8").trim()
+  : fixedToken || undefined;
+
 const client = new MetricsBridgeClient(url, {
   channels,
+  token,
   WebSocket: /** @type {typeof globalThis.WebSocket} */ (/** @type {unknown} */ (WebSocket)),
 });
 let printed = 0;

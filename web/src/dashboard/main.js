@@ -15,6 +15,7 @@ import { badge } from "./badge.js";
 import { CHARTS, chartLines, chartedValues } from "./charts.js";
 import { formatValue } from "./format.js";
 import { load, save } from "./persist.js";
+import { takeToken } from "./token.js";
 import { MetricWindow } from "./window.js";
 
 /** Rows kept per chart: 10 minutes at the collector's default 1 s interval. */
@@ -50,6 +51,8 @@ function channelFromHash() {
 }
 
 const store = storage();
+// Before anything reads the fragment: `#token=` leaves the address bar at once (token.js).
+const token = takeToken(location, history, store);
 const saved = load(store, CAPACITY);
 /** @type {string | null} */
 let selected = channelFromHash() ?? saved?.channel ?? null;
@@ -59,6 +62,8 @@ let metricWindow = resumed ? resumed.window : new MetricWindow(CAPACITY);
 const client = new MetricsBridgeClient(bridgeUrl(), {
   channels: selected ? [selected] : [],
   states: resumed ? [resumed.state] : [],
+  // A function, so a token put in this tab's storage later is used on the next connect.
+  ...(token ? { token: () => takeToken(location, history, store) ?? token } : {}),
 });
 
 /** @type {import("../session.js").ChannelInfo[]} */
