@@ -166,12 +166,15 @@ class BridgeClient:
         await self.aclose()
 
     async def aclose(self) -> None:
+        # Taken before cancelling: the cancelled task forgets its connection,
+        # which would otherwise stay open until the process exits.
+        ws = self._ws
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        if self._ws is not None:
-            await self._ws.close()
+        if ws is not None:
+            ws.transport.abort()
 
     async def events(self) -> AsyncIterator[ClientEvent]:
         """Every event in order; ends by raising what ended `run()`, if it ended."""
