@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import ssl
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -17,7 +18,9 @@ import pytest
 from playwright.sync_api import BrowserContext, ConsoleMessage, Page, sync_playwright
 
 from tests.support.processes import REPO, ServerProcess
+from tests.support.secure_bridge import SecureBridgeFiles
 from tests.support.timing import scaled, wait_until
+from tests.support.tokens import token
 
 CHROMIUM = Path(os.environ.get("METRICS_BRIDGE_CHROMIUM", "/usr/bin/chromium"))
 # The machine's network is closed: without these Chromium spams refused connections.
@@ -36,7 +39,7 @@ COLLECTOR = "c1"
 HOST_SOURCE = "webhost"
 CHANNEL = f"{COLLECTOR}/{HOST_SOURCE}"
 # What Chromium itself logs while the bridge is down on purpose.
-EXPECTED_WHILE_DOWN = re.compile(r"^WebSocket connection to 'ws://127\.0\.0\.1:\d+/' failed")
+EXPECTED_WHILE_DOWN = re.compile(r"^WebSocket connection to 'wss?://127\.0\.0\.1:\d+/' failed")
 
 
 def ms(seconds: float) -> float:
@@ -44,12 +47,15 @@ def ms(seconds: float) -> float:
     return scaled(seconds) * 1000
 
 
-def wait_bridge_ready(ws_address: str, timeout: float = 30) -> None:
+def wait_bridge_ready(
+    ws_address: str, timeout: float = 30, tls: ssl.SSLContext | None = None
+) -> None:
     """Until the bridge's /readyz says a collector stream is live (its channels are known)."""
+    url = f"{'https' if tls else 'http'}://{ws_address}/readyz"
 
     def ready() -> bool:
         try:
-            with urllib.request.urlopen(f"http://{ws_address}/readyz", timeout=5) as response:
+            with urllib.request.urlopen(url, timeout=5, context=tls) as response:
                 return bool(response.status == 200)
         except (urllib.error.URLError, OSError):
             return False
@@ -62,6 +68,8 @@ class WebStack:
     """A collector and a bridge that keep their ports across kill and restart."""
 
     heartbeat: float = 0.5
+    # Set: the bridge runs with --auth jwt over TLS, and the page gets a token.
+    secure: SecureBridgeFiles | None = None
     collector: ServerProcess | None = None
     bridge: ServerProcess | None = None
     grpc_address: str = "127.0.0.1:0"
@@ -70,6 +78,8 @@ class WebStack:
 
     @property
     def page_url(self) -> str:
+        if self.secure is not None:
+            return f"https://{self.ws_address}/#token={token(ttl=3600)}"
         return f"http://{self.ws_address}/"
 
     def start_collector(self) -> None:
@@ -85,6 +95,7 @@ class WebStack:
             f"{COLLECTOR}={self.grpc_address}",
             "--heartbeat",
             str(self.heartbeat),
+            *(self.secure.args if self.secure is not None else []),
         ]
         self.bridge = ServerProcess("bridge", args).start()
         self.ws_address = self.bridge.addresses["ws"]
@@ -105,13 +116,16 @@ class WebStack:
                 process.cleanup()
 
 
-@pytest.fixture
-def stack() -> Iterator[WebStack]:
-    web = WebStack()
+@pytest.fixture(params=["ws", "wss-token"])
+def stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[WebStack]:
+    """Every dashboard test runs twice: on a plain loopback bridge, as `make run` serves
+    it, and over TLS (a trustme CA) with `--auth jwt`, the page given a token."""
+    secure = SecureBridgeFiles(tmp_path) if request.param == "wss-token" else None
+    web = WebStack(secure=secure)
     try:
         web.start_collector()
         web.start_bridge()
-        wait_bridge_ready(web.ws_address)
+        wait_bridge_ready(web.ws_address, tls=secure.client_ssl() if secure else None)
         yield web
     finally:
         web.cleanup()
@@ -136,16 +150,22 @@ class Console:
 
 
 @pytest.fixture
-def browser(tmp_path: Path) -> Iterator[BrowserContext]:
+def browser(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[BrowserContext]:
     if not CHROMIUM.exists():
         if os.environ.get("CI"):
             pytest.fail(f"{CHROMIUM} is missing: .ci/run installs Debian's chromium")
         pytest.skip(f"{CHROMIUM} is missing: run `make browser-deps`")
+    args = list(CHROMIUM_ARGS)
+    stack = request.getfixturevalue("stack") if "stack" in request.fixturenames else None
+    if isinstance(stack, WebStack) and stack.secure is not None:
+        # Chromium's certificate store is NSS, which a test cannot fill without
+        # certutil: it trusts the bridge's trustme-issued key through an SPKI pin.
+        args.append(f"--ignore-certificate-errors-spki-list={stack.secure.spki_sha256()}")
     with sync_playwright() as playwright:
         context = playwright.chromium.launch_persistent_context(
             str(tmp_path / "profile"),
             executable_path=str(CHROMIUM),
-            args=CHROMIUM_ARGS,
+            args=args,
             headless=True,
             viewport={"width": 1400, "height": 1000},
         )
