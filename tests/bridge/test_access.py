@@ -22,7 +22,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from bridge.errors import CloseCode
 from metrics_bridge.v1 import bridge_pb2
-from tests.bridge.stack import Client, Pusher, bridge, collector
+from tests.bridge.stack import Client, Pusher, RawClient, bridge, collector
 from tests.support.processes import REPO, ServerProcess
 from tests.support.secure_bridge import SecureBridgeFiles
 from tests.support.timing import async_wait_until, scaled
@@ -241,3 +241,22 @@ def test_a_bridge_on_a_public_address_without_auth_refuses_to_start() -> None:
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert "--allow-anonymous" in result.stderr and "--auth jwt" in result.stderr
+
+
+def test_a_client_written_from_the_docs_connects_with_a_token(
+    stack: tuple[Stack, ServerProcess],
+) -> None:
+    """RawClient speaks only the WebSocket RFC and proto/ (no bridge code): over plain
+    ws:// on loopback, Connect{token} first, then Hello, Catalog and a subscription."""
+    files = stack[0]
+    with collector() as col, bridge(col.addresses["grpc"], *files.token_args) as plain:
+        raw = RawClient(plain.addresses["url"])
+        try:
+            raw.send(bridge_pb2.ClientMessage(connect=bridge_pb2.Connect(token=token())))
+            greeting = raw.read_for(scaled(1.5))
+            assert [m.WhichOneof("body") for m in greeting[:2]] == ["hello", "catalog"]
+            raw.subscribe(HOST)
+            bodies = [m.WhichOneof("body") for m in raw.read_for(scaled(1.5))]
+            assert "subscribed" in bodies and "snapshot" in bodies
+        finally:
+            raw.close()

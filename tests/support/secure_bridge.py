@@ -49,8 +49,11 @@ class SecureBridgeFiles:
         return base64.b64encode(hashlib.sha256(spki).digest()).decode()
 
     @property
+    def token_args(self) -> list[str]:
+        """The bridge's flags for tokens alone (plain ws://)."""
+        return ["--auth", "jwt", "--jwt-secret-file", str(self.secret), "--jwt-audience", AUDIENCE]
+
+    @property
     def args(self) -> list[str]:
-        return [
-            "--auth", "jwt", "--jwt-secret-file", str(self.secret), "--jwt-audience", AUDIENCE,
-            "--tls-cert", str(self.cert), "--tls-key", str(self.key),
-        ]  # fmt: skip
+        """Tokens over TLS."""
+        return [*self.token_args, "--tls-cert", str(self.cert), "--tls-key", str(self.key)]
