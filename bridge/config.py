@@ -15,6 +15,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
+from bridge.discovery import DNS_SCHEME, split_dns_target
 from bridge.hub import ClientPolicy
 from bridge.origin import is_loopback
 from bridge.session import Limits, Timers
@@ -60,7 +61,18 @@ def parse_collector(text: str) -> CollectorTarget:
                 f"(each once): {setting!r} in {text!r}"
             )
         files[key] = path
-    return CollectorTarget(parse_address(address), name, tls=ClientTls(**files))
+    host_port = split_dns_target(address)
+    if host_port is not None and sep:
+        raise argparse.ArgumentTypeError(
+            f"a dns:/// target stands for several collectors, each named by what it reports: "
+            f"drop the NAME= in {text!r}"
+        )
+    return CollectorTarget(
+        parse_address(address if host_port is None else host_port),
+        name,
+        tls=ClientTls(**files),
+        resolve=host_port is not None,
+    )
 
 
 def default_send_threads() -> int:
@@ -83,11 +95,23 @@ class BridgeConfig:
             "a collector to follow; repeatable. Channels are named NAME/SOURCE; without NAME, "
             "the name the collector reports (its host source) is used. A suffix "
             "';ca=PATH;cert=PATH;key=PATH' (any of them) sets this collector's own TLS files, "
-            "over --collector-ca/--collector-cert/--collector-key",
+            "over --collector-ca/--collector-cert/--collector-key. 'dns:///HOST:PORT' follows "
+            "every address HOST resolves to (e.g. a Kubernetes headless service), looked up "
+            "again every --collector-resolve-interval",
             parse_collector,
             metavar="[NAME=]HOST:PORT",
             flag="--collector",
             repeatable=True,
+        ),
+    )
+    collector_resolve_interval: float = field(
+        default=30.0,
+        metadata=option(
+            "seconds between lookups of a dns:/// collector target; an address gone from two "
+            "answers in a row is dropped (its channels are removed), a failed lookup changes "
+            "nothing",
+            at_least(float, 1.0),
+            metavar="SECONDS",
         ),
     )
     upstream_keepalive: float = field(
@@ -220,7 +244,8 @@ class BridgeConfig:
     ready_file: str | None = field(
         default=None,
         metadata=option(
-            'once serving, write {"ws": "HOST:PORT", "url": "ws://HOST:PORT/"} here',
+            'once serving, write {"ws": "HOST:PORT", "url": "ws://HOST:PORT/"} here '
+            "(wss:// with --tls-cert)",
             metavar="PATH",
         ),
     )
@@ -392,8 +417,12 @@ class CollectorTarget:
     keepalive: Keepalive = Keepalive()
     tls: ClientTls = field(default_factory=ClientTls)
     """TLS to this collector (its own settings over the bridge-wide ones); off: plaintext."""
+    resolve: bool = False
+    """`address` names a set of collectors: every address its host resolves to (dns:///)."""
 
     def __str__(self) -> str:
+        if self.resolve:
+            return f"{DNS_SCHEME}{self.address}"
         return f"{self.name}={self.address}" if self.name else str(self.address)
 
 

@@ -35,6 +35,7 @@ from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
 from bridge.config import BridgeConfig
+from bridge.dns_upstreams import DnsUpstreams
 from bridge.errors import ClientError, CloseCode, InternalError, MissingSubprotocol
 from bridge.http import DEFAULT_STATIC_DIR, HttpRoutes
 from bridge.hub import PROTOCOL, Hub
@@ -87,7 +88,21 @@ class BridgeServer:
         self.scheme = "https" if self.tls else "http"
         names = CollectorNames()
         self.upstreams = [
-            Upstream(target, self.hub, names, self.loop.time) for target in config.collectors
+            Upstream(target, self.hub, names, self.loop.time)
+            for target in config.collectors
+            if not target.resolve
+        ]
+        self.dns_targets = [
+            DnsUpstreams(
+                target,
+                self.hub,
+                names,
+                self.loop.time,
+                self.upstreams,
+                config.collector_resolve_interval,
+            )
+            for target in config.collectors
+            if target.resolve
         ]
         static_dir = Path(config.static_dir) if config.static_dir else DEFAULT_STATIC_DIR
         self.http = HttpRoutes(
@@ -177,6 +192,8 @@ class BridgeServer:
         )
         for upstream in self.upstreams:
             self._tasks.append(self.loop.create_task(upstream.run()))
+        for dns in self.dns_targets:
+            self._tasks.append(self.loop.create_task(dns.run()))
         self._tasks.append(self.loop.create_task(self._tick()))
 
     @property

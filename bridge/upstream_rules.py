@@ -62,6 +62,10 @@ class CollectorNames:
         self._taken.add(claim.name)
         return claim
 
+    def release(self, name: str) -> None:
+        """The collector named `name` is no longer followed (gone from a dns:/// target)."""
+        self._taken.discard(name)
+
     def __contains__(self, name: object) -> bool:
         return name in self._taken
 

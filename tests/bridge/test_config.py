@@ -26,6 +26,22 @@ def test_collector_flag_is_repeatable_with_optional_names() -> None:
     )
 
 
+def test_a_dns_target_stands_for_every_address_its_host_resolves_to() -> None:
+    config = parse_config(["--collector", "dns:///collectors.metrics.svc:50051"], {})
+    (target,) = config.collectors
+    assert target.resolve
+    assert target.address == Address("collectors.metrics.svc", 50051)
+    assert str(target) == "dns:///collectors.metrics.svc:50051"
+    assert config.collector_resolve_interval == 30.0
+
+
+def test_a_dns_target_takes_no_name(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        parse_config(["--collector", "east=dns:///collectors.metrics.svc:50051"], {})
+    assert exit_info.value.code == 2
+    assert "drop the NAME=" in capsys.readouterr().err
+
+
 def test_environment_variables_set_options() -> None:
     env = {
         "METRICS_BRIDGE_HEARTBEAT": "2.5",

@@ -39,6 +39,14 @@ def test_a_reported_name_given_to_another_collector_on_the_command_line_is_taken
     assert names.claim("box7", "10.0.0.2:50051") == NameClaim("box7@10.0.0.2:50051", taken="box7")
 
 
+def test_a_released_name_can_be_claimed_again_as_it_is() -> None:
+    names = CollectorNames()
+    names.claim("box7", "10.0.0.1:50051")
+    names.release("box7")
+    assert "box7" not in names
+    assert names.claim("box7", "10.0.0.3:50051") == NameClaim("box7")
+
+
 def test_distinct_reported_names_are_all_kept() -> None:
     names = CollectorNames()
     claims = [names.claim(n, f"10.0.0.{i}:1") for i, n in enumerate(["a", "b", "c"])]
