@@ -89,9 +89,17 @@ class ServerMessage(_message.Message):
     UNSUBSCRIBED_FIELD_NUMBER: _builtins.int
     SNAPSHOT_FIELD_NUMBER: _builtins.int
     UPDATE_FIELD_NUMBER: _builtins.int
+    FIRST_SEQ_FIELD_NUMBER: _builtins.int
     channel: _builtins.str
     """The channel this message is about; empty for connection-wide messages
     (hello, catalog, heartbeat, pong, connection errors).
+    """
+    first_seq: _builtins.int
+    """Set on a merged update only (a subscription with a min_interval_ms): the
+    update covers seqs first_seq..update.seq and is the net change from
+    first_seq - 1 to update.seq. It applies when the client's position is
+    (update.epoch, first_seq - 1). Absent (0) on every other message: an
+    update covers its seq alone. (20: clear of CollectorEvent's numbers.)
     """
     @_builtins.property
     def hello(self) -> Global___Hello: ...
@@ -129,10 +137,11 @@ class ServerMessage(_message.Message):
         unsubscribed: Global___Unsubscribed | None = ...,
         snapshot: _metrics_pb2.Snapshot | None = ...,
         update: _metrics_pb2.Update | None = ...,
+        first_seq: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "catalog", b"catalog", "error", b"error", "heartbeat", b"heartbeat", "hello", b"hello", "pong", b"pong", "snapshot", b"snapshot", "status", b"status", "subscribed", b"subscribed", "unsubscribed", b"unsubscribed", "update", b"update"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "catalog", b"catalog", "channel", b"channel", "error", b"error", "heartbeat", b"heartbeat", "hello", b"hello", "pong", b"pong", "snapshot", b"snapshot", "status", b"status", "subscribed", b"subscribed", "unsubscribed", b"unsubscribed", "update", b"update"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "catalog", b"catalog", "channel", b"channel", "error", b"error", "first_seq", b"first_seq", "heartbeat", b"heartbeat", "hello", b"hello", "pong", b"pong", "snapshot", b"snapshot", "status", b"status", "subscribed", b"subscribed", "unsubscribed", b"unsubscribed", "update", b"update"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["hello", "catalog", "subscribed", "heartbeat", "status", "error", "pong", "unsubscribed", "snapshot", "update"]  # noqa: Y015
     _WhichOneofArgType_body: _TypeAlias = _typing.Literal["body", b"body"]  # noqa: Y015
@@ -271,12 +280,24 @@ class Limits(_message.Message):
     MAX_SUBSCRIPTIONS_FIELD_NUMBER: _builtins.int
     RESUME_WINDOW_FIELD_NUMBER: _builtins.int
     MAX_CLIENT_MESSAGES_PER_SECOND_FIELD_NUMBER: _builtins.int
+    HISTORY_WINDOW_FIELD_NUMBER: _builtins.int
+    RATE_TIERS_MS_FIELD_NUMBER: _builtins.int
     max_message_bytes: _builtins.int
     max_subscriptions: _builtins.int
     resume_window: _builtins.int
     """Updates held per channel for resume."""
     max_client_messages_per_second: _builtins.int
     """Client messages allowed per second (sustained)."""
+    history_window: _builtins.int
+    """Updates held per channel for history (ChannelRequest.history); fewer
+    when the channel's updates pass the bridge's byte bounds.
+    """
+    @_builtins.property
+    def rate_tiers_ms(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """The rate tiers a subscription may ask for (ChannelRequest.min_interval_ms),
+        ascending, in milliseconds; empty: every subscription gets every update.
+        """
+
     def __init__(
         self,
         *,
@@ -284,10 +305,12 @@ class Limits(_message.Message):
         max_subscriptions: _builtins.int = ...,
         resume_window: _builtins.int = ...,
         max_client_messages_per_second: _builtins.int = ...,
+        history_window: _builtins.int = ...,
+        rate_tiers_ms: _abc.Iterable[_builtins.int] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["max_client_messages_per_second", b"max_client_messages_per_second", "max_message_bytes", b"max_message_bytes", "max_subscriptions", b"max_subscriptions", "resume_window", b"resume_window"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["history_window", b"history_window", "max_client_messages_per_second", b"max_client_messages_per_second", "max_message_bytes", b"max_message_bytes", "max_subscriptions", b"max_subscriptions", "rate_tiers_ms", b"rate_tiers_ms", "resume_window", b"resume_window"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -340,16 +363,24 @@ class Catalog(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     CHANNELS_FIELD_NUMBER: _builtins.int
+    APPROXIMATE_FIELD_NUMBER: _builtins.int
+    approximate: _builtins.bool
+    """Always true from this bridge: each entry's position and series_count are
+    as of when the catalog was built (it is re-sent only when the set of
+    channels or their states change); a subscribed channel's own state is
+    the exact count.
+    """
     @_builtins.property
     def channels(self) -> _containers.RepeatedCompositeFieldContainer[Global___ChannelInfo]: ...
     def __init__(
         self,
         *,
         channels: _abc.Iterable[Global___ChannelInfo] | None = ...,
+        approximate: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["channels", b"channels"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["approximate", b"approximate", "channels", b"channels"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -361,7 +392,20 @@ class ChannelRequest(_message.Message):
 
     CHANNEL_FIELD_NUMBER: _builtins.int
     RESUME_FIELD_NUMBER: _builtins.int
+    HISTORY_FIELD_NUMBER: _builtins.int
+    MIN_INTERVAL_MS_FIELD_NUMBER: _builtins.int
     channel: _builtins.str
+    history: _builtins.bool
+    """When not recovered by resume: start from the oldest state the bridge
+    holds (a Snapshot at the history's start) followed by every held update,
+    instead of the latest Snapshot.
+    """
+    min_interval_ms: _builtins.int
+    """At most one update every this many milliseconds: the bridge rounds it up
+    to one of limits.rate_tiers_ms (the slowest if above all) and sends, at
+    each tick of that tier, one merged update (ServerMessage.first_seq)
+    covering every seq since the client's position. 0: every update.
+    """
     @_builtins.property
     def resume(self) -> _metrics_pb2.Position:
         """Resume after this position; absent for a fresh subscription."""
@@ -371,10 +415,12 @@ class ChannelRequest(_message.Message):
         *,
         channel: _builtins.str = ...,
         resume: _metrics_pb2.Position | None = ...,
+        history: _builtins.bool = ...,
+        min_interval_ms: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["resume", b"resume"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["channel", b"channel", "resume", b"resume"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["channel", b"channel", "history", b"history", "min_interval_ms", b"min_interval_ms", "resume", b"resume"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -431,7 +477,16 @@ class Subscribed(_message.Message):
 
     RECOVERED_FIELD_NUMBER: _builtins.int
     POSITION_FIELD_NUMBER: _builtins.int
+    INTERVAL_MS_FIELD_NUMBER: _builtins.int
+    HISTORY_FIELD_NUMBER: _builtins.int
     recovered: _builtins.bool
+    interval_ms: _builtins.int
+    """The rate tier granted, in milliseconds (0: every update)."""
+    history: _builtins.bool
+    """recovered = false and history asked for and held: the Snapshot that
+    follows is the oldest held state, and the held updates up to position
+    follow it.
+    """
     @_builtins.property
     def position(self) -> _metrics_pb2.Position:
         """The channel's current position at the bridge."""
@@ -441,10 +496,12 @@ class Subscribed(_message.Message):
         *,
         recovered: _builtins.bool = ...,
         position: _metrics_pb2.Position | None = ...,
+        interval_ms: _builtins.int = ...,
+        history: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["position", b"position"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["position", b"position", "recovered", b"recovered"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["history", b"history", "interval_ms", b"interval_ms", "position", b"position", "recovered", b"recovered"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

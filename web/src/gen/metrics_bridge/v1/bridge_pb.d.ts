@@ -100,6 +100,17 @@ export declare type ServerMessage = Message<"metrics_bridge.v1.ServerMessage"> &
     value: Update;
     case: "update";
   } | { case: undefined; value?: undefined };
+
+  /**
+   * Set on a merged update only (a subscription with a min_interval_ms): the
+   * update covers seqs first_seq..update.seq and is the net change from
+   * first_seq - 1 to update.seq. It applies when the client's position is
+   * (update.epoch, first_seq - 1). Absent (0) on every other message: an
+   * update covers its seq alone. (20: clear of CollectorEvent's numbers.)
+   *
+   * @generated from field: uint64 first_seq = 20 [jstype = JS_NUMBER];
+   */
+  firstSeq: bigint;
 };
 
 /**
@@ -263,6 +274,22 @@ export declare type Limits = Message<"metrics_bridge.v1.Limits"> & {
    * @generated from field: uint32 max_client_messages_per_second = 4;
    */
   maxClientMessagesPerSecond: number;
+
+  /**
+   * Updates held per channel for history (ChannelRequest.history); fewer
+   * when the channel's updates pass the bridge's byte bounds.
+   *
+   * @generated from field: uint32 history_window = 5;
+   */
+  historyWindow: number;
+
+  /**
+   * The rate tiers a subscription may ask for (ChannelRequest.min_interval_ms),
+   * ascending, in milliseconds; empty: every subscription gets every update.
+   *
+   * @generated from field: repeated uint32 rate_tiers_ms = 6;
+   */
+  rateTiersMs: number[];
 };
 
 /**
@@ -328,6 +355,16 @@ export declare type Catalog = Message<"metrics_bridge.v1.Catalog"> & {
    * @generated from field: repeated metrics_bridge.v1.ChannelInfo channels = 1;
    */
   channels: ChannelInfo[];
+
+  /**
+   * Always true from this bridge: each entry's position and series_count are
+   * as of when the catalog was built (it is re-sent only when the set of
+   * channels or their states change); a subscribed channel's own state is
+   * the exact count.
+   *
+   * @generated from field: bool approximate = 2;
+   */
+  approximate: boolean;
 };
 
 /**
@@ -351,6 +388,25 @@ export declare type ChannelRequest = Message<"metrics_bridge.v1.ChannelRequest">
    * @generated from field: metrics_bridge.v1.Position resume = 2;
    */
   resume?: Position | undefined;
+
+  /**
+   * When not recovered by resume: start from the oldest state the bridge
+   * holds (a Snapshot at the history's start) followed by every held update,
+   * instead of the latest Snapshot.
+   *
+   * @generated from field: bool history = 3;
+   */
+  history: boolean;
+
+  /**
+   * At most one update every this many milliseconds: the bridge rounds it up
+   * to one of limits.rate_tiers_ms (the slowest if above all) and sends, at
+   * each tick of that tier, one merged update (ServerMessage.first_seq)
+   * covering every seq since the client's position. 0: every update.
+   *
+   * @generated from field: uint32 min_interval_ms = 4;
+   */
+  minIntervalMs: number;
 };
 
 /**
@@ -410,6 +466,22 @@ export declare type Subscribed = Message<"metrics_bridge.v1.Subscribed"> & {
    * @generated from field: metrics_bridge.v1.Position position = 2;
    */
   position?: Position | undefined;
+
+  /**
+   * The rate tier granted, in milliseconds (0: every update).
+   *
+   * @generated from field: uint32 interval_ms = 3;
+   */
+  intervalMs: number;
+
+  /**
+   * recovered = false and history asked for and held: the Snapshot that
+   * follows is the oldest held state, and the held updates up to position
+   * follow it.
+   *
+   * @generated from field: bool history = 4;
+   */
+  history: boolean;
 };
 
 /**
