@@ -11,21 +11,29 @@ Rules:
   recent updates survives only when the snapshot sits exactly at the current
   position of the same epoch; otherwise it is cleared, because the ring must be
   contiguous up to the position.
-- The ring holds the last `resume_window` update frames. `resume(epoch, seq)`
-  is all or nothing: every update after seq is in the ring, or the client gets
+- The ring (`HistoryRing`) holds the last updates, bounded in count
+  (`max(resume_window, history window)`) and bytes. `resume(epoch, seq)` is
+  all or nothing: every update after seq is in the ring, or the client gets
   the latest snapshot flagged not recovered. Never a silent gap.
+- `history()` is the snapshot at the ring's start (kept by folding every update
+  that leaves the ring) followed by every held update: no encoding per
+  subscriber.
+- `merged_frame(after)` is one Update covering every seq after `after` up to
+  the position (`ServerMessage.first_seq`): the net change, built from the
+  ring's touched ids and the latest values; encoded once per `after` and
+  position, so every client at one position gets the same bytes.
 - The latest snapshot is the collector's last snapshot with every later update
   folded in; it is encoded only when asked for, once per position.
 """
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass
 from typing import TypeAlias
 
 from bridge.errors import UpstreamGap
 from bridge.frame import Frame, FrameKind, channel_prefix, make_frame
+from bridge.history import HistoryLimits, HistoryRing, SourceState, update_of
 from metrics_bridge.v1 import bridge_pb2, collector_pb2, metrics_pb2
 
 __all__ = [
@@ -57,13 +65,18 @@ class ResumeDecision:
     recovered: bool
     position: Position
     frames: tuple[Frame, ...]
+    history: bool = False
 
 
 class ChannelState:
     """Latest state, recent updates and upstream state of one channel."""
 
     def __init__(
-        self, collector: str, snapshot: metrics_pb2.Snapshot, event: bytes, resume_window: int
+        self,
+        collector: str,
+        snapshot: metrics_pb2.Snapshot,
+        event: bytes,
+        limits: int | HistoryLimits,
     ) -> None:
         self.collector = collector
         self.source = snapshot.source
@@ -72,36 +85,55 @@ class ChannelState:
         self.state: State = UpstreamState.UPSTREAM_STATE_LIVE
         self.detail = ""
         self._prefix = channel_prefix(self.name)
-        self._ring: deque[Frame] = deque(maxlen=resume_window)
-        self._series: dict[int, metrics_pb2.SeriesDescriptor] = {}
-        self._numbers: dict[int, float] = {}
-        self._histograms: dict[int, metrics_pb2.Histogram] = {}
-        self.epoch = 0
-        self.seq = 0
-        self.time_unix_ms = 0
+        if isinstance(limits, int):
+            limits = HistoryLimits.unbounded(limits)
+        self._now = SourceState()
+        self._ring = HistoryRing(limits, SourceState())
         self._snapshot_frame: Frame | None = None
+        self._merged: dict[int, Frame] = {}
         self.apply_snapshot(snapshot, event)
 
     @property
+    def epoch(self) -> int:
+        return self._now.epoch
+
+    @property
+    def seq(self) -> int:
+        return self._now.seq
+
+    @property
+    def time_unix_ms(self) -> int:
+        return self._now.time_unix_ms
+
+    @property
     def position(self) -> Position:
-        return Position(self.epoch, self.seq)
+        return Position(self._now.epoch, self._now.seq)
 
     @property
     def series_count(self) -> int:
-        return len(self._series)
+        return len(self._now.series)
+
+    @property
+    def history_start(self) -> Position:
+        start = self._ring.start
+        return Position(start.epoch, start.seq)
+
+    @property
+    def history_len(self) -> int:
+        """Updates held (for resume and history)."""
+        return len(self._ring)
+
+    @property
+    def history_bytes(self) -> int:
+        return self._ring.bytes
 
     def apply_snapshot(self, snapshot: metrics_pb2.Snapshot, event: bytes) -> Frame:
         """Replace the state; returns the frame every subscriber gets."""
         keep_ring = snapshot.epoch == self.epoch and snapshot.seq == self.seq
-        if not keep_ring:
-            self._ring.clear()
-        self.epoch, self.seq = snapshot.epoch, snapshot.seq
         self.kind = snapshot.kind
-        self.time_unix_ms = snapshot.time_unix_ms
-        self._series = {d.id: d for d in snapshot.series}
-        values = snapshot.values
-        self._numbers = dict(zip(values.ids, values.numbers, strict=False))
-        self._histograms = {h.id: h.histogram for h in values.histograms}
+        self._now = SourceState.of_snapshot(snapshot)
+        if not keep_ring:
+            self._ring.reset(SourceState.of_snapshot(snapshot))
         frame = make_frame(
             FrameKind.SNAPSHOT,
             self._prefix,
@@ -111,6 +143,7 @@ class ChannelState:
             seq=self.seq,
         )
         self._snapshot_frame = frame
+        self._merged.clear()
         return frame
 
     def apply_update(self, update: metrics_pb2.Update, event: bytes) -> Frame | None:
@@ -122,41 +155,19 @@ class ChannelState:
                 f"{self.name}: update ({update.epoch}, {update.seq}) does not follow "
                 f"({self.epoch}, {self.seq})"
             )
-        self.seq = update.seq
-        self.time_unix_ms = update.time_unix_ms
-        for descriptor in update.added:
-            self._series[descriptor.id] = descriptor
-        values = update.values
-        self._numbers.update(zip(values.ids, values.numbers, strict=False))
-        for item in values.histograms:
-            self._histograms[item.id] = item.histogram
-        for series_id in update.removed:
-            self._series.pop(series_id, None)
-            self._numbers.pop(series_id, None)
-            self._histograms.pop(series_id, None)
+        self._now.apply(update)
         frame = make_frame(
             FrameKind.UPDATE, self._prefix, event, channel=self.name, epoch=self.epoch, seq=self.seq
         )
         self._ring.append(frame)
         self._snapshot_frame = None
+        self._merged.clear()
         return frame
 
     def snapshot_frame(self) -> Frame:
         """The latest snapshot (every update folded in), encoded once per position."""
         if self._snapshot_frame is None:
-            snapshot = metrics_pb2.Snapshot(
-                source=self.source,
-                kind=self.kind,
-                epoch=self.epoch,
-                seq=self.seq,
-                time_unix_ms=self.time_unix_ms,
-            )
-            snapshot.series.extend(self._series[i] for i in sorted(self._series))
-            ids = sorted(self._numbers)
-            snapshot.values.ids.extend(ids)
-            snapshot.values.numbers.extend(self._numbers[i] for i in ids)
-            for series_id in sorted(self._histograms):
-                snapshot.values.histograms.add(id=series_id, histogram=self._histograms[series_id])
+            snapshot = self._now.snapshot(self.source, self.kind)
             event = collector_pb2.CollectorEvent(snapshot=snapshot).SerializeToString()
             self._snapshot_frame = make_frame(
                 FrameKind.SNAPSHOT,
@@ -168,16 +179,68 @@ class ChannelState:
             )
         return self._snapshot_frame
 
-    def resume(self, after: Position | None) -> ResumeDecision:
-        """Everything after `after` if the ring holds all of it, else the latest snapshot."""
+    def resume(self, after: Position | None, history: bool = False) -> ResumeDecision:
+        """Everything after `after` if the ring holds all of it, else a snapshot.
+
+        With `history`, the snapshot is the one at the ring's start, followed
+        by every held update; else it is the latest snapshot.
+        """
         if after is not None and after.epoch == self.epoch and after.seq <= self.seq:
-            missed = self.seq - after.seq
-            if missed == 0:
-                return ResumeDecision(True, self.position, ())
-            if missed <= len(self._ring):
-                frames = tuple(self._ring)[len(self._ring) - missed :]
+            frames = self._ring.after(after.seq)
+            if frames is not None:
                 return ResumeDecision(True, self.position, frames)
+        if history and len(self._ring):
+            start = self._ring.start_frame(self.name, self._prefix, self.source, self.kind)
+            return ResumeDecision(False, self.position, (start, *self._ring.frames), True)
         return ResumeDecision(False, self.position, (self.snapshot_frame(),))
+
+    def merged_frame(self, after: Position) -> Frame | None:
+        """One update from `after` to the position; None when the ring cannot bridge it.
+
+        A single missing update is its own frame; more are merged once per
+        `after` and position into an Update with `ServerMessage.first_seq`.
+        """
+        if after.epoch != self.epoch or after.seq >= self.seq:
+            return None
+        frames = self._ring.after(after.seq)
+        if frames is None:
+            return None
+        if len(frames) == 1:
+            return frames[0]
+        cached = self._merged.get(after.seq)
+        if cached is None:
+            cached = self._merged[after.seq] = self._merge(after.seq + 1, frames)
+        return cached
+
+    def _merge(self, first_seq: int, frames: tuple[Frame, ...]) -> Frame:
+        added: set[int] = set()
+        touched: set[int] = set()
+        removed: set[int] = set()
+        for frame in frames:
+            update = update_of(frame)
+            added.update(d.id for d in update.added)
+            touched.update(update.values.ids)
+            touched.update(h.id for h in update.values.histograms)
+            removed.update(update.removed)
+        now = self._now
+        merged = metrics_pb2.Update(
+            source=self.source, epoch=now.epoch, seq=now.seq, time_unix_ms=now.time_unix_ms
+        )
+        merged.added.extend(now.series[i] for i in sorted(added) if i in now.series)
+        numbers = sorted(i for i in touched | added if i in now.numbers)
+        merged.values.ids.extend(numbers)
+        merged.values.numbers.extend(now.numbers[i] for i in numbers)
+        for series_id in sorted(i for i in touched | added if i in now.histograms):
+            merged.values.histograms.add(id=series_id, histogram=now.histograms[series_id])
+        merged.removed.extend(sorted(i for i in removed if i not in now.series))
+        message = bridge_pb2.ServerMessage(channel=self.name, update=merged, first_seq=first_seq)
+        return make_frame(
+            FrameKind.UPDATE,
+            message.SerializeToString(),
+            channel=self.name,
+            epoch=now.epoch,
+            seq=now.seq,
+        )
 
     def info(self) -> bridge_pb2.ChannelInfo:
         return bridge_pb2.ChannelInfo(

@@ -16,9 +16,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from bridge.discovery import DNS_SCHEME, split_dns_target
+from bridge.history import HistoryBudget, HistoryLimits
 from bridge.hub import ClientPolicy
 from bridge.origin import is_loopback
 from bridge.session import Limits, Timers
+from bridge.tiers import parse_tiers
 from metrics_shared.address import COLLECTOR_ADDRESS, Address, parse_address
 from metrics_shared.argument_types import at_least
 from metrics_shared.options import CommandLine, option
@@ -157,6 +159,42 @@ class BridgeConfig:
         default=256,
         metadata=option(
             "updates held per channel for gapless resume", at_least(int, 0), metavar="N"
+        ),
+    )
+    history_window: int = field(
+        default=900,
+        metadata=option(
+            "updates held per channel for history on subscribe (900: 15 minutes at 1 s); "
+            "also bounded by --history-channel-bytes and --history-total-bytes",
+            at_least(int, 0),
+            metavar="N",
+        ),
+    )
+    history_channel_bytes: int = field(
+        default=1024 * 1024,
+        metadata=option(
+            "bytes of updates held per channel for history and resume",
+            at_least(int, 0),
+            metavar="N",
+        ),
+    )
+    history_total_bytes: int = field(
+        default=512 * 1024 * 1024,
+        metadata=option(
+            "bytes of updates held for history and resume by all channels together; a "
+            "channel over it gives up its oldest updates",
+            at_least(int, 0),
+            metavar="N",
+        ),
+    )
+    rate_tiers: tuple[int, ...] = field(
+        default=(1000, 5000, 10000),
+        metadata=option(
+            "the rate tiers a subscription may ask for (at most one merged update per tier "
+            "interval), comma-separated milliseconds; empty: every update to everyone",
+            parse_tiers,
+            metavar="MS,...",
+            shown_default="1000,5000,10000",
         ),
     )
     max_connections: int = field(
@@ -352,6 +390,16 @@ class BridgeConfig:
             max_subscriptions=self.max_subscriptions,
             resume_window=self.resume_window,
             messages_per_second=self.max_client_rate,
+            history_window=self.history_window,
+            rate_tiers_ms=self.rate_tiers,
+        )
+
+    def history_limits(self) -> HistoryLimits:
+        """What each channel holds for resume and history, and the bridge-wide budget."""
+        return HistoryLimits(
+            max(self.resume_window, self.history_window),
+            self.history_channel_bytes,
+            HistoryBudget(self.history_total_bytes),
         )
 
     def timers(self) -> Timers:

@@ -16,8 +16,15 @@ Rules:
   place: subscriptions it no longer allows end with an unknown-channel error.
   Every refusal is counted by reason in `Counters.refusals`.
 - On subscribe it gets
-  Subscribed(recovered, position), then the recovered updates or the latest
-  snapshot (see `ChannelState.resume`), then a Status if the channel is not live.
+  Subscribed(recovered, position, interval_ms, history), then the recovered
+  updates, the history (the snapshot at the ring's start and every held
+  update, when asked for and it fits the client's buffer, else the latest
+  snapshot) or the latest snapshot (see `ChannelState.resume`), then a Status
+  if the channel is not live.
+- A subscription with a rate tier (bridge/tiers.py) is not in the channel's
+  pool: the hub's tick sends it, once per tier interval, the channel's merged
+  update from its position (encoded once per position). Status frames and
+  removals reach pool and tier members alike.
 - A Snapshot from upstream (resync or new epoch) goes to every subscriber.
   Upstream state changes reach subscribers as Status; a removed source gets
   Status REMOVED and its subscriptions end. Catalog changes are sent to every
@@ -53,6 +60,7 @@ from bridge.errors import (
     UpstreamGap,
 )
 from bridge.frame import Frame, control_frame
+from bridge.history import HistoryLimits
 from bridge.outbound import Admit, OutboundBuffer
 from bridge.registry import ChannelRegistry, Published, Removed
 from bridge.session import (
@@ -67,6 +75,7 @@ from bridge.session import (
     UnsubscribeChannel,
     error_reply,
 )
+from bridge.tiers import TierSchedule, pick_tier
 from metrics_bridge.v1 import bridge_pb2
 
 __all__ = ["PROTOCOL", "Client", "ClientPolicy", "Counters", "Hub", "Sink", "wall_clock_ms"]
@@ -161,6 +170,7 @@ class Hub:
         random_bytes: Callable[[int], bytes] = os.urandom,
         access: Access | None = None,
         token_timeout: float = 10.0,
+        history: HistoryLimits | None = None,
     ) -> None:
         self.access: Access = access or OpenAccess()
         self.token_timeout = token_timeout
@@ -173,7 +183,9 @@ class Hub:
         self.wall_ms = wall_ms
         self.phase = phase
         self.random_bytes = random_bytes
-        self.registry = ChannelRegistry(limits.resume_window)
+        window = max(limits.resume_window, limits.history_window)
+        self.registry = ChannelRegistry(history or HistoryLimits.unbounded(window))
+        self.tiers: TierSchedule[Client] = TierSchedule(limits.rate_tiers_ms, 0.0)
         self.pools: dict[str, dict[Client, None]] = {}
         self.clients: dict[Client, None] = {}
         self.counters = Counters()
@@ -224,6 +236,7 @@ class Hub:
             pool = self.pools.get(name)
             if pool is not None:
                 pool.pop(client, None)
+            self.tiers.leave(client, name)
 
     def close(self, client: Client, error: ClientError) -> None:
         """Forget a client and close its connection with the error's code."""
@@ -248,7 +261,7 @@ class Hub:
             return
         for action in actions:
             if isinstance(action, SubscribeChannel):
-                self._subscribe(client, action.channel, action.resume, now)
+                self._subscribe(client, action, now)
             elif isinstance(action, UnsubscribeChannel):
                 self._unsubscribe(client, action.channel)
             elif isinstance(action, AnswerPing):
@@ -291,19 +304,31 @@ class Hub:
     def pong(self, client: Client, payload: bytes, now: float) -> None:
         client.session.pong(payload, now)
 
-    def _subscribe(self, client: Client, name: str, resume: Position | None, now: float) -> None:
+    def _subscribe(self, client: Client, action: SubscribeChannel, now: float) -> None:
+        name, resume = action.channel, action.resume
         channel = self.channels[name]
-        self.pools.setdefault(name, {})[client] = None
+        tier = pick_tier(self.limits.rate_tiers_ms, action.min_interval_ms)
+        pool = self.pools.setdefault(name, {})
+        if tier:
+            pool.pop(client, None)
+        else:
+            pool[client] = None
         client.outbound.settle(name)
         self.counters.subscriptions += 1
-        decision = channel.resume(resume)
+        decision = channel.resume(resume, action.history)
+        if decision.history and not self._fits(client, decision.frames):
+            decision = channel.resume(None)
+        self.tiers.join(client, name, tier, decision.position)
         if resume is not None:
             if decision.recovered:
                 self.counters.recoveries += 1
             else:
                 self.counters.recovery_misses += 1
         ack = bridge_pb2.Subscribed(
-            recovered=decision.recovered, position=decision.position.to_proto()
+            recovered=decision.recovered,
+            position=decision.position.to_proto(),
+            interval_ms=tier,
+            history=decision.history,
         )
         self._deliver(
             client, control_frame(bridge_pb2.ServerMessage(channel=name, subscribed=ack)), now
@@ -313,10 +338,17 @@ class Hub:
         if channel.state != UpstreamState.UPSTREAM_STATE_LIVE:
             self._deliver(client, self._status_frame(channel), now)
 
+    def _fits(self, client: Client, frames: tuple[Frame, ...]) -> bool:
+        """Whether a history fits the client's outbound buffer as it is now."""
+        buffered = client.sink.buffered()
+        size = sum(len(frame) for frame in frames)
+        return buffered == 0 or buffered + size <= client.outbound.limit
+
     def _unsubscribe(self, client: Client, name: str) -> None:
         pool = self.pools.get(name)
         if pool is not None:
             pool.pop(client, None)
+        self.tiers.leave(client, name)
         client.outbound.settle(name)
 
     # Delivery
@@ -343,6 +375,7 @@ class Hub:
         client.outbound.settle(name)
         if channel is not None:
             self._write(client, channel.snapshot_frame())
+            self.tiers.moved(client, name, channel.position)
             self.counters.resyncs += 1
 
     def publish(self, frame: Frame, now: float) -> None:
@@ -405,9 +438,16 @@ class Hub:
         if removed is not None:
             self._end_subscriptions(removed.channel, now)
 
+    def _subscribers(self, name: str) -> list[Client]:
+        """Every client subscribed to the channel: full rate and rate tiers."""
+        return [*self.pools.get(name, {}), *self.tiers.members(name)]
+
     def _end_subscriptions(self, channel: ChannelState, now: float) -> None:
         status = self._status_frame(channel)
-        for client in list(self.pools.pop(channel.name, {})):
+        clients = self._subscribers(channel.name)
+        self.pools.pop(channel.name, None)
+        for client in clients:
+            self.tiers.leave(client, channel.name)
             client.session.drop(channel.name)
             client.outbound.settle(channel.name)
             self._deliver(client, status, now)
@@ -416,7 +456,7 @@ class Hub:
         if not self.registry.set_state(channel, state, detail):
             return
         status = self._status_frame(channel)
-        for client in list(self.pools.get(channel.name, {})):
+        for client in self._subscribers(channel.name):
             self._deliver(client, status, now)
 
     def _status_frame(self, channel: ChannelState) -> Frame:
@@ -450,7 +490,7 @@ class Hub:
     def tick(self, now: float) -> None:
         """Run every client's timers; call often (a few times per second)."""
         catalog = self.registry.take_change()
-        heartbeats: dict[tuple[str, ...], Frame] = {}
+        heartbeats: dict[tuple[tuple[str, int], ...], Frame] = {}
         for client in list(self.clients):
             if self._close_if_dead(client, now):
                 continue
@@ -460,6 +500,28 @@ class Hub:
             self._pay_owed_resyncs(client, now)
             self._heartbeat_if_due(client, heartbeats, now)
             self._ping_if_due(client, now)
+        for tier in self.tiers.due(now):
+            self._tick_tier(tier, now)
+
+    def _tick_tier(self, tier: int, now: float) -> None:
+        """Take every member of the tier to its channel's position with one frame."""
+        channels = self.channels
+
+        def position_of(name: str) -> Position | None:
+            channel = channels.get(name)
+            return None if channel is None else channel.position
+
+        for name, client, position in self.tiers.behind(tier, position_of):
+            if client not in self.clients:
+                continue
+            channel = channels[name]
+            frame = channel.merged_frame(position) or channel.snapshot_frame()
+            decision = client.outbound.admit(frame, client.sink.buffered(), now)
+            if decision is Admit.WRITE:
+                self._write(client, frame)
+                self.tiers.moved(client, name, channel.position)
+            else:
+                self._act(client, frame, decision)
 
     def _close_if_dead(self, client: Client, now: float) -> bool:
         """Close a client that missed its pong or stayed behind too long."""
@@ -490,16 +552,17 @@ class Hub:
                 continue
             self._deliver(client, channel.snapshot_frame(), now)
             if not client.outbound.is_owed(name):
+                self.tiers.moved(client, name, channel.position)
                 self.counters.resyncs += 1
 
     def _heartbeat_if_due(
-        self, client: Client, frames: dict[tuple[str, ...], Frame], now: float
+        self, client: Client, frames: dict[tuple[tuple[str, int], ...], Frame], now: float
     ) -> None:
         """A Heartbeat, encoded once per subscription set within one tick."""
         session = client.session
         if client not in self.clients or not session.heartbeat_due(now):
             return
-        key = tuple(session.subscriptions)
+        key = tuple((name, self.tiers.tier_of(client, name)) for name in session.subscriptions)
         frame = frames.get(key)
         if frame is None:
             frame = frames[key] = self._heartbeat_frame(key)
@@ -511,12 +574,15 @@ class Hub:
         if payload is not None and client in self.clients:
             client.sink.ping(payload)
 
-    def _heartbeat_frame(self, names: tuple[str, ...]) -> Frame:
+    def _heartbeat_frame(self, subscriptions: tuple[tuple[str, int], ...]) -> Frame:
+        """Positions claimed: the channel's, or where its tier's last tick took members."""
         heartbeat = bridge_pb2.Heartbeat(server_time_ms=self.wall_ms())
-        for name in names:
+        for name, tier in subscriptions:
             channel = self.channels.get(name)
-            if channel is not None:
-                heartbeat.positions.add(channel=name, position=channel.position.to_proto())
+            if channel is None:
+                continue
+            position = (tier and self.tiers.tick_position(tier, name)) or channel.position
+            heartbeat.positions.add(channel=name, position=position.to_proto())
         return control_frame(bridge_pb2.ServerMessage(heartbeat=heartbeat))
 
     def close_all(self, code: int, reason: str) -> None:

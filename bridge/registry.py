@@ -22,6 +22,7 @@ from google.protobuf.message import DecodeError
 from bridge.channel import ChannelState, Position, State
 from bridge.errors import BadUpstreamEvent, UpstreamGap
 from bridge.frame import Frame, control_frame
+from bridge.history import HistoryLimits
 from metrics_bridge.v1 import bridge_pb2, collector_pb2
 
 __all__ = ["ChannelRegistry", "Published", "Removed"]
@@ -49,7 +50,7 @@ Outcome = Published | Removed | None
 class ChannelRegistry:
     """Channels by name, with the catalog that lists them."""
 
-    def __init__(self, resume_window: int) -> None:
+    def __init__(self, resume_window: int | HistoryLimits) -> None:
         self.resume_window = resume_window
         self.channels: dict[str, ChannelState] = {}
         self._changed = False

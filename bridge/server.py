@@ -78,6 +78,7 @@ class BridgeServer:
             server_version=server_version(),
             access=access_for(config),
             token_timeout=config.token_timeout,
+            history=config.history_limits(),
         )
         self.origins = origin_policy_for(config)
         self.tls = (

@@ -10,8 +10,11 @@ Rules:
   past `max_subscriptions`, gets an `Error` frame naming the channel and the
   rest of the request goes on; the connection stays open. Subscribing to a
   channel already subscribed restarts it (the client gets a fresh ack and a
-  snapshot or the recovered updates). A message with no body, or a Subscribe
-  naming no channel, gets an `Error` with ERROR_CODE_BAD_REQUEST.
+  snapshot or the recovered updates), so re-subscribing with resume is how a
+  client changes its rate or asks for history. `history` and
+  `min_interval_ms` pass through to the hub, which decides what they give.
+  A message with no body, or a Subscribe naming no channel, gets an `Error`
+  with ERROR_CODE_BAD_REQUEST.
 - Unsubscribe is idempotent and always acknowledged with `Unsubscribed`.
 - Ping gets a Pong with the same nonce and the server time.
 - Tokens (`token_required`, bridge/auth.py decides what a token grants): the
@@ -69,6 +72,8 @@ class Limits:
     max_subscriptions: int
     resume_window: int
     messages_per_second: float
+    history_window: int = 0
+    rate_tiers_ms: tuple[int, ...] = ()
 
     def to_proto(self) -> bridge_pb2.Limits:
         return bridge_pb2.Limits(
@@ -76,6 +81,8 @@ class Limits:
             max_subscriptions=self.max_subscriptions,
             resume_window=self.resume_window,
             max_client_messages_per_second=int(self.messages_per_second),
+            history_window=self.history_window,
+            rate_tiers_ms=self.rate_tiers_ms,
         )
 
 
@@ -92,6 +99,8 @@ class Timers:
 class SubscribeChannel:
     channel: str
     resume: Position | None
+    history: bool = False
+    min_interval_ms: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,7 +264,7 @@ class Session:
             resume = (
                 Position(item.resume.epoch, item.resume.seq) if item.HasField("resume") else None
             )
-            actions.append(SubscribeChannel(name, resume))
+            actions.append(SubscribeChannel(name, resume, item.history, item.min_interval_ms))
         return actions
 
     def _unsubscribe(self, request: bridge_pb2.Unsubscribe) -> list[Action]:

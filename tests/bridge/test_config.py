@@ -105,10 +105,26 @@ def test_the_core_limits_come_from_the_config() -> None:
         ["--max-subscriptions", "7", "--heartbeat", "2", "--client-buffer-bytes", "4096"], {}
     )
     assert config.limits() == Limits(
-        max_message_bytes=65536, max_subscriptions=7, resume_window=256, messages_per_second=20.0
+        max_message_bytes=65536,
+        max_subscriptions=7,
+        resume_window=256,
+        messages_per_second=20.0,
+        history_window=900,
+        rate_tiers_ms=(1000, 5000, 10000),
     )
     assert config.timers() == Timers(heartbeat_interval=2.0, ping_interval=20.0, ping_timeout=20.0)
     assert config.client_policy() == ClientPolicy(buffer_bytes=4096, slow_timeout=30.0)
+
+
+def test_history_and_rate_tiers_come_from_the_config() -> None:
+    config = parse_config(
+        ["--history-window", "60", "--history-channel-bytes", "5000", "--rate-tiers", "500,250"],
+        {"METRICS_BRIDGE_HISTORY_TOTAL_BYTES": "9000"},
+    )
+    limits = config.history_limits()
+    assert (limits.window, limits.channel_bytes, limits.budget.total_bytes) == (256, 5000, 9000)
+    assert config.limits().rate_tiers_ms == (250, 500)
+    assert parse_config(["--rate-tiers", ""], {}).rate_tiers == ()
 
 
 def test_keepalive_defaults_are_the_configs() -> None:

@@ -52,7 +52,9 @@ class BufferSink:
 
 def make_hub(**kwargs: object) -> Hub:
     options: dict[str, object] = {
-        "limits": replace(DEFAULTS.limits(), resume_window=8, max_subscriptions=10),
+        "limits": replace(
+            DEFAULTS.limits(), resume_window=8, max_subscriptions=10, history_window=0
+        ),
         "timers": Timers(heartbeat_interval=1, ping_interval=5, ping_timeout=5),
         "policy": ClientPolicy(buffer_bytes=2000, slow_timeout=3),
         "max_connections": 10,

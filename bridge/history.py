@@ -1,0 +1,184 @@
+"""A channel's recent updates and the state at their start, for resume and history.
+
+Rules:
+- `SourceState` is one source's series and values at one position; applying an
+  Update to it is the one place values are folded (the channel's latest state
+  and the history's start state both use it).
+- `HistoryRing` holds the last update frames, contiguous up to the channel's
+  position: at most `window` of them, at most `channel_bytes` bytes, and
+  within the bridge-wide `HistoryBudget`. An update that leaves the ring is
+  folded into the start state, so a Snapshot at the ring's start costs one
+  encoding per start position, however many subscribers ask for history.
+- Bytes count the frames' wire length; the budget is shared by every channel
+  of a bridge and a channel over it gives up its own oldest updates.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+from bridge.frame import Frame, FrameKind, make_frame
+from metrics_bridge.v1 import bridge_pb2, collector_pb2, metrics_pb2
+
+__all__ = ["HistoryBudget", "HistoryLimits", "HistoryRing", "SourceState", "update_of"]
+
+
+@dataclass
+class SourceState:
+    """Series and values of one source at (epoch, seq)."""
+
+    epoch: int = 0
+    seq: int = 0
+    time_unix_ms: int = 0
+    series: dict[int, metrics_pb2.SeriesDescriptor] = field(default_factory=dict)
+    numbers: dict[int, float] = field(default_factory=dict)
+    histograms: dict[int, metrics_pb2.Histogram] = field(default_factory=dict)
+
+    @classmethod
+    def of_snapshot(cls, snapshot: metrics_pb2.Snapshot) -> SourceState:
+        values = snapshot.values
+        return cls(
+            snapshot.epoch,
+            snapshot.seq,
+            snapshot.time_unix_ms,
+            {d.id: d for d in snapshot.series},
+            dict(zip(values.ids, values.numbers, strict=False)),
+            {h.id: h.histogram for h in values.histograms},
+        )
+
+    def copy(self) -> SourceState:
+        return SourceState(
+            self.epoch,
+            self.seq,
+            self.time_unix_ms,
+            dict(self.series),
+            dict(self.numbers),
+            dict(self.histograms),
+        )
+
+    def apply(self, update: metrics_pb2.Update) -> None:
+        """Fold an update that continues this state (the caller checked its position)."""
+        self.seq = update.seq
+        self.time_unix_ms = update.time_unix_ms
+        for descriptor in update.added:
+            self.series[descriptor.id] = descriptor
+        values = update.values
+        self.numbers.update(zip(values.ids, values.numbers, strict=False))
+        for item in values.histograms:
+            self.histograms[item.id] = item.histogram
+        for series_id in update.removed:
+            self.series.pop(series_id, None)
+            self.numbers.pop(series_id, None)
+            self.histograms.pop(series_id, None)
+
+    def snapshot(self, source: str, kind: metrics_pb2.SourceKind.ValueType) -> metrics_pb2.Snapshot:
+        snapshot = metrics_pb2.Snapshot(
+            source=source,
+            kind=kind,
+            epoch=self.epoch,
+            seq=self.seq,
+            time_unix_ms=self.time_unix_ms,
+        )
+        snapshot.series.extend(self.series[i] for i in sorted(self.series))
+        ids = sorted(self.numbers)
+        snapshot.values.ids.extend(ids)
+        snapshot.values.numbers.extend(self.numbers[i] for i in ids)
+        for series_id in sorted(self.histograms):
+            snapshot.values.histograms.add(id=series_id, histogram=self.histograms[series_id])
+        return snapshot
+
+
+def update_of(frame: Frame) -> metrics_pb2.Update:
+    """The Update an update frame carries (its payload is a ServerMessage)."""
+    return bridge_pb2.ServerMessage.FromString(frame.payload).update
+
+
+class HistoryBudget:
+    """Bytes of history held by every channel of one bridge, against one limit."""
+
+    def __init__(self, total_bytes: int) -> None:
+        self.total_bytes = total_bytes
+        self.used = 0
+
+    @property
+    def over(self) -> bool:
+        return self.used > self.total_bytes
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryLimits:
+    """How much a channel holds: updates and bytes per channel, and the shared budget."""
+
+    window: int
+    channel_bytes: int
+    budget: HistoryBudget
+
+    @classmethod
+    def unbounded(cls, window: int) -> HistoryLimits:
+        """`window` updates, bounded by nothing else (tests, tools)."""
+        return cls(window, 1 << 62, HistoryBudget(1 << 62))
+
+
+class HistoryRing:
+    """The last updates of one channel, and the state just before the first of them."""
+
+    def __init__(self, limits: HistoryLimits, start: SourceState) -> None:
+        self.window = limits.window
+        self.channel_bytes = limits.channel_bytes
+        self.budget = limits.budget
+        self.frames: deque[Frame] = deque()
+        self.bytes = 0
+        self.start = start
+        self._start_frame: Frame | None = None
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def reset(self, start: SourceState) -> None:
+        """Start over at `start` (a new snapshot that does not continue the ring)."""
+        self.budget.used -= self.bytes
+        self.frames.clear()
+        self.bytes = 0
+        self.start = start
+        self._start_frame = None
+
+    def append(self, frame: Frame) -> None:
+        self.frames.append(frame)
+        self.bytes += len(frame)
+        self.budget.used += len(frame)
+        while self.frames and (
+            len(self.frames) > self.window or self.bytes > self.channel_bytes or self.budget.over
+        ):
+            self._drop_oldest()
+
+    def _drop_oldest(self) -> None:
+        frame = self.frames.popleft()
+        self.bytes -= len(frame)
+        self.budget.used -= len(frame)
+        self.start.apply(update_of(frame))
+        self._start_frame = None
+
+    def after(self, seq: int) -> tuple[Frame, ...] | None:
+        """Every held update after `seq`, or None when the ring no longer holds them all."""
+        if seq < self.start.seq:
+            return None
+        skip = seq - self.start.seq
+        if skip > len(self.frames):
+            return None
+        return tuple(self.frames)[skip:]
+
+    def start_frame(self, name: str, prefix: bytes, source: str, kind: int) -> Frame:
+        """A Snapshot at the ring's start, encoded once per start position."""
+        if self._start_frame is None:
+            snapshot = self.start.snapshot(source, kind)  # type: ignore[arg-type]
+            event = collector_pb2.CollectorEvent(snapshot=snapshot).SerializeToString()
+            self._start_frame = make_frame(
+                FrameKind.SNAPSHOT,
+                prefix,
+                event,
+                channel=name,
+                epoch=self.start.epoch,
+                seq=self.start.seq,
+            )
+        return self._start_frame

@@ -1,0 +1,159 @@
+"""A channel's history ring: the snapshot at its start, its bounds, merged updates."""
+
+from __future__ import annotations
+
+import random
+
+from bridge.channel import ChannelState, Position
+from bridge.history import HistoryBudget, HistoryLimits, SourceState, update_of
+from metrics_bridge.v1 import bridge_pb2, metrics_pb2
+from tests.bridge.events import parse_wire, snapshot_event, snapshot_values, update_event
+
+
+def channel(limits: HistoryLimits | int = 3, source: str = "svc") -> ChannelState:
+    event = snapshot_event(source, 7, 0, {1: 0.0, 2: 0.0})
+    snapshot = bridge_pb2.ServerMessage.FromString(event).snapshot
+    return ChannelState("col", snapshot, event, limits)
+
+
+def push(state: ChannelState, seq: int, **kwargs: object) -> None:
+    event = update_event(state.source, 7, seq, **kwargs)  # type: ignore[arg-type]
+    state.apply_update(bridge_pb2.ServerMessage.FromString(event).update, event)
+
+
+def state_of(snapshot: metrics_pb2.Snapshot) -> SourceState:
+    return SourceState.of_snapshot(snapshot)
+
+
+def comparable(state: SourceState) -> tuple[object, ...]:
+    return (
+        state.epoch,
+        state.seq,
+        sorted((i, d.SerializeToString()) for i, d in state.series.items()),
+        sorted(state.numbers.items()),
+        sorted((i, h.SerializeToString()) for i, h in state.histograms.items()),
+    )
+
+
+def test_history_is_the_snapshot_at_the_ring_start_then_every_held_update() -> None:
+    state = channel(3)
+    for seq in range(1, 6):
+        push(state, seq, values={1: float(seq)})
+    decision = state.resume(None, history=True)
+    assert decision.history and not decision.recovered
+    start, *updates = [parse_wire(f.wire) for f in decision.frames]
+    assert (start.snapshot.seq, [u.update.seq for u in updates]) == (2, [3, 4, 5])
+    assert snapshot_values(start) == {1: 2.0, 2: 0.0}
+    replayed = state_of(start.snapshot)
+    for message in updates:
+        replayed.apply(message.update)
+    latest = parse_wire(state.snapshot_frame().wire).snapshot
+    assert comparable(replayed) == comparable(state_of(latest))
+
+
+def test_the_start_snapshot_is_encoded_once_per_start_position() -> None:
+    state = channel(3)
+    for seq in range(1, 5):
+        push(state, seq, values={1: float(seq)})
+    first = state.resume(None, history=True).frames[0]
+    assert state.resume(None, history=True).frames[0] is first
+    push(state, 5, values={1: 5.0})
+    moved = state.resume(None, history=True).frames[0]
+    assert moved is not first and parse_wire(moved.wire).snapshot.seq == 2
+
+
+def test_without_history_or_with_an_empty_ring_a_subscriber_gets_the_latest_snapshot() -> None:
+    state = channel(3)
+    decision = state.resume(None, history=True)
+    assert not decision.history and decision.frames == (state.snapshot_frame(),)
+    push(state, 1, values={1: 1.0})
+    assert state.resume(None).frames == (state.snapshot_frame(),)
+
+
+def test_resume_still_wins_over_history() -> None:
+    state = channel(3)
+    for seq in range(1, 4):
+        push(state, seq, values={1: float(seq)})
+    decision = state.resume(Position(7, 2), history=True)
+    assert decision.recovered and not decision.history
+    assert [parse_wire(f.wire).update.seq for f in decision.frames] == [3]
+
+
+def test_the_ring_is_bounded_by_bytes_per_channel() -> None:
+    state = channel(HistoryLimits(100, 200, HistoryBudget(10_000)))
+    for seq in range(1, 30):
+        push(state, seq, values={1: float(seq)})
+    assert 0 < state.history_bytes <= 200
+    assert state.history_start.seq == 29 - state.history_len
+    assert state.resume(Position(7, state.history_start.seq)).recovered
+    assert not state.resume(Position(7, state.history_start.seq - 1)).recovered
+
+
+def test_the_budget_is_shared_by_every_channel() -> None:
+    budget = HistoryBudget(1000)
+    limits = HistoryLimits(100, 10_000, budget)
+    one, two = channel(limits, "a"), channel(limits, "b")
+    for seq in range(1, 40):
+        push(one, seq, values={1: float(seq)})
+        push(two, seq, values={1: float(seq)})
+    assert budget.used == one.history_bytes + two.history_bytes <= 1000
+    assert one.history_len > 0 and two.history_len > 0
+
+
+def test_a_snapshot_of_a_new_epoch_starts_the_history_over_and_frees_its_bytes() -> None:
+    budget = HistoryBudget(10_000)
+    state = channel(HistoryLimits(100, 10_000, budget))
+    for seq in range(1, 5):
+        push(state, seq, values={1: float(seq)})
+    event = snapshot_event("svc", 8, 3, {1: 9.0})
+    state.apply_snapshot(bridge_pb2.ServerMessage.FromString(event).snapshot, event)
+    assert (budget.used, state.history_len, state.history_start) == (0, 0, Position(8, 3))
+
+
+def test_a_merged_update_takes_any_held_position_to_the_latest_state() -> None:
+    rng = random.Random(14)
+    state = channel(40)
+    states = {0: state_of(parse_wire(state.snapshot_frame().wire).snapshot)}
+    live = {1, 2}
+    next_id = 3
+    for seq in range(1, 30):
+        added = tuple(range(next_id, next_id + rng.randrange(2)))
+        next_id += len(added)
+        removed = tuple(i for i in live if rng.random() < 0.1)
+        live = (live | set(added)) - set(removed)
+        values = {i: rng.random() for i in live if rng.random() < 0.5}
+        push(state, seq, values=values, added=added, removed=removed)
+        states[seq] = state_of(parse_wire(state.snapshot_frame().wire).snapshot)
+    latest = comparable(states[29])
+    for after in range(0, 29):
+        frame = state.merged_frame(Position(7, after))
+        assert frame is not None
+        message = parse_wire(frame.wire)
+        assert message.first_seq == (0 if after == 28 else after + 1)
+        replayed = states[after].copy()
+        replayed.apply(message.update)
+        assert comparable(replayed) == latest, after
+
+
+def test_merged_updates_are_encoded_once_per_position_and_one_missing_update_is_its_own_frame() -> (
+    None
+):
+    state = channel(10)
+    for seq in range(1, 6):
+        push(state, seq, values={1: float(seq)})
+    merged = state.merged_frame(Position(7, 2))
+    assert merged is not None and state.merged_frame(Position(7, 2)) is merged
+    assert update_of(merged).seq == 5
+    assert state.merged_frame(Position(7, 4)) is state.resume(Position(7, 4)).frames[0]
+    assert state.merged_frame(Position(7, 5)) is None  # up to date
+    assert state.merged_frame(Position(6, 2)) is None  # another epoch
+    push(state, 6, values={1: 6.0})
+    assert state.merged_frame(Position(7, 2)) is not merged
+
+
+def test_a_position_the_ring_no_longer_holds_gets_no_merged_update() -> None:
+    state = channel(3)
+    for seq in range(1, 8):
+        push(state, seq, values={1: float(seq)})
+    assert state.merged_frame(Position(7, 3)) is None
+    assert state.merged_frame(Position(7, 4)) is not None
