@@ -120,12 +120,20 @@ class BridgeClient:
         token: TokenSource | None = None,
         ssl: ssl_module.SSLContext | None = None,
         wall_clock: Callable[[], float] = time.time,
+        history: bool = False,
+        min_interval_ms: int = 0,
     ) -> None:
         self.url = url
         self.token = token
         self.ssl = ssl
         self._wall_clock = wall_clock
-        self.session = ClientSession(channels, miss_factor=miss_factor, hello_timeout=open_timeout)
+        self.session = ClientSession(
+            channels,
+            miss_factor=miss_factor,
+            hello_timeout=open_timeout,
+            history=history,
+            min_interval_ms=min_interval_ms,
+        )
         self.compression = compression
         self.policy = policy or ReconnectPolicy()
         self.open_timeout = open_timeout
@@ -145,8 +153,20 @@ class BridgeClient:
     def views(self) -> dict[str, ChannelView]:
         return self.session.views
 
-    async def subscribe(self, channels: Iterable[str]) -> None:
-        self.session.subscribe(channels)
+    async def subscribe(
+        self,
+        channels: Iterable[str],
+        *,
+        history: bool | None = None,
+        min_interval_ms: int | None = None,
+    ) -> None:
+        """Follow more channels; `history`/`min_interval_ms` as in `ClientSession.subscribe`."""
+        self.session.subscribe(channels, history=history, min_interval_ms=min_interval_ms)
+        await self._flush()
+
+    async def set_rate(self, channels: Iterable[str], min_interval_ms: int) -> None:
+        """At most one (merged) update every `min_interval_ms`; resumes, no snapshot."""
+        self.session.set_rate(channels, min_interval_ms)
         await self._flush()
 
     async def unsubscribe(self, channels: Iterable[str]) -> None:

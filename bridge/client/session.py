@@ -43,6 +43,13 @@ rules as data, and tests/bridge/test_conformance.py runs them):
 - Any other Error naming a channel (TOO_MANY_SUBSCRIPTIONS, BAD_REQUEST, a
   code this client does not know) removes it from the wanted set: asking again
   would get the same answer.
+- History and rate (`history`, `min_interval_ms`, per channel): every
+  Subscribe of the channel asks for them. With history, a not-recovered
+  subscription starts from the bridge's oldest held state (a Snapshot, then
+  the held updates, applied as usual). With a rate, the bridge sends merged
+  updates (`first_seq`), applied when the view is at first_seq - 1.
+  `set_rate` re-subscribes a subscribed channel resuming from its view, so
+  changing the rate costs no snapshot.
 - Subscribes queued in one `receive` go out as one ClientMessage, so a burst
   of gaps costs one message, not one per channel.
 - A frame that does not decode raises ProtocolViolation.
@@ -160,8 +167,14 @@ class ClientSession:
         miss_factor: float = 2.5,
         hello_timeout: float = 10.0,
         token: str | None = None,
+        history: bool = False,
+        min_interval_ms: int = 0,
     ) -> None:
         self.token = token
+        self.history = history
+        self.min_interval_ms = min_interval_ms
+        # channel -> (history, min_interval_ms) where it differs from the defaults
+        self._options: dict[str, tuple[bool, int]] = {}
         self.miss_factor = miss_factor
         self.hello_timeout = hello_timeout
         self.views: dict[str, ChannelView] = {}
@@ -199,10 +212,35 @@ class ClientSession:
             refresh = bridge_pb2.Refresh(token=token)
             self._outgoing.append(bridge_pb2.ClientMessage(refresh=refresh).SerializeToString())
 
-    def subscribe(self, channels: Iterable[str]) -> None:
+    def subscribe(
+        self,
+        channels: Iterable[str],
+        *,
+        history: bool | None = None,
+        min_interval_ms: int | None = None,
+    ) -> None:
         for channel in channels:
             self._wanted[channel] = None
+            if history is not None or min_interval_ms is not None:
+                wants_history, interval = self.options(channel)
+                self._options[channel] = (
+                    wants_history if history is None else history,
+                    interval if min_interval_ms is None else min_interval_ms,
+                )
             if self.hello is not None and channel not in self.phases:
+                self._to_subscribe[channel] = True
+
+    def options(self, channel: str) -> tuple[bool, int]:
+        """(history, min_interval_ms) this channel is subscribed with."""
+        return self._options.get(channel, (self.history, self.min_interval_ms))
+
+    def set_rate(self, channels: Iterable[str], min_interval_ms: int) -> None:
+        """A new rate; a channel subscribed on this connection resubscribes with resume."""
+        for channel in channels:
+            if channel not in self._wanted:
+                continue
+            self._options[channel] = (self.options(channel)[0], min_interval_ms)
+            if self.hello is not None and channel in self.phases:
                 self._to_subscribe[channel] = True
 
     def unsubscribe(self, channels: Iterable[str]) -> None:
@@ -210,6 +248,7 @@ class ClientSession:
         for channel in gone:
             del self._wanted[channel]
             self._to_subscribe.pop(channel, None)
+            self._options.pop(channel, None)
             self.views.pop(channel, None)
             self.phases.pop(channel, None)
         if gone and self.hello is not None:
@@ -232,7 +271,10 @@ class ClientSession:
             for channel, resume in self._to_subscribe.items():
                 view = self.views.get(channel)
                 position = view.position if view is not None and resume else None
-                request = bridge_pb2.ChannelRequest(channel=channel)
+                history, interval = self.options(channel)
+                request = bridge_pb2.ChannelRequest(
+                    channel=channel, history=history, min_interval_ms=interval
+                )
                 if position is not None:
                     request.resume.CopyFrom(position.to_proto())
                 requests.append(request)
@@ -271,7 +313,7 @@ class ClientSession:
         if body == "snapshot":
             return self._on_snapshot(channel, message.snapshot)
         if body == "update":
-            return self._on_update(channel, message.update)
+            return self._on_update(channel, message.update, message.first_seq)
         if body == "status":
             return self._on_status(channel, message.status)
         if body == "unsubscribed":
@@ -350,12 +392,14 @@ class ClientSession:
         assert view.position is not None
         return [ChannelSynced(channel, False, view.position)]
 
-    def _on_update(self, channel: str, update: metrics_pb2.Update) -> list[SessionEvent]:
+    def _on_update(
+        self, channel: str, update: metrics_pb2.Update, first_seq: int = 0
+    ) -> list[SessionEvent]:
         view = self.views.get(channel)
         phase = self.phases.get(channel)
         if view is None or phase is Phase.AWAITING_SNAPSHOT:
             return []
-        outcome = view.apply_update(update)
+        outcome = view.apply_update(update, first_seq)
         if outcome is Applied.APPLIED:
             assert view.position is not None
             return [ChannelUpdated(channel, view.position, update)]

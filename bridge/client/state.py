@@ -13,6 +13,9 @@ Rules (metrics.proto gives the positions, bridge.proto the framing):
   whose ids and numbers differ in length, contradicts the schema: the view is
   left untouched (INVALID) and `ClientSession` asks for a fresh snapshot, since
   resuming would replay the same update.
+- A merged update (`first_seq`, from a subscription with a rate tier) covers
+  seqs first_seq..seq: it applies when the view's seq is first_seq - 1, as a
+  plain update applies at seq - 1.
 - Anything else is a gap: the view is left untouched and `ClientSession`
   resubscribes, resuming from `view.position`.
 
@@ -98,13 +101,13 @@ class ChannelView:
         self._histograms = {}
         self._set_values(snapshot.values)
 
-    def check_update(self, update: metrics_pb2.Update) -> Applied:
+    def check_update(self, update: metrics_pb2.Update, first_seq: int = 0) -> Applied:
         """What `apply_update` would do, without doing it."""
         if self._position is None or update.epoch != self._position.epoch:
             return Applied.GAP
         if update.seq <= self._position.seq:
             return Applied.IGNORED
-        if update.seq != self._position.seq + 1:
+        if (first_seq or update.seq) != self._position.seq + 1:
             return Applied.GAP
         values = update.values
         if len(values.ids) != len(values.numbers):
@@ -115,8 +118,9 @@ class ChannelView:
             return Applied.INVALID
         return Applied.APPLIED
 
-    def apply_update(self, update: metrics_pb2.Update) -> Applied:
-        outcome = self.check_update(update)
+    def apply_update(self, update: metrics_pb2.Update, first_seq: int = 0) -> Applied:
+        """Apply an update (merged over first_seq..seq when `first_seq` is set)."""
+        outcome = self.check_update(update, first_seq)
         if outcome is not Applied.APPLIED:
             return outcome
         for descriptor in update.added:

@@ -31,6 +31,7 @@ ACTIONS = (
     "subscribe",
     "unsubscribe",
     "refresh",
+    "rate",
 )
 UPSTREAM = {
     bridge_pb2.UPSTREAM_STATE_UNSPECIFIED: None,
@@ -105,6 +106,8 @@ def run_step(session: ClientSession, step: dict[str, Any], now: float) -> dict[s
         session.subscribe(step["subscribe"])
     elif action == "refresh":
         session.refresh(step["refresh"])
+    elif action == "rate":
+        session.set_rate(step["rate"]["channels"], step["rate"].get("minIntervalMs", 0))
     else:
         session.unsubscribe(step["unsubscribe"])
     # A dropped connection is closed at once: what the session queued never leaves.
@@ -114,7 +117,13 @@ def run_step(session: ClientSession, step: dict[str, Any], now: float) -> dict[s
 @pytest.mark.parametrize("path", fixture_paths(), ids=lambda p: p.stem)
 def test_python_client_follows_the_written_rules(path: Path) -> None:
     fixture = json.loads(path.read_text())
-    session = ClientSession(fixture["channels"], token=fixture.get("token"))
+    options = fixture.get("options", {})
+    session = ClientSession(
+        fixture["channels"],
+        token=fixture.get("token"),
+        history=options.get("history", False),
+        min_interval_ms=options.get("minIntervalMs", 0),
+    )
     at_ms = 0
     for number, step in enumerate(fixture["steps"], 1):
         at_ms = step.get("at", at_ms)

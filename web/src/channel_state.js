@@ -163,13 +163,14 @@ export class ChannelState {
 
   /**
    * @param {import("./gen/metrics_bridge/v1/metrics_pb.js").Update} update
+   * @param {number} [firstSeq] a merged update (a rate tier) covers firstSeq..seq
    * @returns {UpdateOutcome}
    */
-  applyUpdate(update) {
+  applyUpdate(update, firstSeq = 0) {
     const seq = Number(update.seq);
     if (this.epoch === null || update.epoch !== this.epoch) return "gap";
     if (seq <= this.seq) return "duplicate";
-    if (seq !== this.seq + 1) return "gap";
+    if ((firstSeq || seq) !== this.seq + 1) return "gap";
     if (update.values && update.values.ids.length !== update.values.numbers.length) return "invalid";
     const added = update.added.map(seriesFromDescriptor);
     const values = valuesFromMessage(update.values);

@@ -70,6 +70,8 @@ export { refreshDelayMs, tokenExpiryMs } from "./token.js";
  * @property {number} [tickMs] how often the dead-link check runs (250)
  * @property {() => number} [now] clock in ms (default Date.now)
  * @property {string | (() => string | Promise<string>)} [token] sent as Connect{token}
+ * @property {boolean} [history] ask every channel's held history on subscribe
+ * @property {number} [minIntervalMs] at most one (merged) update per this many ms (0: every one)
  */
 
 export class MetricsBridgeClient extends EventTarget {
@@ -91,6 +93,8 @@ export class MetricsBridgeClient extends EventTarget {
       states: options.states,
       deadLinkFactor: options.deadLinkFactor,
       connectTimeoutMs: options.connectTimeoutMs,
+      history: options.history,
+      minIntervalMs: options.minIntervalMs,
     });
     /** @type {ConnectionDetail} */
     this.connection = { state: "idle", attempt: 0, retryAt: null, code: null, reason: "" };
@@ -118,9 +122,20 @@ export class MetricsBridgeClient extends EventTarget {
   /**
    * Follows more channels (sent now if connected, else on the next Hello).
    * @param {Iterable<string>} channels
+   * @param {Partial<import("./session.js").SubscribeOptions>} [options] history and rate
    */
-  subscribe(channels) {
-    this.#apply(this.session.subscribe(channels));
+  subscribe(channels, options) {
+    this.#apply(this.session.subscribe(channels, options));
+  }
+
+  /**
+   * At most one (merged) update per `minIntervalMs` for these channels (0: every
+   * update); subscribed channels resume at the new rate without a snapshot.
+   * @param {Iterable<string>} channels
+   * @param {number} minIntervalMs
+   */
+  setRate(channels, minIntervalMs) {
+    this.#apply(this.session.setRate(channels, minIntervalMs));
   }
 
   /**

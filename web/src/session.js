@@ -34,6 +34,10 @@
  *   channel is resubscribed with resume.
  * - The link is dead when nothing arrived for `deadLinkFactor` (2.5) heartbeat
  *   intervals, or for `connectTimeoutMs` before Hello: the output asks to close.
+ * - History and rate (`history`, `minIntervalMs`, per channel) go with every
+ *   Subscribe of the channel. A merged update (`firstSeq`, from a rate tier)
+ *   applies when the state is at firstSeq - 1. `setRate` resubscribes a
+ *   subscribed channel resuming from its state: no snapshot.
  * - A frame that does not decode breaks the wire: the output asks to close
  *   (the glue reconnects and resumes).
  * - Status REMOVED ends the subscription at the bridge and Error
@@ -71,9 +75,11 @@ export const SUBPROTOCOL = "metrics-bridge.v1";
 /**
  * @typedef {{type: "hello", sessionId: string, serverVersion: string, heartbeatIntervalMs: number,
  *            limits: {maxMessageBytes: number, maxSubscriptions: number, resumeWindow: number,
- *                     maxClientMessagesPerSecond: number}}
+ *                     maxClientMessagesPerSecond: number, historyWindow: number,
+ *                     rateTiersMs: number[]}}
  *   | {type: "catalog", channels: ChannelInfo[]}
- *   | {type: "subscribed", channel: string, recovered: boolean, position: Position | null}
+ *   | {type: "subscribed", channel: string, recovered: boolean, position: Position | null,
+ *      history: boolean, intervalMs: number}
  *   | {type: "data", channel: string, kind: "snapshot" | "update", state: ChannelState,
  *      seq: number, timeUnixMs: number}
  *   | {type: "upstream", channel: string, state: UpstreamState, detail: string}
@@ -81,6 +87,12 @@ export const SUBPROTOCOL = "metrics-bridge.v1";
  *   | {type: "heartbeat", serverTimeMs: number}
  *   | {type: "error", channel: string, code: string, message: string}
  * } SessionEvent
+ */
+
+/**
+ * @typedef {object} SubscribeOptions
+ * @property {boolean} history ask for the bridge's held history on a fresh subscription
+ * @property {number} minIntervalMs at most one (merged) update per this many ms; 0: every update
  */
 
 /**
@@ -115,6 +127,8 @@ export class BridgeSession {
    * @param {number} [options.deadLinkFactor] silence, in heartbeat intervals, that means a dead link
    * @param {number} [options.connectTimeoutMs] silence before Hello that means a dead link
    * @param {string | null} [options.token] sent as Connect{token} when a connection opens
+   * @param {boolean} [options.history] ask every channel's history on subscribe
+   * @param {number} [options.minIntervalMs] ask every channel for at most one update per this
    */
   constructor({
     channels = [],
@@ -122,9 +136,15 @@ export class BridgeSession {
     deadLinkFactor = 2.5,
     connectTimeoutMs = 10_000,
     token = null,
+    history = false,
+    minIntervalMs = 0,
   } = {}) {
     /** @type {string | null} */
     this.token = token;
+    /** @type {SubscribeOptions} defaults for channels without their own */
+    this.defaults = { history, minIntervalMs };
+    /** @type {Map<string, SubscribeOptions>} */
+    this.options = new Map();
     /** @type {Set<string>} */
     this.wanted = new Set(channels);
     /** @type {Map<string, ChannelState>} */
@@ -218,16 +238,48 @@ export class BridgeSession {
   /**
    * Adds channels to the wanted set and subscribes those not yet subscribed.
    * @param {Iterable<string>} channels
+   * @param {Partial<SubscribeOptions>} [options] history and rate of these channels
    * @returns {Output}
    */
-  subscribe(channels) {
+  subscribe(channels, options = {}) {
     const out = output();
     const fresh = [];
     for (const channel of channels) {
       this.wanted.add(channel);
+      if (options.history !== undefined || options.minIntervalMs !== undefined) {
+        this.options.set(channel, { ...this.optionsOf(channel), ...options });
+      }
       if (!this.phases.has(channel)) fresh.push(channel);
     }
     if (this.heartbeatIntervalMs !== null) this.#sendSubscribe(out, fresh, new Set());
+    return out;
+  }
+
+  /**
+   * The history and rate a channel is subscribed with.
+   * @param {string} channel
+   * @returns {SubscribeOptions}
+   */
+  optionsOf(channel) {
+    return this.options.get(channel) ?? this.defaults;
+  }
+
+  /**
+   * A new rate for these channels: those subscribed on this connection
+   * resubscribe resuming from their state, so no snapshot is needed.
+   * @param {Iterable<string>} channels
+   * @param {number} minIntervalMs 0: every update
+   * @returns {Output}
+   */
+  setRate(channels, minIntervalMs) {
+    const out = output();
+    const again = [];
+    for (const channel of channels) {
+      if (!this.wanted.has(channel)) continue;
+      this.options.set(channel, { ...this.optionsOf(channel), minIntervalMs });
+      if (this.phases.has(channel)) again.push(channel);
+    }
+    if (this.heartbeatIntervalMs !== null) this.#sendSubscribe(out, again, new Set());
     return out;
   }
 
@@ -243,6 +295,7 @@ export class BridgeSession {
       if (!this.wanted.delete(channel)) continue;
       gone.push(channel);
       this.unknown.delete(channel);
+      this.options.delete(channel);
       this.states.delete(channel);
       this.phases.delete(channel);
       this.suspects.delete(channel);
@@ -304,6 +357,8 @@ export class BridgeSession {
             maxSubscriptions: limits?.maxSubscriptions ?? 0,
             resumeWindow: limits?.resumeWindow ?? 0,
             maxClientMessagesPerSecond: limits?.maxClientMessagesPerSecond ?? 0,
+            historyWindow: limits?.historyWindow ?? 0,
+            rateTiersMs: [...(limits?.rateTiersMs ?? [])],
           },
         });
         resume.push(...this.wanted);
@@ -338,6 +393,8 @@ export class BridgeSession {
           channel,
           recovered: body.value.recovered,
           position: position(body.value.position),
+          history: body.value.history,
+          intervalMs: body.value.intervalMs,
         });
         break;
       }
@@ -365,7 +422,7 @@ export class BridgeSession {
         const phase = this.phases.get(channel);
         const state = this.states.get(channel);
         if (phase === undefined || phase === "awaiting-snapshot" || !state) break;
-        const outcome = state.applyUpdate(body.value);
+        const outcome = state.applyUpdate(body.value, Number(msg.firstSeq));
         if (outcome === "applied") {
           out.events.push({
             type: "data",
@@ -463,9 +520,12 @@ export class BridgeSession {
     for (const channel of new Set([...resume, ...fresh])) {
       if (!this.wanted.has(channel)) continue;
       const p = fresh.has(channel) ? null : (this.states.get(channel)?.position ?? null);
+      const { history, minIntervalMs } = this.optionsOf(channel);
       requests.push({
         channel,
         resume: p ? { epoch: p.epoch, seq: BigInt(p.seq) } : undefined,
+        history,
+        minIntervalMs,
       });
       this.phases.set(channel, "pending");
       this.suspects.delete(channel);

@@ -23,6 +23,7 @@ const ACTIONS = [
   "subscribe",
   "unsubscribe",
   "refresh",
+  "rate",
 ];
 
 /** @param {any} step */
@@ -82,6 +83,7 @@ function runStep(session, step, now) {
   else if (action === "tick") out = session.tick(now);
   else if (action === "subscribe") out = session.subscribe(step.subscribe);
   else if (action === "refresh") out = session.refresh(step.refresh);
+  else if (action === "rate") out = session.setRate(step.rate.channels, step.rate.minIntervalMs ?? 0);
   else out = session.unsubscribe(step.unsubscribe);
   return { send: sent(out.send), drop: out.close !== null };
 }
@@ -95,7 +97,12 @@ test("the fixtures are there", () => assert.ok(files.length > 0, "no conformance
 for (const name of files) {
   test(`JS client follows the written rules: ${name.replace(/\.json$/, "")}`, () => {
     const fixture = JSON.parse(readFileSync(new URL(name, FIXTURES), "utf8"));
-    const session = new BridgeSession({ channels: fixture.channels, token: fixture.token });
+    const session = new BridgeSession({
+      channels: fixture.channels,
+      token: fixture.token,
+      history: fixture.options?.history ?? false,
+      minIntervalMs: fixture.options?.minIntervalMs ?? 0,
+    });
     let at = 0;
     fixture.steps.forEach((/** @type {any} */ step, /** @type {number} */ index) => {
       at = step.at ?? at;
