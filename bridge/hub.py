@@ -260,6 +260,8 @@ class Hub:
             self.close(client, error)
             return
         for action in actions:
+            if client not in self.clients:
+                return  # closed by an earlier action (e.g. its buffer overflowed)
             if isinstance(action, SubscribeChannel):
                 self._subscribe(client, action, now)
             elif isinstance(action, UnsubscribeChannel):
