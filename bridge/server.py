@@ -16,12 +16,17 @@ The node wires the parts together and owns their lifetimes:
   `--auth jwt` the hub waits for each connection's Connect{token};
   `--tls-cert`/`--tls-key` serve wss:// and https:// on the same port, and
   SIGHUP reloads them for new connections while open ones carry on.
+- descriptors (metrics_shared/fd_limit.py): the soft open-file limit is
+  raised to the hard one at start, connections are capped at what fits under
+  it (said at start), and refusals are logged once per burst, including
+  asyncio's failed accepts when descriptors run out.
 On SIGTERM or SIGINT every client is closed with 1001 and the process exits.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import signal
 from collections.abc import Sequence
@@ -48,6 +53,7 @@ from bridge.upstream import Upstream
 from bridge.upstream_rules import CollectorNames
 from bridge.write_batch import WriteBatch
 from metrics_shared.address import Address
+from metrics_shared.fd_limit import RefusalLog, connection_cap, headroom, raise_open_file_limit
 from metrics_shared.ready_file import write_ready_file
 from metrics_shared.stop_signals import on_stop_signal
 from metrics_shared.version import package_version
@@ -70,11 +76,18 @@ class BridgeServer:
     def __init__(self, config: BridgeConfig) -> None:
         self.config = config
         self.loop = asyncio.get_running_loop()
+        # One descriptor per client: serve at most what the open-file limit allows.
+        self.fd_limit = raise_open_file_limit()
+        self.fd_reserve = headroom(len(config.collectors))
+        self.connection_cap = connection_cap(
+            config.max_connections, self.fd_limit.soft, self.fd_reserve
+        )
+        self.capacity_refusals = RefusalLog()
         self.hub = Hub(
             limits=config.limits(),
             timers=config.timers(),
             policy=config.client_policy(),
-            max_connections=config.max_connections,
+            max_connections=self.connection_cap.allowed,
             server_version=server_version(),
             access=access_for(config),
             token_timeout=config.token_timeout,
@@ -130,6 +143,18 @@ class BridgeServer:
 
     def process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         if request.headers.get("Upgrade", "").lower() == "websocket":
+            # Over the cap the hub closes with 1013 after the upgrade (a browser learns
+            # why); once those refusals in flight eat half the headroom: 503 before it.
+            cap = self.hub.max_connections
+            if self.server is not None and len(self.server.connections) >= cap + max(
+                1, self.fd_reserve // 2
+            ):
+                self.hub.counters.connections_rejected_capacity += 1
+                self._log_capacity_refusal()
+                return connection.respond(
+                    HTTPStatus.SERVICE_UNAVAILABLE,
+                    f"at capacity ({cap} connections): retry later\n",
+                )
             origin = request.headers.get("Origin")
             if self.origins.allows(origin, self.scheme, request.headers.get("Host")):
                 return None
@@ -150,6 +175,8 @@ class BridgeServer:
         try:
             client = self.hub.connect(sink, self.loop.time())
         except ClientError as exc:
+            if exc.code == CloseCode.TRY_AGAIN_LATER:
+                self._log_capacity_refusal()
             await connection.close(exc.code, exc.reason)
             return
         connection.hub = self.hub
@@ -167,7 +194,31 @@ class BridgeServer:
             self.hub.disconnect(client)
         await connection.wait_closed()
 
+    def _log_capacity_refusal(self) -> None:
+        if self.capacity_refusals.refused(self.loop.time()):
+            log.warning(
+                "at capacity (%d connections): refusing new clients with 503/1013; "
+                "further refusals in this burst are only counted "
+                "(metrics_bridge_connections_rejected_capacity_total)",
+                self.hub.max_connections,
+            )
+
+    def _loop_exception(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        """Out of descriptors, asyncio pauses accepting for a second and reports each
+        failed accept with a traceback: one line per burst instead."""
+        error = context.get("exception")
+        if isinstance(error, OSError) and error.errno in (errno.EMFILE, errno.ENFILE):
+            if self.capacity_refusals.refused(loop.time()):
+                log.warning(
+                    "out of file descriptors (limit %d): accepting paused; raise the limit "
+                    "or lower --max-connections",
+                    self.fd_limit.soft,
+                )
+            return
+        loop.default_exception_handler(context)
+
     async def start(self) -> None:
+        self.loop.set_exception_handler(self._loop_exception)
         config = self.config
 
         class Connection(BridgeConnection):
@@ -231,6 +282,10 @@ async def run(config: BridgeConfig) -> None:
     bridge = BridgeServer(config)
     await bridge.start()
     host, port = bridge.address
+    if bridge.connection_cap.warning:
+        log.warning("%s", bridge.connection_cap.warning)
+    limit = bridge.fd_limit
+    log.info("open-file limit %d (hard %d, was %d)", limit.soft, limit.hard, limit.before)
     ws = "wss" if bridge.tls else "ws"
     log.info("serving %s://%s:%d/ (subprotocol %s)", ws, host, port, PROTOCOL)
     log.info("auth: %s", config.auth)

@@ -10,6 +10,8 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from metrics_shared.fd_limit import raise_open_file_limit
+
 __all__ = ["main"]
 
 
@@ -29,6 +31,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=config.log_level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
+    )
+    limit = raise_open_file_limit()
+    logging.getLogger("collector").info(
+        "open-file limit %d (hard %d, was %d)", limit.soft, limit.hard, limit.before
     )
     try:
         asyncio.run(CollectorServer(config).serve())
