@@ -202,14 +202,15 @@ class ChannelState:
         """
         if after.epoch != self.epoch or after.seq >= self.seq:
             return None
+        cached = self._merged.get(after.seq)
+        if cached is not None:
+            return cached
+        if after.seq == self.seq - 1 and len(self._ring):
+            return self._ring.frames[-1]
         frames = self._ring.after(after.seq)
         if frames is None:
             return None
-        if len(frames) == 1:
-            return frames[0]
-        cached = self._merged.get(after.seq)
-        if cached is None:
-            cached = self._merged[after.seq] = self._merge(after.seq + 1, frames)
+        cached = self._merged[after.seq] = self._merge(after.seq + 1, frames)
         return cached
 
     def _merge(self, first_seq: int, frames: tuple[Frame, ...]) -> Frame:

@@ -166,7 +166,8 @@ class HistoryRing:
         skip = seq - self.start.seq
         if skip > len(self.frames):
             return None
-        return tuple(self.frames)[skip:]
+        frames = self.frames
+        return tuple(frames[i] for i in range(skip, len(frames)))
 
     def start_frame(self, name: str, prefix: bytes, source: str, kind: int) -> Frame:
         """A Snapshot at the ring's start, encoded once per start position."""

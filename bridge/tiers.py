@@ -111,9 +111,10 @@ class TierSchedule(Generic[Member]):
 
     def behind(
         self, tier: int, position_of: Callable[[str], Position | None]
-    ) -> Iterator[tuple[str, Member, Position]]:
-        """(channel, member, its position) for every member behind its channel's position.
+    ) -> Iterator[tuple[str, Position, list[Member]]]:
+        """(channel, position, members at it) for every position behind its channel's.
 
+        Members are grouped by position, so a tick costs one frame per group.
         Also records each channel's position as the tier's tick position.
         """
         for channel, members in list(self._members[tier].items()):
@@ -121,9 +122,21 @@ class TierSchedule(Generic[Member]):
             if current is None:
                 continue
             self._ticked[tier, channel] = current
-            for member, position in list(members.items()):
+            groups: dict[Position, list[Member]] = {}
+            for member, position in members.items():
                 if position != current:
-                    yield channel, member, position
+                    groups.setdefault(position, []).append(member)
+            for position, group in groups.items():
+                yield channel, position, group
+
+    def advance(self, tier: int, channel: str, members: Iterable[Member], to: Position) -> None:
+        """These members of the tier got a frame taking them to `to`."""
+        positions = self._members[tier].get(channel)
+        if positions is None:
+            return
+        for member in members:
+            if member in positions:
+                positions[member] = to
 
     def tick_position(self, tier: int, channel: str) -> Position | None:
         return self._ticked.get((tier, channel))

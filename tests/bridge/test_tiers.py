@@ -40,16 +40,21 @@ def test_tiers_tick_on_multiples_of_their_interval_once_each() -> None:
     assert schedule.due(13.0) == [1000]
 
 
-def test_behind_lists_members_whose_position_is_not_the_channels_and_records_the_tick() -> None:
+def test_behind_groups_members_by_position_and_records_the_tick() -> None:
     schedule: TierSchedule[str] = TierSchedule((1000,), 0)
     schedule.join("a", "col/svc", 1000, Position(7, 3))
     schedule.join("b", "col/svc", 1000, Position(7, 5))
+    schedule.join("c", "col/svc", 1000, Position(7, 3))
     assert schedule.tick_position(1000, "col/svc") == Position(7, 3)
     behind = list(schedule.behind(1000, lambda name: Position(7, 5)))
-    assert behind == [("col/svc", "a", Position(7, 3))]
+    assert behind == [("col/svc", Position(7, 3), ["a", "c"])]
     assert schedule.tick_position(1000, "col/svc") == Position(7, 5)
-    schedule.moved("a", "col/svc", Position(7, 5))
+    schedule.advance(1000, "col/svc", ["a"], Position(7, 5))
+    behind = list(schedule.behind(1000, lambda name: Position(7, 5)))
+    assert behind == [("col/svc", Position(7, 3), ["c"])]
+    schedule.moved("c", "col/svc", Position(7, 5))
     assert list(schedule.behind(1000, lambda name: Position(7, 5))) == []
+    assert list(schedule.behind(1000, lambda name: None)) == []  # the channel is gone
 
 
 def test_joining_another_tier_or_tier_zero_leaves_the_previous_one() -> None:
