@@ -179,7 +179,7 @@ class BridgeConfig:
         ),
     )
     history_total_bytes: int = field(
-        default=512 * 1024 * 1024,
+        default=256 * 1024 * 1024,
         metadata=option(
             "bytes of updates held for history and resume by all channels together; a "
             "channel over it gives up its oldest updates",

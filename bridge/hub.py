@@ -479,7 +479,8 @@ class Hub:
         catalog = bridge_pb2.Catalog(
             channels=[
                 self.channels[name].info() for name in sorted(self.channels) if grant.allows(name)
-            ]
+            ],
+            approximate=True,
         )
         frame = control_frame(bridge_pb2.ServerMessage(catalog=catalog))
         if len(self._filtered_catalogs) > 1024:

@@ -129,7 +129,8 @@ class ChannelRegistry:
     def catalog_frame(self) -> Frame:
         if self._catalog is None:
             catalog = bridge_pb2.Catalog(
-                channels=[self.channels[name].info() for name in sorted(self.channels)]
+                channels=[self.channels[name].info() for name in sorted(self.channels)],
+                approximate=True,
             )
             self._catalog = control_frame(bridge_pb2.ServerMessage(catalog=catalog))
         return self._catalog

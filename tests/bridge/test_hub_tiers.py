@@ -46,12 +46,14 @@ def ask(
     hub.receive(client, message.SerializeToString(), now)  # type: ignore[arg-type]
 
 
-def test_hello_announces_the_history_window_and_the_rate_tiers() -> None:
+def test_hello_announces_history_and_rate_tiers_and_the_catalog_says_it_is_approximate() -> None:
     hub = tiered_hub()
     sink = BufferSink()
     hub.connect(sink, 0)
-    limits = sink.drain()[0].hello.limits
+    hello, catalog = sink.drain()
+    limits = hello.hello.limits
     assert (limits.history_window, list(limits.rate_tiers_ms)) == (8, [1000, 5000])
+    assert catalog.catalog.approximate  # positions and counts as of the catalog's build
 
 
 def test_history_on_subscribe_is_the_oldest_held_state_then_every_held_update() -> None:
