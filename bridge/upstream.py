@@ -52,6 +52,7 @@ import grpc
 from bridge.backoff import Backoff
 from bridge.config import CollectorTarget, Keepalive
 from bridge.errors import UpstreamError
+from bridge.event_batch import BATCH_EVENTS, events_of
 from bridge.hub import Hub
 from bridge.stream_reader import StreamCall, StreamReader
 from bridge.upstream_rules import CollectorNames, Retries
@@ -228,14 +229,17 @@ class Upstream:
             self.name = claim.name
         now = self.clock()
         self.hub.retain_sources(self.name, {source.name for source in listing.sources}, now)
-        request = collector_pb2.SubscribeRequest()
+        request = collector_pb2.SubscribeRequest(max_batch_events=BATCH_EVENTS)
         for source, position in self.hub.positions(self.name).items():
             request.resume[source].CopyFrom(position.to_proto())
         name = self.name
-        reader = StreamReader(
-            lambda: subscribe(request),
-            lambda data: self.hub.apply_event(name, data, self.clock()),
-        )
+
+        def deliver(message: bytes) -> None:
+            now = self.clock()
+            for data in events_of(message):
+                self.hub.apply_event(name, data, now)
+
+        reader = StreamReader(lambda: subscribe(request), deliver)
         self.live = True
         self.hub.set_collector_state(self.name, LIVE, "", now)
         log.info("following collector %s at %s", self.name, self.address)

@@ -84,15 +84,19 @@ class SubscriberQueue:
         return len(self._items)
 
     def offer(self, source: str, data: bytes) -> None:
+        self.offer_event(Event(source, data))
+
+    def offer_event(self, event: Event) -> None:
+        """Queue an update; the same `Event` may go to every subscriber."""
         if self.closed:
             return
-        if source in self._pending:
+        if event.source in self._pending:
             self.dropped += 1
             return
         if self._updates >= self.capacity:
-            self._overflow(source)
+            self._overflow(event.source)
         else:
-            self._items.append(Event(source, data))
+            self._items.append(event)
             self._updates += 1
         self._notify()
 

@@ -39,7 +39,7 @@ from collector.errors import (
     TooManySubscribers,
     UnknownSource,
 )
-from collector.fanout import SubscriberQueue
+from collector.fanout import Event, SubscriberQueue
 from collector.series import SeriesSample
 from collector.source import Position, SourceState, random_epoch
 from metrics_bridge.v1 import collector_pb2, metrics_pb2
@@ -147,9 +147,10 @@ class CollectorHub:
     def _publish(self, name: str, update: bytes | None) -> None:
         if update is None:
             return
+        event = Event(name, update)
         for sub in self._subscribers:
             if sub.wants(name):
-                sub.offer(name, update)
+                sub.offer_event(event)
 
     def _check_new_source_batch(
         self, name: str, kind: metrics_pb2.SourceKind.ValueType, samples: Sequence[SeriesSample]

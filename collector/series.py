@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from collector.exponential import ExponentialHistogramData
 from metrics_bridge.v1 import metrics_pb2
@@ -43,8 +43,17 @@ HISTOGRAM = metrics_pb2.METRIC_KIND_HISTOGRAM
 
 @dataclass(frozen=True, slots=True)
 class SeriesKey:
+    """Hashed once: keys are looked up several times per sample on the Push path."""
+
     name: str
     labels: Labels = ()
+    _hash: int = field(init=False, repr=False, compare=False, default=0)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_hash", hash((self.name, self.labels)))
+
+    def __hash__(self) -> int:
+        return self._hash
 
     @classmethod
     def of(cls, name: str, labels: Iterable[tuple[str, str]] = ()) -> SeriesKey:

@@ -2,7 +2,10 @@
 
 Subscribe is registered by hand with an identity response serializer: each
 update is encoded once by its source and the same bytes are written to every
-subscriber, so gRPC never re-serializes per subscriber. A source removed for
+subscriber, so gRPC never re-serializes per subscriber. A subscriber that
+asks for batches (SubscribeRequest.max_batch_events) gets every event waiting
+in its queue framed as one CollectorEvent{batch} (collector/event_batch.py):
+one gRPC message, one event-loop round, for many events. A source removed for
 idling (--source-ttl) reaches its subscribers as CollectorEvent{source_removed}.
 The stream ends with OK when the collector shuts down, and with
 RESOURCE_EXHAUSTED for a subscriber so far behind that it missed more source
@@ -27,7 +30,8 @@ import grpc
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2 as otlp_service
 
 from collector.errors import CollectorError, InvalidBatch, PermissionDenied
-from collector.fanout import Resync
+from collector.event_batch import take_batch
+from collector.fanout import QueueItem, Resync
 from collector.hub import CollectorHub
 from collector.otlp_receiver import OtlpReceiver
 from collector.push_auth import Grant, PushAccess
@@ -38,6 +42,9 @@ from metrics_bridge.v1 import collector_pb2, metrics_pb2
 __all__ = ["SERVICE_NAME", "MetricsCollectorService", "OtlpMetricsService", "now_ms"]
 
 log = logging.getLogger(__name__)
+
+MAX_BATCH_EVENTS = 1024
+"""The most events per Subscribe message, whatever a subscriber asks for."""
 
 SERVICE_NAME = collector_pb2.DESCRIPTOR.services_by_name["MetricsCollector"].full_name
 
@@ -90,6 +97,7 @@ class MetricsCollectorService:
         peer = context.peer()
         log.info("subscriber %s joined (sources: %s)", peer, list(request.sources) or "all")
         overflows = 0
+        batch_events = min(request.max_batch_events, MAX_BATCH_EVENTS)
         try:
             while not sub.closed:
                 item = sub.pop()
@@ -103,15 +111,23 @@ class MetricsCollectorService:
                         "(%d updates dropped so far)", peer, sub.capacity, sub.dropped,
                     )  # fmt: skip
                     overflows = sub.overflows
-                if isinstance(item, Resync):
-                    yield self.hub.snapshot(item.source)
+                data = self._data(item)
+                if batch_events > 1:
+                    for message in take_batch(data, sub, self._data, batch_events):
+                        yield message
                 else:
-                    yield item.data
+                    yield data
         finally:
             self.hub.unsubscribe(sub)
             log.info("subscriber %s left%s", peer, f": {sub.lost}" if sub.lost else "")
         if sub.lost:
             await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, sub.lost)
+
+    def _data(self, item: QueueItem) -> bytes:
+        """The encoded event for a queue item; a Resync is the snapshot as of now."""
+        if isinstance(item, Resync):
+            return self.hub.snapshot(item.source)
+        return item.data
 
     async def Push(
         self,

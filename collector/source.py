@@ -131,11 +131,34 @@ class SourceState:
         self.check_limit(samples, replace)
         added: list[metrics_pb2.SeriesDescriptor] = []
         values = metrics_pb2.Values()
+        ids: list[int] = []
+        numbers: list[float] = []
         removed: list[int] = []
         seen: set[SeriesKey] = set()
+        series = self._series
         for sample in samples:
-            seen.add(sample.key)
-            current = self._series.get(sample.key)
+            if replace:
+                seen.add(sample.key)
+            current = series.get(sample.key)
+            value = sample.value
+            # The common case first: a plain number for a known series, same descriptor.
+            if (
+                type(value) is float
+                and current is not None
+                and not sample.accumulate
+                and (
+                    current.descriptor is sample.descriptor
+                    or current.descriptor == sample.descriptor
+                )
+            ):
+                self._owners[sample.key] = instance
+                old = current.value
+                if value == old or (value != value and old != old):  # NaN equals NaN here
+                    continue
+                current.value = value
+                ids.append(current.id)
+                numbers.append(value)
+                continue
             if sample.remove:
                 if current is not None:
                     del self._series[sample.key]
@@ -160,7 +183,14 @@ class SourceState:
                 continue
             else:
                 current.value = value
-            _add_value(values, current.id, value)
+            if isinstance(value, float):
+                ids.append(current.id)
+                numbers.append(value)
+            else:
+                _add_value(values, current.id, value)
+        if ids:
+            values.ids.extend(ids)
+            values.numbers.extend(numbers)
         if replace:
             for key in [k for k in self._series if k not in seen]:
                 removed.append(self._series.pop(key).id)

@@ -38,6 +38,7 @@ LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 SOURCE_NAME = re.compile(r"[A-Za-z0-9_.:-]+")
 
 __all__ = [
+    "KnownSeries",
     "PushCall",
     "check_histogram",
     "check_series",
@@ -57,6 +58,34 @@ MAX_UNIT = 64
 MAX_DESCRIPTION = 1024
 MAX_BOUNDS = 128
 INSTANCE_LABEL = "instance"
+KNOWN_SERIES_BYTES = 256 * 1024
+"""Per Push call, the most bytes of checked-series identities remembered."""
+
+
+class KnownSeries:
+    """The series one Push call already checked, by identity (`_identity`).
+
+    Bounded by the bytes of the identities: once past `limit` it starts over,
+    so a sender whose series change every batch costs what it did before."""
+
+    def __init__(self, limit: int = KNOWN_SERIES_BYTES) -> None:
+        self.limit = limit
+        self._checked: dict[bytes, tuple[SeriesKey, Descriptor]] = {}
+        self._bytes = 0
+
+    @property
+    def bytes_held(self) -> int:
+        return self._bytes
+
+    def get(self, ident: bytes) -> tuple[SeriesKey, Descriptor] | None:
+        return self._checked.get(ident)
+
+    def put(self, ident: bytes, checked: tuple[SeriesKey, Descriptor]) -> None:
+        if self._bytes + len(ident) > self.limit:
+            self._checked.clear()
+            self._bytes = 0
+        self._checked[ident] = checked
+        self._bytes += len(ident)
 
 
 def check_source_name(name: str) -> str | None:
@@ -130,8 +159,16 @@ def check_histogram(h: HistogramData, path: str) -> None:
             raise InvalidBatch(f"{path}.{field}", "must be finite")
 
 
-def validate_push(request: collector_pb2.PushRequest, max_samples: int) -> list[Sample]:
-    """The batch's samples, or InvalidBatch naming the first bad field."""
+def validate_push(
+    request: collector_pb2.PushRequest,
+    max_samples: int,
+    known: KnownSeries | None = None,
+) -> list[Sample]:
+    """The batch's samples, or InvalidBatch naming the first bad field.
+
+    `known`: series already checked, by the encoding of everything but their
+    value; a Push call passes its own (its instance never changes), so a
+    series it sends again costs a lookup, not the name and label checks."""
     problem = check_source_name(request.source)
     if problem:
         raise InvalidBatch("source", problem)
@@ -146,47 +183,78 @@ def validate_push(request: collector_pb2.PushRequest, max_samples: int) -> list[
         )
     out: list[Sample] = []
     first_index: dict[SeriesKey, int] = {}
+    known = KnownSeries() if known is None else known
     for i, s in enumerate(request.samples):
-        path = f"samples[{i}]"
-        labels = [(lb.name, lb.value) for lb in s.labels]
-        if instance and any(name == INSTANCE_LABEL for name, _ in labels):
-            raise InvalidBatch(
-                f"{path}.labels", "'instance' is set by the request's instance; leave it out"
-            )
-        key = check_series(s.name, labels + instance, path)
+        ident = _identity(s)
+        checked = known.get(ident) if ident is not None else None
+        if checked is None:
+            labels = [(lb.name, lb.value) for lb in s.labels]
+            checked = _check_sample(s, labels, instance, f"samples[{i}]")
+            if ident is not None:
+                known.put(ident, checked)
+        key, descriptor = checked
         if key in first_index:
-            raise InvalidBatch(path, f"same series as samples[{first_index[key]}]")
+            raise InvalidBatch(f"samples[{i}]", f"same series as samples[{first_index[key]}]")
         first_index[key] = i
         if s.remove:
-            out.append(Sample(key, Descriptor(s.kind), remove=True))
-            continue
-        if len(s.unit) > MAX_UNIT:
-            raise InvalidBatch(f"{path}.unit", f"must be at most {MAX_UNIT} characters")
-        if len(s.description) > MAX_DESCRIPTION:
-            raise InvalidBatch(
-                f"{path}.description", f"must be at most {MAX_DESCRIPTION} characters"
-            )
-        if s.start_time_unix_ms < 0:
-            raise InvalidBatch(f"{path}.start_time_unix_ms", "must not be negative")
-        descriptor = Descriptor(s.kind, s.unit, s.description, s.start_time_unix_ms)
-        value_field = s.WhichOneof("value")
-        if s.kind in (GAUGE, COUNTER):
-            if value_field != "number":
-                raise InvalidBatch(f"{path}.number", "a gauge or counter needs a number")
-            if not math.isfinite(s.number):
-                raise InvalidBatch(f"{path}.number", f"must be finite, got {s.number}")
-            if s.kind == COUNTER and s.number < 0:
-                raise InvalidBatch(f"{path}.number", f"a counter cannot be negative: {s.number}")
-            out.append(Sample(key, descriptor, float(s.number)))
+            out.append(Sample(key, descriptor, remove=True))
         elif s.kind == HISTOGRAM:
-            if value_field != "histogram":
+            path = f"samples[{i}]"
+            if s.WhichOneof("value") != "histogram":
                 raise InvalidBatch(f"{path}.histogram", "a histogram needs a histogram value")
             histogram = HistogramData.from_proto(s.histogram)
             check_histogram(histogram, f"{path}.histogram")
             out.append(Sample(key, descriptor, histogram))
         else:
-            raise InvalidBatch(f"{path}.kind", f"must be GAUGE, COUNTER or HISTOGRAM, got {s.kind}")
+            number = s.number
+            if not s.HasField("number"):
+                raise InvalidBatch(f"samples[{i}].number", "a gauge or counter needs a number")
+            if not math.isfinite(number):
+                raise InvalidBatch(f"samples[{i}].number", f"must be finite, got {number}")
+            if number < 0 and s.kind == COUNTER:
+                raise InvalidBatch(
+                    f"samples[{i}].number", f"a counter cannot be negative: {number}"
+                )
+            out.append(Sample(key, descriptor, float(number)))
     return out
+
+
+def _identity(s: collector_pb2.Sample) -> bytes | None:
+    """Everything but the value of a numeric sample, encoded; None for a histogram.
+
+    Encoding is far cheaper than walking the labels through the protobuf API."""
+    if not s.HasField("number"):
+        return None if s.HasField("histogram") else s.SerializeToString()
+    number = s.number
+    s.ClearField("number")
+    ident = s.SerializeToString()
+    s.number = number
+    return ident
+
+
+def _check_sample(
+    s: collector_pb2.Sample,
+    labels: list[tuple[str, str]],
+    instance: list[tuple[str, str]],
+    path: str,
+) -> tuple[SeriesKey, Descriptor]:
+    """The key and descriptor of a sample, checked; what a call may remember."""
+    if instance and any(name == INSTANCE_LABEL for name, _ in labels):
+        raise InvalidBatch(
+            f"{path}.labels", "'instance' is set by the request's instance; leave it out"
+        )
+    key = check_series(s.name, labels + instance, path)
+    if s.remove:
+        return key, Descriptor(s.kind)
+    if len(s.unit) > MAX_UNIT:
+        raise InvalidBatch(f"{path}.unit", f"must be at most {MAX_UNIT} characters")
+    if len(s.description) > MAX_DESCRIPTION:
+        raise InvalidBatch(f"{path}.description", f"must be at most {MAX_DESCRIPTION} characters")
+    if s.start_time_unix_ms < 0:
+        raise InvalidBatch(f"{path}.start_time_unix_ms", "must not be negative")
+    if s.kind not in (GAUGE, COUNTER, HISTOGRAM):
+        raise InvalidBatch(f"{path}.kind", f"must be GAUGE, COUNTER or HISTOGRAM, got {s.kind}")
+    return key, Descriptor(s.kind, s.unit, s.description, s.start_time_unix_ms)
 
 
 class PushCall:
@@ -198,6 +266,7 @@ class PushCall:
         self.source = ""
         self.instance = ""
         self.batches = 0
+        self._known = KnownSeries()
 
     def validate(self, request: collector_pb2.PushRequest) -> list[Sample]:
         if self.source and request.source != self.source:
@@ -209,7 +278,7 @@ class PushCall:
                 "instance",
                 f"changed from {self.instance!r} to {request.instance!r} within one call",
             )
-        samples = validate_push(request, self.max_samples)
+        samples = validate_push(request, self.max_samples, self._known)
         self.source, self.instance = request.source, request.instance
         self.batches += 1
         return samples

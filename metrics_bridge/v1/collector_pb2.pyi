@@ -48,6 +48,12 @@ class SubscribeRequest(_message.Message):
 
     SOURCES_FIELD_NUMBER: _builtins.int
     RESUME_FIELD_NUMBER: _builtins.int
+    MAX_BATCH_EVENTS_FIELD_NUMBER: _builtins.int
+    max_batch_events: _builtins.int
+    """Above 1: the collector may put up to this many events, in stream order,
+    into one CollectorEvent{batch} (fewer messages for the same events).
+    0 or 1: one event per message, all a collector without batching sends.
+    """
     @_builtins.property
     def sources(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Source names to follow; empty means every source, including sources that
@@ -63,10 +69,11 @@ class SubscribeRequest(_message.Message):
         *,
         sources: _abc.Iterable[_builtins.str] | None = ...,
         resume: _abc.Mapping[_builtins.str, _metrics_pb2.Position] | None = ...,
+        max_batch_events: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["resume", b"resume", "sources", b"sources"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["max_batch_events", b"max_batch_events", "resume", b"resume", "sources", b"sources"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -84,28 +91,60 @@ class CollectorEvent(_message.Message):
     SNAPSHOT_FIELD_NUMBER: _builtins.int
     UPDATE_FIELD_NUMBER: _builtins.int
     SOURCE_REMOVED_FIELD_NUMBER: _builtins.int
+    BATCH_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def snapshot(self) -> _metrics_pb2.Snapshot: ...
     @_builtins.property
     def update(self) -> _metrics_pb2.Update: ...
     @_builtins.property
     def source_removed(self) -> Global___SourceRemoved: ...
+    @_builtins.property
+    def batch(self) -> Global___EventBatch:
+        """Only to a subscriber that asked for batches (max_batch_events > 1)."""
+
     def __init__(
         self,
         *,
         snapshot: _metrics_pb2.Snapshot | None = ...,
         update: _metrics_pb2.Update | None = ...,
         source_removed: Global___SourceRemoved | None = ...,
+        batch: Global___EventBatch | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "snapshot", b"snapshot", "source_removed", b"source_removed", "update", b"update"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "event", b"event", "snapshot", b"snapshot", "source_removed", b"source_removed", "update", b"update"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "snapshot", b"snapshot", "source_removed", b"source_removed", "update", b"update"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "event", b"event", "snapshot", b"snapshot", "source_removed", b"source_removed", "update", b"update"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["snapshot", "update", "source_removed"]  # noqa: Y015
+    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["snapshot", "update", "source_removed", "batch"]  # noqa: Y015
     _WhichOneofArgType_event: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_event) -> _WhichOneofReturnType_event | None: ...
 
 Global___CollectorEvent: _TypeAlias = CollectorEvent  # noqa: Y015
+
+@_typing.final
+class EventBatch(_message.Message):
+    """Several events of one Subscribe stream, in stream order: each is an encoded
+    CollectorEvent holding a snapshot, update or source_removed (never a batch).
+    The collector frames the bytes it already encoded once per event, so a
+    batch costs a copy, not an encoding, per subscriber.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def events(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]: ...
+    def __init__(
+        self,
+        *,
+        events: _abc.Iterable[_builtins.bytes] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["events", b"events"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EventBatch: _TypeAlias = EventBatch  # noqa: Y015
 
 @_typing.final
 class SourceRemoved(_message.Message):

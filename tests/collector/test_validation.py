@@ -8,7 +8,7 @@ import pytest
 
 from collector.errors import InvalidBatch
 from collector.series import HistogramData, SeriesKey
-from collector.validation import PushCall, sanitize_metric_name, validate_push
+from collector.validation import KnownSeries, PushCall, sanitize_metric_name, validate_push
 from metrics_bridge.v1 import collector_pb2, metrics_pb2
 
 GAUGE = metrics_pb2.METRIC_KIND_GAUGE
@@ -146,3 +146,31 @@ def test_a_push_call_applies_the_batch_rules_to_each_batch() -> None:
         call.validate(batch(good("a"), good("b")))
     assert info.value.field == "samples"
     assert call.source == "", "a refused first batch fixes no source"
+
+
+def test_a_series_a_call_checked_before_still_has_its_value_checked() -> None:
+    call = PushCall(max_samples=100)
+    counter = collector_pb2.Sample(name="hits", kind=COUNTER, number=3.0)
+    assert call.validate(batch(counter))[0].value == 3.0
+    counter.number = -1.0
+    with pytest.raises(InvalidBatch, match="counter cannot be negative"):
+        call.validate(batch(counter))
+    counter.ClearField("number")
+    with pytest.raises(InvalidBatch, match="needs a number"):
+        call.validate(batch(counter))
+
+
+def test_a_known_series_sent_twice_in_one_batch_is_still_refused() -> None:
+    call = PushCall(max_samples=100)
+    call.validate(batch(good("a", x="1")))
+    with pytest.raises(InvalidBatch, match=r"same series as samples\[0\]"):
+        call.validate(batch(good("a", x="1"), good("a", x="1")))
+
+
+def test_checked_series_are_remembered_within_a_byte_budget() -> None:
+    known = KnownSeries(limit=100)
+    for n in range(20):
+        validate_push(batch(good("m", n=str(n))), 100, known)
+    assert known.bytes_held <= 100
+    samples = validate_push(batch(good("m", n="19")), 100, known)
+    assert samples[0].key == SeriesKey("m", (("n", "19"),))

@@ -32,6 +32,15 @@ export declare type SubscribeRequest = Message<"metrics_bridge.v1.SubscribeReque
    * @generated from field: map<string, metrics_bridge.v1.Position> resume = 2;
    */
   resume: { [key: string]: Position };
+
+  /**
+   * Above 1: the collector may put up to this many events, in stream order,
+   * into one CollectorEvent{batch} (fewer messages for the same events).
+   * 0 or 1: one event per message, all a collector without batching sends.
+   *
+   * @generated from field: uint32 max_batch_events = 3;
+   */
+  maxBatchEvents: number;
 };
 
 /**
@@ -69,6 +78,14 @@ export declare type CollectorEvent = Message<"metrics_bridge.v1.CollectorEvent">
      */
     value: SourceRemoved;
     case: "sourceRemoved";
+  } | {
+    /**
+     * Only to a subscriber that asked for batches (max_batch_events > 1).
+     *
+     * @generated from field: metrics_bridge.v1.EventBatch batch = 13;
+     */
+    value: EventBatch;
+    case: "batch";
   } | { case: undefined; value?: undefined };
 };
 
@@ -77,6 +94,27 @@ export declare type CollectorEvent = Message<"metrics_bridge.v1.CollectorEvent">
  * Use `create(CollectorEventSchema)` to create a new message.
  */
 export declare const CollectorEventSchema: GenMessage<CollectorEvent>;
+
+/**
+ * Several events of one Subscribe stream, in stream order: each is an encoded
+ * CollectorEvent holding a snapshot, update or source_removed (never a batch).
+ * The collector frames the bytes it already encoded once per event, so a
+ * batch costs a copy, not an encoding, per subscriber.
+ *
+ * @generated from message metrics_bridge.v1.EventBatch
+ */
+export declare type EventBatch = Message<"metrics_bridge.v1.EventBatch"> & {
+  /**
+   * @generated from field: repeated bytes events = 1;
+   */
+  events: Uint8Array[];
+};
+
+/**
+ * Describes the message metrics_bridge.v1.EventBatch.
+ * Use `create(EventBatchSchema)` to create a new message.
+ */
+export declare const EventBatchSchema: GenMessage<EventBatch>;
 
 /**
  * The source is gone (idle past the collector's --source-ttl): drop its state.

@@ -1,0 +1,67 @@
+"""Several encoded CollectorEvents framed as one CollectorEvent{batch}. Pure.
+
+Rules:
+- A batch is built from events already encoded once for every subscriber:
+  each becomes one `EventBatch.events` entry by prefixing its tag and length,
+  so a batch costs a copy, not an encoding, per subscriber.
+- `take_batch` pops up to `max_events` items while their bytes stay within
+  `max_bytes`; an event that would take a batch past it is sent after the
+  batch, on its own (a lone event may be larger: it was sendable before).
+  One event is sent as itself, never as a batch of one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from collector.fanout import QueueItem, SubscriberQueue
+
+__all__ = ["BATCH_BYTES", "encode_batch", "take_batch"]
+
+BATCH_BYTES = 1024 * 1024
+"""At most this many bytes of events per batch (far under gRPC's 4 MiB default)."""
+
+_EVENTS_TAG = b"\x0a"  # EventBatch.events = 1, length-delimited
+_BATCH_TAG = b"\x6a"  # CollectorEvent.batch = 13, length-delimited
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while value >= 0x80:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def encode_batch(events: list[bytes]) -> bytes:
+    """CollectorEvent{batch: EventBatch{events}} from encoded CollectorEvents."""
+    parts: list[bytes] = []
+    for data in events:
+        parts += (_EVENTS_TAG, _varint(len(data)), data)
+    inner = b"".join(parts)
+    return b"".join((_BATCH_TAG, _varint(len(inner)), inner))
+
+
+def take_batch(
+    first: bytes,
+    queue: SubscriberQueue,
+    resolve: Callable[[QueueItem], bytes],
+    max_events: int,
+    max_bytes: int = BATCH_BYTES,
+) -> list[bytes]:
+    """The messages for `first` plus what `queue` holds now, up to the limits."""
+    events = [first]
+    size = len(first)
+    alone: list[bytes] = []
+    while len(events) < max_events:
+        item = queue.pop()
+        if item is None:
+            break
+        data = resolve(item)
+        if size + len(data) > max_bytes:
+            alone.append(data)
+            break
+        events.append(data)
+        size += len(data)
+    return [first if len(events) == 1 else encode_batch(events), *alone]
