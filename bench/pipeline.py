@@ -219,6 +219,9 @@ class PipelineResult:
     series: int
     seconds: float
     pushed: int
+    """Batches the collector accepted in the window: one update each."""
+    delivered: int
+    """Updates that reached the WebSocket client in order in the window."""
     events_per_s: float
     """Updates that reached the WebSocket client in order, per second."""
     gaps: int
@@ -293,6 +296,7 @@ async def measure_pipeline(
             series=series,
             seconds=round(elapsed, 2),
             pushed=pushed,
+            delivered=delivered,
             events_per_s=round(delivered / max(delivered_at, 1e-9)),
             gaps=checker.gaps,
             resyncs=checker.resyncs,

@@ -171,6 +171,26 @@ def render(data: dict[str, Any]) -> str:
             f"{host['protobuf_bytes_per_update']:.0f} ({host['protobuf_updates']} updates), "
             f"naive JSON {host['json_bytes_per_update']:.0f} ({host['json_updates']} updates).",
         ]
+    pipeline = data.get("pipeline") or []
+    if pipeline:
+        lines += [
+            "",
+            "Pipeline: pushers (batches of gauges, as fast as the collector takes them) -> "
+            "collector -> Subscribe -> bridge -> one WebSocket client on every pushed channel. "
+            "Events: updates that reached the client in order with no gap; values: gauges "
+            "they carried. Other subscribers are plain Subscribe streams (as more bridges).",
+            "",
+            "| subscribers | pushers x gauges | events/s | values/s | gaps | resyncs "
+            "| collector CPU/event | bridge CPU/event | collector CPU |",
+            "|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for row in pipeline:
+            lines.append(
+                f"| {row['subscribers']} | {row['pushers']} x {row['series']} "
+                f"| {row['events_per_s']:,.0f} | {row['events_per_s'] * row['series']:,.0f} "
+                f"| {row['gaps']} | {row['resyncs']} | {row['collector_cpu_us_per_event']:.0f} us "
+                f"| {row['bridge_cpu_us_per_event']:.0f} us | {row['collector_cpu_share']:.0%} |"
+            )
     rows = data.get("goal") or goal(data)
     if rows:
         lines += [

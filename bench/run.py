@@ -13,7 +13,10 @@ connections, then:
 Only the server under test runs next to the collector, pusher and load.
 Then: bridge RSS per idle connection (fresh bridge, with and without
 permessage-deflate negotiated) and bytes per host-metrics update, bridge
-protobuf vs naive JSON, over the same collector updates.
+protobuf vs naive JSON, over the same collector updates. Last, the pipeline
+(bench.pipeline): events/s from pushers through a fresh collector and bridge
+to a WebSocket client, in order, and the collector's CPU per event with 1 and
+10 Subscribe streams.
 
 The table (with ratios to the baselines measured in the same run) is printed
 and written to `--out`/latest.md and latest.json.
@@ -35,6 +38,7 @@ from typing import Any
 import grpc
 import psutil
 
+from bench.pipeline import measure_pipeline
 from bench.processes import REPO, Server
 from bench.pusher import Pusher
 from bench.report import goal, render, verdicts
@@ -78,6 +82,8 @@ class Settings:
     latency_clients: int
     out: Path
     warmup: float = 0.5
+    pipeline_subscribers: list[int] = field(default_factory=lambda: [1, 10])
+    pipeline_seconds: float = 5.0
 
 
 @dataclass
@@ -87,6 +93,7 @@ class Results:
     runs: list[dict[str, Any]] = field(default_factory=list)
     rss: list[dict[str, Any]] = field(default_factory=list)
     host_bytes: dict[str, Any] = field(default_factory=dict)
+    pipeline: list[dict[str, Any]] = field(default_factory=list)
 
 
 class LoadProcess:
@@ -393,6 +400,17 @@ async def run(settings: Settings) -> Results:
         await measure_host_bytes(settings, address, results)
     finally:
         collector.stop()
+    if settings.pipeline_subscribers:
+        print("pipeline (Push -> collector -> bridge -> WebSocket client):", flush=True)
+    for subscribers in settings.pipeline_subscribers:
+        row = asdict(await measure_pipeline(subscribers, seconds=settings.pipeline_seconds))
+        results.pipeline.append(row)
+        print(
+            f"  {subscribers} subscriber(s): {row['events_per_s']:,.0f} events/s in order "
+            f"({row['gaps']} gaps, {row['resyncs']} resyncs), collector "
+            f"{row['collector_cpu_us_per_event']:.0f} us CPU per event",
+            flush=True,
+        )
     return results
 
 
@@ -418,6 +436,14 @@ def parse_args(argv: list[str] | None) -> Settings:
     parser.add_argument("--max-push-rate", type=float, default=2000.0, help="updates/s cap")
     parser.add_argument("--rss-clients", type=int, default=0, help="default: the largest count")
     parser.add_argument("--latency-clients", type=int, default=100, help="clients that decode")
+    parser.add_argument(
+        "--pipeline-subscribers",
+        default="1,10",
+        help="collector subscribers for the pipeline section, comma-separated; '' skips it",
+    )
+    parser.add_argument(
+        "--pipeline-seconds", type=float, default=5.0, help="each pipeline push window"
+    )
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
     args = parser.parse_args(argv)
     clients = [int(n) for n in args.clients.split(",")]
@@ -437,6 +463,8 @@ def parse_args(argv: list[str] | None) -> Settings:
         rss_clients=args.rss_clients or max(clients),
         latency_clients=args.latency_clients,
         out=args.out,
+        pipeline_subscribers=[int(n) for n in args.pipeline_subscribers.split(",") if n],
+        pipeline_seconds=args.pipeline_seconds,
     )
 
 

@@ -24,6 +24,8 @@ def test_bench_smoke_run_writes_its_table_and_results(tmp_path: Path) -> None:
             "--compressions", "none",
             "--seconds", "0.5",
             "--latency-seconds", "0.5",
+            "--pipeline-subscribers", "2",
+            "--pipeline-seconds", "0.5",
             "--out", str(tmp_path),
         ],
         cwd=REPO,
@@ -49,3 +51,6 @@ def test_bench_smoke_run_writes_its_table_and_results(tmp_path: Path) -> None:
     assert "x ws" in table
     assert [(row["clients"], row["compression"]) for row in data["goal"]] == [(20, "none")]
     assert "fan-out faster than Node's `ws`" in table
+    [pipeline] = data["pipeline"]
+    assert pipeline["subscribers"] == 2 and pipeline["events_per_s"] > 0
+    assert "| 2 | 4 x 10 |" in table
