@@ -42,6 +42,7 @@ import logging
 import os
 import random
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -57,12 +58,11 @@ from bridge.errors import (
     TokenExpired,
     TokenInvalid,
     TokenRequired,
-    UpstreamGap,
 )
 from bridge.frame import Frame, control_frame
 from bridge.history import HistoryLimits
 from bridge.outbound import Admit, OutboundBuffer
-from bridge.registry import ChannelRegistry, Published, Removed
+from bridge.registry import ChannelRegistry, Published, Removed, Resync
 from bridge.session import (
     AnswerPing,
     Authenticate,
@@ -124,6 +124,8 @@ class Counters:
     heartbeats_sent: int = 0
     upstream_events: int = 0
     upstream_gaps: int = 0
+    # Bad data from collectors (each answered with a resync), by reason.
+    upstream_resyncs: dict[str, int] = field(default_factory=dict)
     # Refused Origins, tokens and channels outside a grant, by reason.
     refusals: dict[str, int] = field(default_factory=dict)
 
@@ -189,6 +191,8 @@ class Hub:
         self.pools: dict[str, dict[Client, None]] = {}
         self.clients: dict[Client, None] = {}
         self.counters = Counters()
+        self.resyncs_wanted: deque[Resync] = deque()
+        self.on_resync_wanted: Callable[[], None] | None = None
 
     # Clients
 
@@ -408,19 +412,38 @@ class Hub:
         return self.registry.channels
 
     def apply_event(self, collector: str, data: bytes, now: float) -> None:
-        """Take one raw CollectorEvent; raises UpstreamError if the stream must restart."""
+        """Take one raw CollectorEvent; bad data asks for a resync (`resyncs_wanted`)."""
         self.counters.upstream_events += 1
-        try:
-            outcome = self.registry.apply(collector, data)
-        except UpstreamGap:
-            self.counters.upstream_gaps += 1
-            raise
+        outcome = self.registry.apply(collector, data)
         if isinstance(outcome, Published):
             if outcome.revived:
                 self._set_state(outcome.channel, UpstreamState.UPSTREAM_STATE_LIVE, "", now)
             self.publish(outcome.frame, now)
+            for frame in outcome.then:
+                self.publish(frame, now)
         elif isinstance(outcome, Removed):
             self._end_subscriptions(outcome.channel, now)
+        elif isinstance(outcome, Resync):
+            self._want_resync(outcome)
+
+    def _want_resync(self, resync: Resync) -> None:
+        """Count, log and queue a resync; the server fetches it (bridge/channel_resync.py)."""
+        counts = self.counters.upstream_resyncs
+        counts[resync.reason] = counts.get(resync.reason, 0) + 1
+        if resync.reason in ("seq_jump", "epoch_changed", "unknown_channel"):
+            self.counters.upstream_gaps += 1
+        what = "skipped" if resync.sources == () else "resyncing from its snapshot"
+        log.warning(
+            "collector %s sent bad data (%s): %s; %s",
+            resync.collector,
+            resync.reason,
+            resync.detail,
+            what,
+        )
+        if resync.sources != ():
+            self.resyncs_wanted.append(resync)
+            if self.on_resync_wanted is not None:
+                self.on_resync_wanted()
 
     def positions(self, collector: str) -> dict[str, Position]:
         """Resume positions, by source name, of this collector's channels."""

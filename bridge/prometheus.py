@@ -21,7 +21,10 @@ starts with `metrics_bridge_`:
   collector-to-bridge lag plus at most one sampling interval.
 - `upstream_up{collector,address}`: 1 while the collector's stream is live.
 - `upstream_interruptions_total{collector,address}`: times the collector's
-  stream ended or failed (down, hung, restarted after a gap).
+  stream ended or failed (down, hung, restarted).
+- `upstream_resyncs_total{reason}`: bad data from a collector (seq_jump,
+  epoch_changed, unknown_channel, undecodable, unknown_event); the channel is
+  resynced from the collector's snapshot while the others go on.
 - the process's own `process_*` metrics (RSS, CPU, open fds).
 """
 
@@ -70,7 +73,7 @@ COUNTER_HELP = {
     "recovery_misses": "resumes answered with a snapshot (the ring had moved on)",
     "heartbeats_sent": "heartbeat frames sent",
     "upstream_events": "events received from collectors",
-    "upstream_gaps": "collector streams restarted after a gap",
+    "upstream_gaps": "updates from collectors that did not continue their channel (resynced)",
 }
 
 STATE_NAMES = {
@@ -145,6 +148,15 @@ class BridgeMetrics:
         for reason, count in sorted(getattr(counters, "refusals", {}).items()):
             refusals.add_metric([reason], count)
         yield refusals
+        resyncs = CounterMetricFamily(
+            PREFIX + "upstream_resyncs",
+            "bad data from collectors (seq_jump, epoch_changed, unknown_channel, "
+            "undecodable, unknown_event), each answered by fetching snapshots",
+            labels=["reason"],
+        )
+        for reason, count in sorted(getattr(counters, "upstream_resyncs", {}).items()):
+            resyncs.add_metric([reason], count)
+        yield resyncs
 
     def _gauges(self) -> Iterator[Metric]:
         hub = self.hub

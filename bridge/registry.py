@@ -6,6 +6,14 @@ Rules:
 - Each CollectorEvent is parsed once (`apply`); the result says what the hub
   must fan out: nothing (a new channel or a duplicate update), or a frame,
   with `revived` set when a Snapshot brought an existing channel back to life.
+- Bad data from a collector never reaches clients and never stops the other
+  channels (`Resync`): an Update whose seq jumps or whose epoch changed
+  mid-stream, or one for a channel without a snapshot, makes that channel
+  *resyncing*: the caller asks the collector for its snapshot (GetSnapshot),
+  and the channel's later updates are held (at most `MAX_HELD`) until a
+  Snapshot arrives, then replayed where they continue it. An event that does
+  not parse names no channel: every source of that collector is reconciled
+  (`sources` None). An event of no known kind is skipped (`sources` empty).
 - `SourceRemoved`, or a listing that no longer has the source (`retain`),
   removes the channel; the caller tells its subscribers.
 - The catalog (every channel's `ChannelInfo`, sorted by name) is encoded once
@@ -20,12 +28,15 @@ from dataclasses import dataclass
 from google.protobuf.message import DecodeError
 
 from bridge.channel import ChannelState, Position, State
-from bridge.errors import BadUpstreamEvent, UpstreamGap
+from bridge.errors import UpstreamGap
 from bridge.frame import Frame, control_frame
 from bridge.history import HistoryLimits
-from metrics_bridge.v1 import bridge_pb2, collector_pb2
+from metrics_bridge.v1 import bridge_pb2, collector_pb2, metrics_pb2
 
-__all__ = ["ChannelRegistry", "Published", "Removed"]
+__all__ = ["MAX_HELD", "ChannelRegistry", "Published", "Removed", "Resync"]
+
+MAX_HELD = 1024
+"""Updates held per resyncing channel until its snapshot arrives (the oldest go first)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +46,8 @@ class Published:
     channel: ChannelState
     frame: Frame
     revived: bool = False
+    then: tuple[Frame, ...] = ()
+    """Held updates that continue the snapshot, published after it in order."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +57,20 @@ class Removed:
     channel: ChannelState
 
 
-Outcome = Published | Removed | None
+@dataclass(frozen=True, slots=True)
+class Resync:
+    """Bad data from `collector`: fetch the snapshots of `sources` (None: of every source).
+
+    `reason` is a short label for /metrics (seq_jump, epoch_changed,
+    unknown_channel, undecodable, unknown_event); `detail` says what was seen."""
+
+    collector: str
+    sources: tuple[str, ...] | None
+    reason: str
+    detail: str
+
+
+Outcome = Published | Removed | Resync | None
 
 
 class ChannelRegistry:
@@ -55,35 +81,78 @@ class ChannelRegistry:
         self.channels: dict[str, ChannelState] = {}
         self._changed = False
         self._catalog: Frame | None = None
+        self._held: dict[str, list[tuple[metrics_pb2.Update, bytes]]] = {}
 
     def apply(self, collector: str, data: bytes) -> Outcome:
-        """Take one raw CollectorEvent; raises UpstreamError if the stream must restart."""
+        """Take one raw CollectorEvent."""
         try:
             event = collector_pb2.CollectorEvent.FromString(data)
         except DecodeError as exc:
-            raise BadUpstreamEvent(f"{collector}: undecodable CollectorEvent: {exc}") from None
+            return Resync(collector, None, "undecodable", f"undecodable CollectorEvent: {exc}")
         which = event.WhichOneof("event")
         if which == "update":
-            update = event.update
-            channel = self.channels.get(f"{collector}/{update.source}")
-            if channel is None:
-                raise UpstreamGap(f"{collector}/{update.source}: update before any snapshot")
-            frame = channel.apply_update(update, data)
-            return None if frame is None else Published(channel, frame)
+            return self._update(collector, event.update, data)
         if which == "snapshot":
             snapshot = event.snapshot
             name = f"{collector}/{snapshot.source}"
             channel = self.channels.get(name)
+            held = self._held.pop(name, [])
             if channel is None:
-                self.channels[name] = ChannelState(collector, snapshot, data, self.resume_window)
+                channel = ChannelState(collector, snapshot, data, self.resume_window)
+                self.channels[name] = channel
+                self._replay(channel, held)
                 self.changed()
                 return None
-            return Published(channel, channel.apply_snapshot(snapshot, data), revived=True)
+            frame = channel.apply_snapshot(snapshot, data)
+            return Published(channel, frame, revived=True, then=self._replay(channel, held))
         if which == "source_removed":
             return self.remove(f"{collector}/{event.source_removed.source}")
-        raise BadUpstreamEvent(f"{collector}: CollectorEvent with no known event")
+        return Resync(collector, (), "unknown_event", f"CollectorEvent of no known kind ({which})")
+
+    def _update(self, collector: str, update: metrics_pb2.Update, data: bytes) -> Outcome:
+        name = f"{collector}/{update.source}"
+        held = self._held.get(name)
+        if held is not None:
+            if len(held) >= MAX_HELD:
+                del held[0]
+            held.append((update, data))
+            return None
+        channel = self.channels.get(name)
+        if channel is None:
+            self._held[name] = [(update, data)]
+            detail = f"{name}: update ({update.epoch}, {update.seq}) before any snapshot"
+            return Resync(collector, (update.source,), "unknown_channel", detail)
+        try:
+            frame = channel.apply_update(update, data)
+        except UpstreamGap as gap:
+            self._held[name] = [(update, data)]
+            reason = "epoch_changed" if update.epoch != channel.epoch else "seq_jump"
+            return Resync(collector, (update.source,), reason, str(gap))
+        return None if frame is None else Published(channel, frame)
+
+    def _replay(
+        self, channel: ChannelState, held: list[tuple[metrics_pb2.Update, bytes]]
+    ) -> tuple[Frame, ...]:
+        """Fold in the held updates that continue the channel; stop at the first gap."""
+        frames: list[Frame] = []
+        for update, data in held:
+            try:
+                frame = channel.apply_update(update, data)
+            except UpstreamGap:
+                break  # the stream's next update finds the gap again and resyncs
+            if frame is not None:
+                frames.append(frame)
+        return tuple(frames)
+
+    def resyncing(self, name: str) -> bool:
+        return name in self._held
+
+    def abandon_resync(self, name: str) -> None:
+        """The snapshot could not be fetched: drop the held updates; the next one resyncs."""
+        self._held.pop(name, None)
 
     def remove(self, name: str) -> Removed | None:
+        self._held.pop(name, None)
         channel = self.channels.pop(name, None)
         if channel is None:
             return None

@@ -39,6 +39,7 @@ from websockets.exceptions import ConnectionClosed, NegotiationError
 from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
+from bridge.channel_resync import ChannelResyncs
 from bridge.config import BridgeConfig
 from bridge.dns_upstreams import DnsUpstreams
 from bridge.errors import ClientError, CloseCode, InternalError, MissingSubprotocol
@@ -124,6 +125,7 @@ class BridgeServer:
             lambda: any(u.live for u in self.upstreams),
             metrics=metrics_endpoint(self.hub, lambda: self.upstreams),
         )
+        self.resyncs = ChannelResyncs(self.hub, lambda: self.upstreams, self.loop.time)
         self.tick_interval = min(0.25, max(0.02, min(config.heartbeat, config.ping_interval) / 4))
         self._tasks: list[asyncio.Task[None]] = []
         self.server: Server | None = None
@@ -247,6 +249,7 @@ class BridgeServer:
         for dns in self.dns_targets:
             self._tasks.append(self.loop.create_task(dns.run()))
         self._tasks.append(self.loop.create_task(self._tick()))
+        self._tasks.append(self.loop.create_task(self.resyncs.run()))
 
     @property
     def address(self) -> tuple[str, int]:

@@ -356,15 +356,20 @@ def test_client_ping_is_answered_with_a_pong() -> None:
     assert (message.pong.nonce, message.pong.server_time_ms) == (9, 1234)
 
 
-def test_update_with_a_gap_raises_and_publishes_nothing() -> None:
+def test_update_with_a_gap_publishes_nothing_and_asks_for_a_resync() -> None:
     hub = make_hub()
     client, sink = connected(hub)
     subscribe(hub, client)
     sink.drain()
-    with pytest.raises(Exception, match="does not follow"):
-        hub.apply_event("col", update_event("svc", 7, 5), 0)
+    hub.apply_event("col", update_event("svc", 7, 5), 0)
     assert sink.drain() == []
     assert hub.positions("col")["svc"].seq == 0
+    assert [r.sources for r in hub.resyncs_wanted] == [("svc",)]
+    assert hub.counters.upstream_resyncs == {"seq_jump": 1}
+    hub.apply_event("col", snapshot_event("svc", 7, 4), 0)  # what GetSnapshot answered
+    messages = sink.drain()
+    assert bodies(messages) == ["snapshot", "update"]
+    assert messages[1].update.seq == 5
 
 
 class HalvingSink(BufferSink):

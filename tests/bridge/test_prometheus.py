@@ -89,8 +89,15 @@ def parse(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 def test_every_hub_counter_is_exported_as_a_prometheus_counter() -> None:
     samples = scrape(BridgeMetrics(make_hub()))
     for field in fields(Counters):
-        if field.name != "refusals":
+        if field.name not in ("refusals", "upstream_resyncs"):
             assert (f"metrics_bridge_{field.name}_total", ()) in samples
+
+
+def test_upstream_resyncs_are_counted_by_reason() -> None:
+    hub = make_hub()
+    hub.apply_event("col", b"\xff", 0)
+    samples = scrape(BridgeMetrics(hub))
+    assert samples[("metrics_bridge_upstream_resyncs_total", (("reason", "undecodable"),))] == 1
 
 
 def test_refusals_are_counted_by_reason() -> None:
