@@ -138,9 +138,9 @@ def render(data: dict[str, Any]) -> str:
         "and by the load client during the throughput window (a load client near 100 % "
         "means the figure is bounded by the load client, not the server).",
         "",
-        "| clients | clients offer | server | deliveries/s | x ws | x broadcast | x naive "
-        "| x raw | server CPU | load CPU | p50 ms | p99 ms | bytes/update |",
-        "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| clients | clients offer | server | deliveries/s | x ws | x picows | x broadcast "
+        "| x naive | x raw | server CPU | load CPU | p50 ms | p99 ms | bytes/update |",
+        "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     runs = data["runs"]
     for run in runs:
@@ -149,6 +149,7 @@ def render(data: dict[str, Any]) -> str:
             f"| {run['clients']:,} | {run['compression']} | {run['server']} "
             f"| {run['deliveries_per_s']:,.0f} "
             f"| {_ratio(run, _find(runs, 'ws', *key))} "
+            f"| {_ratio(run, _find(runs, 'picows', *key))} "
             f"| {_ratio(run, _find(runs, 'broadcast', *key))} "
             f"| {_ratio(run, _find(runs, 'naive', *key))} "
             f"| {_ratio(run, _find(runs, 'raw', *key))} "

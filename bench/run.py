@@ -1,7 +1,7 @@
 """The fan-out benchmark: the bridge against baselines, same clients, same run.
 
 For each server (bridge; broadcast, naive, raw from bench.baselines; ws, the
-Node `ws` server of bench/node/ws_baseline.mjs), each
+Node `ws` server of bench/node/ws_baseline.mjs; picows, bench.picows_baseline), each
 client count and each client kind (offering no compression, or offering
 permessage-deflate as browsers do), one load process (bench.load) opens the
 connections, then:
@@ -48,9 +48,9 @@ from metrics_bridge.v1 import collector_pb2, collector_pb2_grpc, metrics_pb2
 COLLECTOR_NAME = "c1"
 SOURCE = "load"
 CHANNEL = f"{COLLECTOR_NAME}/{SOURCE}"
-SERVERS = ("bridge", "ws", "broadcast", "naive", "raw")
-# Declines permessage-deflate whatever clients offer: measured once, with the first kind.
-NEVER_COMPRESS = ("raw",)
+SERVERS = ("bridge", "ws", "picows", "broadcast", "naive", "raw")
+# Decline permessage-deflate whatever clients offer: measured once, with the first kind.
+NEVER_COMPRESS = ("raw", "picows")
 
 
 def cpu_seconds(process: psutil.Process) -> float:
@@ -211,6 +211,8 @@ def start_server(kind: str, collector: str, compression: str | None = None) -> S
     follow = ["--collector", collector, "--name", COLLECTOR_NAME, "--wait-source", SOURCE]
     if kind == "ws":
         return Server.node("ws_baseline.mjs", follow)
+    if kind == "picows":
+        return Server.module("bench.picows_baseline", follow)
     return Server.module("bench.baselines", ["--kind", kind, *follow])
 
 
