@@ -82,6 +82,12 @@ class WebStack:
             return f"https://{self.ws_address}/#token={token(ttl=3600)}"
         return f"http://{self.ws_address}/"
 
+    @property
+    def channel_url(self) -> str:
+        """The page opened on the host channel's view (the landing view is the overview)."""
+        joiner = "&" if self.secure is not None else "#"
+        return f"{self.page_url}{joiner}channel={CHANNEL}"
+
     def start_collector(self) -> None:
         args = ["--listen", self.grpc_address, "--interval", "0.2", "--host-source", HOST_SOURCE]
         self.collector = ServerProcess("collector", args).start()

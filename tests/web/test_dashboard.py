@@ -15,7 +15,7 @@ CPU = "system_cpu_percent"
 
 
 def test_page_shows_live_values_within_seconds_of_load(stack: WebStack, page: Page) -> None:
-    dashboard = Dashboard(page).open(stack.page_url)
+    dashboard = Dashboard(page).open(stack.channel_url)
     dashboard.wait_badge("live", timeout=15)
     dashboard.wait_value(CPU, timeout=15)
     assert 0 <= dashboard.value(CPU) <= 100
@@ -27,7 +27,7 @@ def test_page_shows_live_values_within_seconds_of_load(stack: WebStack, page: Pa
 
 
 def test_table_lists_every_series_of_the_channel(stack: WebStack, page: Page) -> None:
-    dashboard = Dashboard(page).open(stack.page_url)
+    dashboard = Dashboard(page).open(stack.channel_url)
     dashboard.wait_value(CPU, timeout=15)
     keys = page.eval_on_selector_all("#series tbody tr", "rows => rows.map(r => r.dataset.key)")
     assert 'system_memory_bytes{state="total"}' in keys
@@ -43,7 +43,7 @@ def test_killing_the_bridge_shows_reconnecting_and_a_restart_continues_the_chart
     stack: WebStack, page: Page, console: Console
 ) -> None:
     console.allowed.append(EXPECTED_WHILE_DOWN)
-    dashboard = Dashboard(page).open(stack.page_url)
+    dashboard = Dashboard(page).open(stack.channel_url)
     dashboard.wait_badge("live", timeout=15)
     dashboard.wait_points(5)
     before = dashboard.window()
@@ -62,7 +62,7 @@ def test_killing_the_bridge_shows_reconnecting_and_a_restart_continues_the_chart
 
 
 def test_killing_the_collector_shows_stale_and_then_recovers(stack: WebStack, page: Page) -> None:
-    dashboard = Dashboard(page).open(stack.page_url)
+    dashboard = Dashboard(page).open(stack.channel_url)
     dashboard.wait_badge("live", timeout=15)
     dashboard.wait_points(3)
 
@@ -82,7 +82,7 @@ def test_page_recovers_when_the_bridge_restarts_before_its_collector(
     stack: WebStack, page: Page, console: Console
 ) -> None:
     console.allowed.append(EXPECTED_WHILE_DOWN)
-    dashboard = Dashboard(page).open(stack.page_url)
+    dashboard = Dashboard(page).open(stack.channel_url)
     dashboard.wait_badge("live", timeout=15)
     dashboard.wait_points(3)
     before = dashboard.window()
@@ -102,7 +102,7 @@ def test_page_recovers_when_the_bridge_restarts_before_its_collector(
 def test_reload_resumes_from_the_saved_position_and_keeps_the_window(
     stack: WebStack, page: Page
 ) -> None:
-    dashboard = Dashboard(page).open(stack.page_url)
+    dashboard = Dashboard(page).open(stack.channel_url)
     dashboard.wait_badge("live", timeout=15)
     dashboard.wait_points(10)
     before = dashboard.window()

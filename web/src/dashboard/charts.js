@@ -7,7 +7,11 @@
  * pushing service's) goes to the "Gauges" chart. A chart draws at most
  * MAX_LINES lines, the first by label; the table still lists every series.
  * Only drawn lines are recorded in the chart window, which bounds it.
+ * Histograms are drawn as three lines each (p50, p90, p99 estimated from
+ * their buckets, histogram.js), keyed `<series key> p50` and so on.
  */
+
+import { QUANTILES, quantile } from "./histogram.js";
 
 export const MAX_LINES = 16;
 
@@ -19,6 +23,7 @@ export const MAX_LINES = 16;
  * @property {string} title
  * @property {string} unit
  * @property {(s: Series) => string | null} label
+ * @property {boolean} [quantiles] each series is drawn as its p50, p90 and p99
  */
 
 /** @type {ChartSpec[]} */
@@ -68,6 +73,13 @@ export const CHARTS = [
     unit: "",
     label: (s) => (s.kind === "gauge" && !s.name.startsWith("system_") ? lineLabel(s) : null),
   },
+  {
+    id: "histograms",
+    title: "Histograms (p50, p90, p99)",
+    unit: "",
+    quantiles: true,
+    label: (s) => (s.kind === "histogram" ? lineLabel(s) : null),
+  },
 ];
 
 /**
@@ -114,7 +126,14 @@ export function chartLines(series) {
   for (const s of series) {
     for (const chart of CHARTS) {
       const label = chart.label(s);
-      if (label !== null) lines.get(chart.id)?.push({ key: s.key, label });
+      if (label === null) continue;
+      if (chart.quantiles) {
+        for (const [name] of QUANTILES) {
+          lines.get(chart.id)?.push({ key: `${s.key} ${name}`, label: `${label} ${name}` });
+        }
+      } else {
+        lines.get(chart.id)?.push({ key: s.key, label });
+      }
     }
   }
   const collator = new Intl.Collator("en", { numeric: true });
@@ -131,15 +150,43 @@ export function chartLines(series) {
  * @returns {Record<string, number>}
  */
 export function chartedValues(state) {
-  const drawn = new Set();
-  for (const list of chartLines(state.series.values()).values()) {
-    for (const line of list) drawn.add(line.key);
-  }
+  const drawn = drawnKeys(state);
   /** @type {Record<string, number>} */
   const out = {};
   for (const [id, s] of state.series) {
     const v = state.values.get(id);
-    if (typeof v === "number" && drawn.has(s.key)) out[s.key] = v;
+    if (typeof v === "number") {
+      if (drawn.has(s.key)) out[s.key] = v;
+    } else if (v !== undefined) {
+      for (const [name, q] of QUANTILES) {
+        const key = `${s.key} ${name}`;
+        const value = drawn.has(key) ? quantile(v, q) : null;
+        if (value !== null) out[key] = value;
+      }
+    }
   }
   return out;
+}
+
+/** @type {WeakMap<object, {signature: string, keys: Set<string>}>} */
+const drawnCache = new WeakMap();
+
+/**
+ * The keys of every drawn line, recomputed only when the series change
+ * (`chartedValues` runs once per applied message, on every channel).
+ * @param {import("../channel_state.js").ChannelState} state
+ * @returns {Set<string>}
+ */
+function drawnKeys(state) {
+  let idSum = 0;
+  for (const id of state.series.keys()) idSum += id;
+  const signature = `${state.series.size}:${idSum}`;
+  const cached = drawnCache.get(state.series);
+  if (cached && cached.signature === signature) return cached.keys;
+  const keys = new Set();
+  for (const list of chartLines(state.series.values()).values()) {
+    for (const line of list) keys.add(line.key);
+  }
+  drawnCache.set(state.series, { signature, keys });
+  return keys;
 }
