@@ -139,3 +139,14 @@ browser-deps:
 # Debian's nginx for tests/deploy (deploy/nginx/metrics-bridge.conf in front of real bridges).
 deploy-deps:
 	@test -x /usr/sbin/nginx || (apt-get update && apt-get install -y nginx)
+
+# Reliability evidence (README "Reliability"); the short versions run in `make test`.
+# 200 clients dropping at random (abrupt, clean, blackhole) and resuming, then
+# the same with the collector restarted twice and the bridge once: 0 gaps.
+CHAOS_SECONDS ?= 120
+.PHONY: chaos
+chaos: install
+	ulimit -n 20000 2>/dev/null || true; \
+	$(PY) -m bench.chaos --clients 200 --seconds $(CHAOS_SECONDS) --out bench/results/chaos.json && \
+	$(PY) -m bench.chaos --clients 200 --seconds $(CHAOS_SECONDS) --restarts \
+		--out bench/results/chaos-restarts.json
