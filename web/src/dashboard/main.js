@@ -94,8 +94,9 @@ let catalog = [];
 const upstream = new Map();
 /** @type {Map<string, string>} */
 const upstreamDetail = new Map();
-/** Data events per channel, for tests and the console. */
+/** Data events and snapshots per channel, for tests and the console. */
 const received = new Map();
+const snapshots = new Map();
 
 /** @param {string} channel */
 function windowOf(channel) {
@@ -485,24 +486,24 @@ function makePlot(spec, lines, host, unit) {
 }
 
 /**
- * The chosen window's rows of a channel's window, as uPlot data.
+ * The chosen window's rows of a channel's window: the first row shown and
+ * the x values (seconds), computed once per frame for every chart.
  * @param {MetricWindow} w
- * @param {string[]} keys
+ * @returns {{first: number, x: number[]}}
  */
-function windowData(w, keys) {
-  const data = w.series(keys);
+function windowRows(w) {
   const last = w.lastTime;
-  if (last === null) return data;
-  const start = last - windowMinutes * 60_000;
+  const start = last === null ? 0 : last - windowMinutes * 60_000;
   let first = 0;
   while (first < w.times.length && w.times[first] < start) first++;
-  return data.map((column) => column.slice(first));
+  return { first, x: w.times.slice(first).map((t) => t / 1000) };
 }
 
 function renderCharts() {
   const state = selected ? client.channel(selected) : undefined;
   const w = selected ? windowOf(selected) : new MetricWindow(1);
   const lines = chartLines(state ? state.series.values() : []);
+  const rows = windowRows(w);
   for (const spec of CHARTS) {
     const panel = $(`chart-${spec.id}`);
     const specLines = lines.get(spec.id) ?? [];
@@ -521,7 +522,8 @@ function renderCharts() {
       entry = { plot: makePlot(spec, specLines, host, unit), signature, keys: specLines.map((l) => l.key) };
       plots.set(spec.id, entry);
     } else if (!onScreen.has(panel)) continue;
-    entry.plot.setData(/** @type {uPlot.AlignedData} */ (windowData(w, entry.keys)));
+    const data = [rows.x, ...entry.keys.map((k) => (w.columns.get(k) ?? []).slice(rows.first))];
+    entry.plot.setData(/** @type {uPlot.AlignedData} */ (data));
   }
   renderBuckets(state);
   const charts = $("charts");
@@ -626,8 +628,26 @@ function scheduleRender() {
   requestAnimationFrame(render);
 }
 
+/**
+ * The channel view redraws at most every CHANNEL_REDRAW_MS: charts spanning
+ * minutes gain nothing from 10 redraws a second, and a redraw of every chart
+ * and the table is the page's main cost.
+ */
+const CHANNEL_REDRAW_MS = 250;
+let lastChannelRender = 0;
+/** @type {ReturnType<typeof setTimeout> | null} */
+let redrawTimer = null;
+
 function render() {
   renderQueued = false;
+  const now = performance.now();
+  if (selected !== null && now - lastChannelRender < CHANNEL_REDRAW_MS) {
+    redrawTimer ??= setTimeout(() => {
+      redrawTimer = null;
+      scheduleRender();
+    }, CHANNEL_REDRAW_MS - (now - lastChannelRender));
+    return;
+  }
   renders += 1;
   if (selected === null) {
     if (overviewDirty) {
@@ -639,6 +659,7 @@ function render() {
       renderTile(channel, tile, dirty.has(channel));
     }
   } else if (dirty.has(selected) || dirty.has("")) {
+    lastChannelRender = now;
     renderChannel();
   }
   dirty.clear();
@@ -668,8 +689,9 @@ client.addEventListener("catalog", (event) => {
   renderList();
 });
 client.addEventListener("data", (event) => {
-  const { channel, state } = /** @type {CustomEvent} */ (event).detail;
+  const { channel, state, kind } = /** @type {CustomEvent} */ (event).detail;
   received.set(channel, (received.get(channel) ?? 0) + 1);
+  if (kind === "snapshot") snapshots.set(channel, (snapshots.get(channel) ?? 0) + 1);
   if (channel === selected) $("notice").textContent = "";
   windowOf(channel).record(state.timeUnixMs, { ...chartedValues(state), ...tileColumns(state) });
   dirty.add(channel);
@@ -786,6 +808,7 @@ Object.assign(globalThis, {
     selected: () => selected,
     lastSubscribed: () => lastSubscribed,
     received: () => Object.fromEntries(received),
+    snapshots: () => Object.fromEntries(snapshots),
     renders: () => renders,
     windowMinutes: () => windowMinutes,
   },
