@@ -221,6 +221,7 @@ class ChannelState:
             update = update_of(frame)
             added.update(d.id for d in update.added)
             touched.update(update.values.ids)
+            touched.update(update.values.delta_ids)
             touched.update(h.id for h in update.values.histograms)
             removed.update(update.removed)
         now = self._now

@@ -65,6 +65,8 @@ class SourceState:
             self.series[descriptor.id] = descriptor
         values = update.values
         self.numbers.update(zip(values.ids, values.numbers, strict=False))
+        for series_id, delta in zip(values.delta_ids, values.deltas, strict=False):
+            self.numbers[series_id] = self.numbers.get(series_id, 0.0) + delta
         for item in values.histograms:
             self.histograms[item.id] = item.histogram
         for series_id in update.removed:

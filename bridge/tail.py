@@ -212,6 +212,7 @@ class Printer:
 
 def changed_ids(update: metrics_pb2.Update) -> set[int]:
     ids = set(update.values.ids)
+    ids.update(update.values.delta_ids)
     ids.update(h.id for h in update.values.histograms)
     ids.update(d.id for d in update.added)
     return ids

@@ -229,7 +229,7 @@ class Upstream:
             self.name = claim.name
         now = self.clock()
         self.hub.retain_sources(self.name, {source.name for source in listing.sources}, now)
-        request = collector_pb2.SubscribeRequest(max_batch_events=BATCH_EVENTS)
+        request = collector_pb2.SubscribeRequest(max_batch_events=BATCH_EVENTS, value_deltas=True)
         for source, position in self.hub.positions(self.name).items():
             request.resume[source].CopyFrom(position.to_proto())
         name = self.name

@@ -63,10 +63,13 @@ class SubscriberQueue:
         capacity: int,
         sources: frozenset[str] | None = None,
         on_ready: Callable[[], None] | None = None,
+        deltas: bool = False,
     ) -> None:
-        """`sources`: the source names wanted, or None for every source."""
+        """`sources`: the source names wanted, or None for every source; `deltas`:
+        it takes updates in their compact form (whole-number changes as deltas)."""
         self.capacity = max(capacity, 1)
         self.sources = sources
+        self.deltas = deltas
         self.on_ready = on_ready
         self.overflows = 0
         self.dropped = 0

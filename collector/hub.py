@@ -6,7 +6,8 @@ Rules:
   another kind raises `SourceConflict`. At most `max_sources` sources exist:
   a batch that would create one more raises `TooManySources`.
 - Each update is encoded once by its `SourceState` and the same bytes are
-  offered to every subscriber that wants the source.
+  offered to every subscriber that wants the source (its compact form, also
+  encoded once, to those that take deltas).
 - Subscribing: for each wanted source that exists, a resume position that the
   source can serve queues exactly the missing updates (if they fit the
   subscriber's queue; otherwise it overflows into a Resync); anything else
@@ -141,16 +142,17 @@ class CollectorHub:
         update = source.apply(samples, now_unix_ms, replace=replace, instance=instance)
         self._received[name] = received
         self._instance_received.setdefault(name, {})[instance] = received
-        self._publish(name, update)
+        self._publish(name, update, source.compact)
         return source.position
 
-    def _publish(self, name: str, update: bytes | None) -> None:
+    def _publish(self, name: str, update: bytes | None, compact: bytes) -> None:
         if update is None:
             return
         event = Event(name, update)
+        compact_event = event if compact is update else Event(name, compact)
         for sub in self._subscribers:
             if sub.wants(name):
-                sub.offer_event(event)
+                sub.offer_event(compact_event if sub.deltas else event)
 
     def _check_new_source_batch(
         self, name: str, kind: metrics_pb2.SourceKind.ValueType, samples: Sequence[SeriesSample]
@@ -169,13 +171,14 @@ class CollectorHub:
         sources: Sequence[str] = (),
         resume: Mapping[str, Position] | None = None,
         on_ready: Callable[[], None] | None = None,
+        deltas: bool = False,
     ) -> SubscriberQueue:
         if len(self._subscribers) >= self.limits.max_subscribers:
             raise TooManySubscribers(
                 f"the collector serves its limit of {self.limits.max_subscribers} subscribers"
             )
         sub = SubscriberQueue(
-            self.limits.subscriber_queue, frozenset(sources) if sources else None, on_ready
+            self.limits.subscriber_queue, frozenset(sources) if sources else None, on_ready, deltas
         )
         if self.closed:
             sub.close()
@@ -185,7 +188,11 @@ class CollectorHub:
             if not sub.wants(name):
                 continue
             position = resume.get(name)
-            decision = source.resume(position.epoch, position.seq) if position is not None else None
+            decision = (
+                source.resume(position.epoch, position.seq, deltas)
+                if position is not None
+                else None
+            )
             if decision is None or not decision.recovered:
                 sub.resync(name)
                 continue
@@ -217,7 +224,7 @@ class CollectorHub:
                 del instances[instance]
                 update = source.remove_instance(instance, now_unix_ms or source.time_unix_ms)
                 if update is not None:
-                    self._publish(name, update)
+                    self._publish(name, update, source.compact)
                     removed.append(
                         RemovedSource(name, source.kind, source.epoch, now - received, instance)
                     )

@@ -90,7 +90,9 @@ class MetricsCollectorService:
         ready = asyncio.Event()
         resume = {name: Position(p.epoch, p.seq) for name, p in request.resume.items()}
         try:
-            sub = self.hub.subscribe(list(request.sources), resume, on_ready=ready.set)
+            sub = self.hub.subscribe(
+                list(request.sources), resume, on_ready=ready.set, deltas=request.value_deltas
+            )
         except CollectorError as exc:
             await context.abort(exc.status, str(exc))
             return

@@ -13,6 +13,10 @@ Rules:
 - Each Update is encoded once, as `CollectorEvent` bytes, and kept in a ring of
   the last `resume_window` updates, fewer if they would exceed
   `resume_bytes` (oldest go first); every subscriber gets those same bytes.
+  Subscribers that take deltas get the `compact` form instead, encoded once
+  too: numbers that changed by a whole number (both values integers below
+  2^53) as Values.delta_ids/deltas. The ring keeps both, so resume is exact
+  in either form.
 - A Snapshot (also `CollectorEvent` bytes) is built on demand and cached until
   the next Update: many resyncing subscribers cost one encoding per seq.
 - `resume(epoch, seq)`: the updates after seq if the ring holds all of them in
@@ -28,6 +32,7 @@ Rules:
 from __future__ import annotations
 
 import dataclasses
+import math
 import secrets
 from collections import deque
 from collections.abc import Iterable, Sequence
@@ -98,7 +103,10 @@ class SourceState:
         self._series: dict[SeriesKey, _Series] = {}
         self._owners: dict[SeriesKey, str] = {}
         self._next_id = 1
-        self._ring: deque[tuple[int, bytes]] = deque(maxlen=max(resume_window, 0))
+        self._ring: deque[tuple[int, bytes, bytes]] = deque(maxlen=max(resume_window, 0))
+        self.compact = b""
+        """The latest Update as sent to subscribers that take deltas (Values.delta_ids):
+        the same bytes as the plain one when no value changed by a whole number."""
         self._ring_bytes = 0
         self._resume_bytes = resume_bytes
         self._snapshot: tuple[int, bytes] | None = None
@@ -133,6 +141,7 @@ class SourceState:
         values = metrics_pb2.Values()
         ids: list[int] = []
         numbers: list[float] = []
+        before: list[Value | None] = []  # each changed number's previous value, if it had one
         removed: list[int] = []
         seen: set[SeriesKey] = set()
         series = self._series
@@ -158,6 +167,7 @@ class SourceState:
                 current.value = value
                 ids.append(current.id)
                 numbers.append(value)
+                before.append(old)
                 continue
             if sample.remove:
                 if current is not None:
@@ -168,6 +178,7 @@ class SourceState:
             assert sample.value is not None
             self._owners[sample.key] = instance
             value, descriptor = sample.value, sample.descriptor
+            previous = None if current is None else current.value
             if sample.accumulate and current is not None:
                 value, descriptor = _accumulate(current, sample)
             if current is None:
@@ -175,10 +186,12 @@ class SourceState:
                 self._next_id += 1
                 self._series[sample.key] = current
                 added.append(_descriptor(current))
+                previous = None
             elif current.descriptor != descriptor:
                 current.descriptor = descriptor
                 current.value = value
                 added.append(_descriptor(current))
+                previous = None
             elif same_value(current.value, value):
                 continue
             else:
@@ -186,6 +199,7 @@ class SourceState:
             if isinstance(value, float):
                 ids.append(current.id)
                 numbers.append(value)
+                before.append(previous)
             else:
                 _add_value(values, current.id, value)
         if ids:
@@ -195,7 +209,7 @@ class SourceState:
             for key in [k for k in self._series if k not in seen]:
                 removed.append(self._series.pop(key).id)
                 self._owners.pop(key, None)
-        return self._publish(added, values, removed, now_unix_ms)
+        return self._publish(added, values, removed, now_unix_ms, before)
 
     def remove_instance(self, instance: str, now_unix_ms: int) -> bytes | None:
         """Remove every series `instance` set last; the Update, or None if it had none."""
@@ -216,7 +230,9 @@ class SourceState:
         values: metrics_pb2.Values,
         removed: list[int],
         now_unix_ms: int,
+        before: Sequence[Value | None] = (),
     ) -> bytes | None:
+        """Encode the Update (`values.ids[i]` was `before[i]`); sets `compact` too."""
         if not added and not removed and not values.ids and not values.histograms:
             return None
         self.seq += 1
@@ -231,7 +247,10 @@ class SourceState:
             removed=removed,
         )
         encoded = collector_pb2.CollectorEvent(update=update).SerializeToString()
-        self._remember(encoded)
+        self.compact = encoded
+        if _split_deltas(update.values, before):
+            self.compact = collector_pb2.CollectorEvent(update=update).SerializeToString()
+        self._remember(encoded, self.compact)
         return encoded
 
     def check_limit(self, samples: Sequence[SeriesSample], replace: bool) -> None:
@@ -247,15 +266,19 @@ class SourceState:
                 f"{self.max_series}; the batch was not applied"
             )
 
-    def _remember(self, encoded: bytes) -> None:
+    def _remember(self, encoded: bytes, compact: bytes) -> None:
         if not self._ring.maxlen:
             return
         if len(self._ring) == self._ring.maxlen:
-            self._ring_bytes -= len(self._ring.popleft()[1])
-        self._ring.append((self.seq, encoded))
-        self._ring_bytes += len(encoded)
+            self._forget_oldest()
+        self._ring.append((self.seq, encoded, compact))
+        self._ring_bytes += _held(encoded, compact)
         while self._ring_bytes > self._resume_bytes and len(self._ring) > 1:
-            self._ring_bytes -= len(self._ring.popleft()[1])
+            self._forget_oldest()
+
+    def _forget_oldest(self) -> None:
+        _, encoded, compact = self._ring.popleft()
+        self._ring_bytes -= _held(encoded, compact)
 
     def snapshot(self) -> bytes:
         """The current state as encoded `CollectorEvent(snapshot=...)`, cached per seq."""
@@ -277,7 +300,8 @@ class SourceState:
         self._snapshot = (self.seq, encoded)
         return encoded
 
-    def resume(self, epoch: int, seq: int) -> ResumeDecision:
+    def resume(self, epoch: int, seq: int, deltas: bool = False) -> ResumeDecision:
+        """`deltas`: the updates as the subscriber takes them (`compact` or not)."""
         if epoch != self.epoch or seq > self.seq:
             return ResumeDecision(recovered=False)
         if seq == self.seq:
@@ -285,11 +309,59 @@ class SourceState:
         if not self._ring or self._ring[0][0] > seq + 1:
             return ResumeDecision(recovered=False)
         return ResumeDecision(
-            recovered=True, updates=tuple(data for s, data in self._ring if s > seq)
+            recovered=True,
+            updates=tuple(
+                compact if deltas else data for s, data, compact in self._ring if s > seq
+            ),
         )
 
     def series_keys(self) -> Iterable[SeriesKey]:
         return self._series.keys()
+
+
+MAX_EXACT = 2.0**53
+MAX_DELTA = 2**48
+"""Larger changes cost as many bytes as a double: sent in full."""
+
+
+def _split_deltas(values: metrics_pb2.Values, before: Sequence[Value | None]) -> bool:
+    """Move the numbers that changed by a whole number to delta_ids/deltas; False if none did.
+
+    Both values must be integers below 2^53 in magnitude (previous + delta is
+    then exact in a double), and the new one not -0.0 (0.0 + 0 would lose the sign)."""
+    ids, numbers = list(values.ids), list(values.numbers)
+    keep_ids: list[int] = []
+    keep_numbers: list[float] = []
+    delta_ids: list[int] = []
+    deltas: list[int] = []
+    for series_id, new, old in zip(ids, numbers, before, strict=False):
+        if (
+            type(old) is float
+            and old.is_integer()
+            and new.is_integer()
+            and -MAX_EXACT < old < MAX_EXACT
+            and -MAX_EXACT < new < MAX_EXACT
+            and (new != 0 or math.copysign(1.0, new) > 0)
+            and abs(int(new) - int(old)) < MAX_DELTA
+        ):
+            delta_ids.append(series_id)
+            deltas.append(int(new) - int(old))
+        else:
+            keep_ids.append(series_id)
+            keep_numbers.append(new)
+    if not delta_ids:
+        return False
+    del values.ids[:]
+    del values.numbers[:]
+    values.ids.extend(keep_ids)
+    values.numbers.extend(keep_numbers)
+    values.delta_ids.extend(delta_ids)
+    values.deltas.extend(deltas)
+    return True
+
+
+def _held(encoded: bytes, compact: bytes) -> int:
+    return len(encoded) if compact is encoded else len(encoded) + len(compact)
 
 
 def _accumulate(current: _Series, sample: SeriesSample) -> tuple[Value, Descriptor]:

@@ -6,11 +6,14 @@ Rules (metrics.proto gives the positions, bridge.proto the framing):
 - An Update applies only when the view holds a snapshot, its epoch equals the
   view's and its seq is exactly the view's seq + 1. Then its `added`
   descriptors are declared (re-declaring an id replaces the descriptor: a
-  counter reset), its values overwrite, and its `removed` ids are dropped.
+  counter reset), its values overwrite, its deltas (`delta_ids[i]` changed
+  by the whole number `deltas[i]`) add to the values held, and its `removed`
+  ids are dropped.
 - An Update of the same epoch with seq <= the view's seq is already folded in:
   it is ignored (a replay that overlaps what the view holds).
 - A following Update whose values name an id neither declared nor added, or
-  whose ids and numbers differ in length, contradicts the schema: the view is
+  whose ids and numbers (or delta_ids and deltas) differ in length, or with a
+  delta for a series that holds no number, contradicts the schema: the view is
   left untouched (INVALID) and `ClientSession` asks for a fresh snapshot, since
   resuming would replay the same update.
 - A merged update (`first_seq`, from a subscription with a rate tier) covers
@@ -110,7 +113,9 @@ class ChannelView:
         if (first_seq or update.seq) != self._position.seq + 1:
             return Applied.GAP
         values = update.values
-        if len(values.ids) != len(values.numbers):
+        if len(values.ids) != len(values.numbers) or len(values.delta_ids) != len(values.deltas):
+            return Applied.INVALID
+        if any(i not in self._numbers for i in values.delta_ids):
             return Applied.INVALID
         added = {d.id for d in update.added}
         named = [*values.ids, *(item.id for item in values.histograms)]
@@ -126,6 +131,8 @@ class ChannelView:
         for descriptor in update.added:
             self._series[descriptor.id] = descriptor
         self._set_values(update.values)
+        for series_id, delta in zip(update.values.delta_ids, update.values.deltas, strict=True):
+            self._numbers[series_id] += delta
         for series_id in update.removed:
             self._series.pop(series_id, None)
             self._numbers.pop(series_id, None)

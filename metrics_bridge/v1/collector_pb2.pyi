@@ -49,10 +49,15 @@ class SubscribeRequest(_message.Message):
     SOURCES_FIELD_NUMBER: _builtins.int
     RESUME_FIELD_NUMBER: _builtins.int
     MAX_BATCH_EVENTS_FIELD_NUMBER: _builtins.int
+    VALUE_DELTAS_FIELD_NUMBER: _builtins.int
     max_batch_events: _builtins.int
     """Above 1: the collector may put up to this many events, in stream order,
     into one CollectorEvent{batch} (fewer messages for the same events).
     0 or 1: one event per message, all a collector without batching sends.
+    """
+    value_deltas: _builtins.bool
+    """Updates may carry whole-number changes as Values.delta_ids/deltas (fewer
+    bytes). false: every value in full, as a collector without deltas sends.
     """
     @_builtins.property
     def sources(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
@@ -70,10 +75,11 @@ class SubscribeRequest(_message.Message):
         sources: _abc.Iterable[_builtins.str] | None = ...,
         resume: _abc.Mapping[_builtins.str, _metrics_pb2.Position] | None = ...,
         max_batch_events: _builtins.int = ...,
+        value_deltas: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["max_batch_events", b"max_batch_events", "resume", b"resume", "sources", b"sources"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["max_batch_events", b"max_batch_events", "resume", b"resume", "sources", b"sources", "value_deltas", b"value_deltas"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fmetrics_bridge/v1/metrics.proto\x12\x11metrics_bridge.v1\"$\n\x05Label\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\"\xc6\x01\n\x10SeriesDescriptor\x12\n\n\x02id\x18\x01 \x01(\r\x12\x0c\n\x04name\x18\x02 \x01(\t\x12(\n\x06labels\x18\x03 \x03(\x0b\x32\x18.metrics_bridge.v1.Label\x12+\n\x04kind\x18\x04 \x01(\x0e\x32\x1d.metrics_bridge.v1.MetricKind\x12\x0c\n\x04unit\x18\x05 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x06 \x01(\t\x12\x1e\n\x12start_time_unix_ms\x18\x07 \x01(\x03\x42\x02\x30\x02\"\x83\x01\n\tHistogram\x12\x0e\n\x06\x62ounds\x18\x01 \x03(\x01\x12\x12\n\x06\x63ounts\x18\x02 \x03(\x04\x42\x02\x30\x02\x12\x11\n\x05\x63ount\x18\x03 \x01(\x04\x42\x02\x30\x02\x12\x0b\n\x03sum\x18\x04 \x01(\x01\x12\x10\n\x03min\x18\x05 \x01(\x01H\x00\x88\x01\x01\x12\x10\n\x03max\x18\x06 \x01(\x01H\x01\x88\x01\x01\x42\x06\n\x04_minB\x06\n\x04_max\"M\n\x0eHistogramValue\x12\n\n\x02id\x18\x01 \x01(\r\x12/\n\thistogram\x18\x02 \x01(\x0b\x32\x1c.metrics_bridge.v1.Histogram\"]\n\x06Values\x12\x0b\n\x03ids\x18\x01 \x03(\r\x12\x0f\n\x07numbers\x18\x02 \x03(\x01\x12\x35\n\nhistograms\x18\x03 \x03(\x0b\x32!.metrics_bridge.v1.HistogramValue\"\xe5\x01\n\x08Snapshot\x12\x0e\n\x06source\x18\x01 \x01(\t\x12+\n\x04kind\x18\x02 \x01(\x0e\x32\x1d.metrics_bridge.v1.SourceKind\x12\x11\n\x05\x65poch\x18\x03 \x01(\x06\x42\x02\x30\x01\x12\x0f\n\x03seq\x18\x04 \x01(\x04\x42\x02\x30\x02\x12\x18\n\x0ctime_unix_ms\x18\x05 \x01(\x03\x42\x02\x30\x02\x12\x33\n\x06series\x18\x06 \x03(\x0b\x32#.metrics_bridge.v1.SeriesDescriptor\x12)\n\x06values\x18\x07 \x01(\x0b\x32\x19.metrics_bridge.v1.Values\"\xc6\x01\n\x06Update\x12\x0e\n\x06source\x18\x01 \x01(\t\x12\x11\n\x05\x65poch\x18\x03 \x01(\x06\x42\x02\x30\x01\x12\x0f\n\x03seq\x18\x04 \x01(\x04\x42\x02\x30\x02\x12\x18\n\x0ctime_unix_ms\x18\x05 \x01(\x03\x42\x02\x30\x02\x12\x32\n\x05\x61\x64\x64\x65\x64\x18\x06 \x03(\x0b\x32#.metrics_bridge.v1.SeriesDescriptor\x12)\n\x06values\x18\x07 \x01(\x0b\x32\x19.metrics_bridge.v1.Values\x12\x0f\n\x07removed\x18\x08 \x03(\r\".\n\x08Position\x12\x11\n\x05\x65poch\x18\x01 \x01(\x06\x42\x02\x30\x01\x12\x0f\n\x03seq\x18\x02 \x01(\x04\x42\x02\x30\x02*t\n\nMetricKind\x12\x1b\n\x17METRIC_KIND_UNSPECIFIED\x10\x00\x12\x15\n\x11METRIC_KIND_GAUGE\x10\x01\x12\x17\n\x13METRIC_KIND_COUNTER\x10\x02\x12\x19\n\x15METRIC_KIND_HISTOGRAM\x10\x03*k\n\nSourceKind\x12\x1b\n\x17SOURCE_KIND_UNSPECIFIED\x10\x00\x12\x14\n\x10SOURCE_KIND_HOST\x10\x01\x12\x14\n\x10SOURCE_KIND_PUSH\x10\x02\x12\x14\n\x10SOURCE_KIND_OTLP\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fmetrics_bridge/v1/metrics.proto\x12\x11metrics_bridge.v1\"$\n\x05Label\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\"\xc6\x01\n\x10SeriesDescriptor\x12\n\n\x02id\x18\x01 \x01(\r\x12\x0c\n\x04name\x18\x02 \x01(\t\x12(\n\x06labels\x18\x03 \x03(\x0b\x32\x18.metrics_bridge.v1.Label\x12+\n\x04kind\x18\x04 \x01(\x0e\x32\x1d.metrics_bridge.v1.MetricKind\x12\x0c\n\x04unit\x18\x05 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x06 \x01(\t\x12\x1e\n\x12start_time_unix_ms\x18\x07 \x01(\x03\x42\x02\x30\x02\"\x83\x01\n\tHistogram\x12\x0e\n\x06\x62ounds\x18\x01 \x03(\x01\x12\x12\n\x06\x63ounts\x18\x02 \x03(\x04\x42\x02\x30\x02\x12\x11\n\x05\x63ount\x18\x03 \x01(\x04\x42\x02\x30\x02\x12\x0b\n\x03sum\x18\x04 \x01(\x01\x12\x10\n\x03min\x18\x05 \x01(\x01H\x00\x88\x01\x01\x12\x10\n\x03max\x18\x06 \x01(\x01H\x01\x88\x01\x01\x42\x06\n\x04_minB\x06\n\x04_max\"M\n\x0eHistogramValue\x12\n\n\x02id\x18\x01 \x01(\r\x12/\n\thistogram\x18\x02 \x01(\x0b\x32\x1c.metrics_bridge.v1.Histogram\"\x84\x01\n\x06Values\x12\x0b\n\x03ids\x18\x01 \x03(\r\x12\x0f\n\x07numbers\x18\x02 \x03(\x01\x12\x35\n\nhistograms\x18\x03 \x03(\x0b\x32!.metrics_bridge.v1.HistogramValue\x12\x11\n\tdelta_ids\x18\x04 \x03(\r\x12\x12\n\x06\x64\x65ltas\x18\x05 \x03(\x12\x42\x02\x30\x02\"\xe5\x01\n\x08Snapshot\x12\x0e\n\x06source\x18\x01 \x01(\t\x12+\n\x04kind\x18\x02 \x01(\x0e\x32\x1d.metrics_bridge.v1.SourceKind\x12\x11\n\x05\x65poch\x18\x03 \x01(\x06\x42\x02\x30\x01\x12\x0f\n\x03seq\x18\x04 \x01(\x04\x42\x02\x30\x02\x12\x18\n\x0ctime_unix_ms\x18\x05 \x01(\x03\x42\x02\x30\x02\x12\x33\n\x06series\x18\x06 \x03(\x0b\x32#.metrics_bridge.v1.SeriesDescriptor\x12)\n\x06values\x18\x07 \x01(\x0b\x32\x19.metrics_bridge.v1.Values\"\xc6\x01\n\x06Update\x12\x0e\n\x06source\x18\x01 \x01(\t\x12\x11\n\x05\x65poch\x18\x03 \x01(\x06\x42\x02\x30\x01\x12\x0f\n\x03seq\x18\x04 \x01(\x04\x42\x02\x30\x02\x12\x18\n\x0ctime_unix_ms\x18\x05 \x01(\x03\x42\x02\x30\x02\x12\x32\n\x05\x61\x64\x64\x65\x64\x18\x06 \x03(\x0b\x32#.metrics_bridge.v1.SeriesDescriptor\x12)\n\x06values\x18\x07 \x01(\x0b\x32\x19.metrics_bridge.v1.Values\x12\x0f\n\x07removed\x18\x08 \x03(\r\".\n\x08Position\x12\x11\n\x05\x65poch\x18\x01 \x01(\x06\x42\x02\x30\x01\x12\x0f\n\x03seq\x18\x02 \x01(\x04\x42\x02\x30\x02*t\n\nMetricKind\x12\x1b\n\x17METRIC_KIND_UNSPECIFIED\x10\x00\x12\x15\n\x11METRIC_KIND_GAUGE\x10\x01\x12\x17\n\x13METRIC_KIND_COUNTER\x10\x02\x12\x19\n\x15METRIC_KIND_HISTOGRAM\x10\x03*k\n\nSourceKind\x12\x1b\n\x17SOURCE_KIND_UNSPECIFIED\x10\x00\x12\x14\n\x10SOURCE_KIND_HOST\x10\x01\x12\x14\n\x10SOURCE_KIND_PUSH\x10\x02\x12\x14\n\x10SOURCE_KIND_OTLP\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,6 +37,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_HISTOGRAM'].fields_by_name['counts']._serialized_options = b'0\002'
   _globals['_HISTOGRAM'].fields_by_name['count']._loaded_options = None
   _globals['_HISTOGRAM'].fields_by_name['count']._serialized_options = b'0\002'
+  _globals['_VALUES'].fields_by_name['deltas']._loaded_options = None
+  _globals['_VALUES'].fields_by_name['deltas']._serialized_options = b'0\002'
   _globals['_SNAPSHOT'].fields_by_name['epoch']._loaded_options = None
   _globals['_SNAPSHOT'].fields_by_name['epoch']._serialized_options = b'0\001'
   _globals['_SNAPSHOT'].fields_by_name['seq']._loaded_options = None
@@ -53,10 +55,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_POSITION'].fields_by_name['epoch']._serialized_options = b'0\001'
   _globals['_POSITION'].fields_by_name['seq']._loaded_options = None
   _globals['_POSITION'].fields_by_name['seq']._serialized_options = b'0\002'
-  _globals['_METRICKIND']._serialized_start=1082
-  _globals['_METRICKIND']._serialized_end=1198
-  _globals['_SOURCEKIND']._serialized_start=1200
-  _globals['_SOURCEKIND']._serialized_end=1307
+  _globals['_METRICKIND']._serialized_start=1122
+  _globals['_METRICKIND']._serialized_end=1238
+  _globals['_SOURCEKIND']._serialized_start=1240
+  _globals['_SOURCEKIND']._serialized_end=1347
   _globals['_LABEL']._serialized_start=54
   _globals['_LABEL']._serialized_end=90
   _globals['_SERIESDESCRIPTOR']._serialized_start=93
@@ -65,12 +67,12 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_HISTOGRAM']._serialized_end=425
   _globals['_HISTOGRAMVALUE']._serialized_start=427
   _globals['_HISTOGRAMVALUE']._serialized_end=504
-  _globals['_VALUES']._serialized_start=506
-  _globals['_VALUES']._serialized_end=599
-  _globals['_SNAPSHOT']._serialized_start=602
-  _globals['_SNAPSHOT']._serialized_end=831
-  _globals['_UPDATE']._serialized_start=834
-  _globals['_UPDATE']._serialized_end=1032
-  _globals['_POSITION']._serialized_start=1034
-  _globals['_POSITION']._serialized_end=1080
+  _globals['_VALUES']._serialized_start=507
+  _globals['_VALUES']._serialized_end=639
+  _globals['_SNAPSHOT']._serialized_start=642
+  _globals['_SNAPSHOT']._serialized_end=871
+  _globals['_UPDATE']._serialized_start=874
+  _globals['_UPDATE']._serialized_end=1072
+  _globals['_POSITION']._serialized_start=1074
+  _globals['_POSITION']._serialized_end=1120
 # @@protoc_insertion_point(module_scope)

@@ -234,22 +234,39 @@ class Values(_message.Message):
     IDS_FIELD_NUMBER: _builtins.int
     NUMBERS_FIELD_NUMBER: _builtins.int
     HISTOGRAMS_FIELD_NUMBER: _builtins.int
+    DELTA_IDS_FIELD_NUMBER: _builtins.int
+    DELTAS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]: ...
     @_builtins.property
     def numbers(self) -> _containers.RepeatedScalarFieldContainer[_builtins.float]: ...
     @_builtins.property
     def histograms(self) -> _containers.RepeatedCompositeFieldContainer[Global___HistogramValue]: ...
+    @_builtins.property
+    def delta_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """Only in an Update: series that changed by a whole number. The new value
+        of delta_ids[i] is its value as of the previous seq plus deltas[i]
+        (a counter's increment, a byte gauge's change), as packed zigzag varints
+        instead of 8-byte doubles. Sent only where the previous and the new value
+        are both integers of magnitude below 2^53, so the sum is exact in a
+        double. A series is in ids or in delta_ids, never both; a Snapshot, and an
+        Update that adds or re-declares a series, give its value in full.
+        """
+
+    @_builtins.property
+    def deltas(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]: ...
     def __init__(
         self,
         *,
         ids: _abc.Iterable[_builtins.int] | None = ...,
         numbers: _abc.Iterable[_builtins.float] | None = ...,
         histograms: _abc.Iterable[Global___HistogramValue] | None = ...,
+        delta_ids: _abc.Iterable[_builtins.int] | None = ...,
+        deltas: _abc.Iterable[_builtins.int] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["histograms", b"histograms", "ids", b"ids", "numbers", b"numbers"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["delta_ids", b"delta_ids", "deltas", b"deltas", "histograms", b"histograms", "ids", b"ids", "numbers", b"numbers"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -102,7 +102,7 @@ async def test_resume_after_a_dropped_connection_gets_exactly_the_missed_updates
     snapshot = (await client.next("snapshot")).snapshot
     last = metrics_pb2.Position(epoch=snapshot.epoch, seq=snapshot.seq)
     client.ws.transport.abort()
-    missed = [pusher.push(100.0 + i) for i in range(3)]
+    missed = [pusher.push(100.5 + i) for i in range(3)]  # not whole: numbers, not deltas
 
     again = await ready_client(url, CHANNEL)
     await again.subscribe(CHANNEL, resume=last)
@@ -111,7 +111,7 @@ async def test_resume_after_a_dropped_connection_gets_exactly_the_missed_updates
     got = [await again.next("update", "snapshot") for _ in missed]
     assert [m.WhichOneof("body") for m in got] == ["update"] * 3
     assert [m.update.seq for m in got] == [p.seq for p in missed]
-    assert [m.update.values.numbers[0] for m in got] == [100.0, 101.0, 102.0]
+    assert [m.update.values.numbers[0] for m in got] == [100.5, 101.5, 102.5]
     await again.close()
 
 

@@ -54,6 +54,10 @@ class SourceReplica:
     def _set_values(self, values: metrics_pb2.Values) -> None:
         for series_id, number in zip(values.ids, values.numbers, strict=True):
             self.values[series_id] = number
+        for series_id, delta in zip(values.delta_ids, values.deltas, strict=True):
+            previous = self.values[series_id]
+            assert isinstance(previous, float)
+            self.values[series_id] = previous + delta
         for hv in values.histograms:
             self.values[hv.id] = HistogramData.from_proto(hv.histogram)
 

@@ -6,14 +6,16 @@
  * - An Update applies only when it follows the state: same epoch and
  *   seq === state.seq + 1. Then its `added` series are declared (a re-declared
  *   id replaces its descriptor, e.g. a counter reset), its values are set, its
- *   `removed` ids are dropped (a removed series is gone, not zero) and seq
- *   advances. Outcome "applied".
+ *   deltas are added (`deltaIds[i]` changed by the whole number `deltas[i]`),
+ *   its `removed` ids are dropped (a removed series is gone, not zero) and seq
+ *   advances. Outcome "applied". A Snapshot's values are all in full.
  * - An Update of the same epoch with seq <= state.seq was already applied (it
  *   can arrive twice around a resubscribe): ignored. Outcome "duplicate".
  * - Any other Update (no snapshot yet, another epoch, seq jumped) leaves the
  *   state untouched. Outcome "gap": the caller resubscribes with `position`.
- * - A following Update whose values name an undeclared id, or whose ids and
- *   numbers differ in length, contradicts the schema: the state is left
+ * - A following Update whose values name an undeclared id, whose ids and
+ *   numbers (or deltaIds and deltas) differ in length, or with a delta for a
+ *   series that holds no number, contradicts the schema: the state is left
  *   untouched and the outcome is "invalid": the caller asks for a fresh
  *   Snapshot (resuming would replay the same update).
  *
@@ -172,12 +174,19 @@ export class ChannelState {
     if (seq <= this.seq) return "duplicate";
     if ((firstSeq || seq) !== this.seq + 1) return "gap";
     if (update.values && update.values.ids.length !== update.values.numbers.length) return "invalid";
+    const deltaIds = update.values?.deltaIds ?? [];
+    const deltas = update.values?.deltas ?? [];
+    if (deltaIds.length !== deltas.length) return "invalid";
+    if (deltaIds.some((id) => typeof this.values.get(id) !== "number")) return "invalid";
     const added = update.added.map(seriesFromDescriptor);
     const values = valuesFromMessage(update.values);
     const declared = new Set(added.map((s) => s.id));
     if (values.some(([id]) => !declared.has(id) && !this.series.has(id))) return "invalid";
     for (const s of added) this.series.set(s.id, s);
     for (const [id, value] of values) this.values.set(id, value);
+    for (let i = 0; i < deltaIds.length; i++) {
+      this.values.set(deltaIds[i], /** @type {number} */ (this.values.get(deltaIds[i])) + Number(deltas[i]));
+    }
     for (const id of update.removed) {
       this.series.delete(id);
       this.values.delete(id);

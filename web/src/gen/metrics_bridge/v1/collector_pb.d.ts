@@ -41,6 +41,14 @@ export declare type SubscribeRequest = Message<"metrics_bridge.v1.SubscribeReque
    * @generated from field: uint32 max_batch_events = 3;
    */
   maxBatchEvents: number;
+
+  /**
+   * Updates may carry whole-number changes as Values.delta_ids/deltas (fewer
+   * bytes). false: every value in full, as a collector without deltas sends.
+   *
+   * @generated from field: bool value_deltas = 4;
+   */
+  valueDeltas: boolean;
 };
 
 /**

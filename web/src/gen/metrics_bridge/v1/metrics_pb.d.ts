@@ -189,6 +189,24 @@ export declare type Values = Message<"metrics_bridge.v1.Values"> & {
    * @generated from field: repeated metrics_bridge.v1.HistogramValue histograms = 3;
    */
   histograms: HistogramValue[];
+
+  /**
+   * Only in an Update: series that changed by a whole number. The new value
+   * of delta_ids[i] is its value as of the previous seq plus deltas[i]
+   * (a counter's increment, a byte gauge's change), as packed zigzag varints
+   * instead of 8-byte doubles. Sent only where the previous and the new value
+   * are both integers of magnitude below 2^53, so the sum is exact in a
+   * double. A series is in ids or in delta_ids, never both; a Snapshot, and an
+   * Update that adds or re-declares a series, give its value in full.
+   *
+   * @generated from field: repeated uint32 delta_ids = 4;
+   */
+  deltaIds: number[];
+
+  /**
+   * @generated from field: repeated sint64 deltas = 5 [jstype = JS_NUMBER];
+   */
+  deltas: bigint[];
 };
 
 /**
