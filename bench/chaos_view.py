@@ -1,7 +1,8 @@
 """One client's copy of one channel, checked against the protocol, without sockets.
 
 Rules (docs/protocol.md, "Resuming"):
-- A Snapshot replaces the state and sets the position.
+- A Snapshot replaces the state and sets the position; an Update's values
+  are full (`ids`/`numbers`) or whole-number changes (`delta_ids`/`deltas`).
 - An Update must continue the position: same epoch, seq + 1. Anything else
   (a gap, a duplicate, another epoch) is counted in `gaps` and never applied
   silently; the view then waits for the next snapshot.
@@ -105,6 +106,9 @@ class ChannelView:
             self.state[series_id] = number
         for item in values.histograms:
             self.state[item.id] = item.histogram.SerializeToString(deterministic=True)
+        for series_id, delta in zip(values.delta_ids, values.deltas, strict=False):
+            held = self.state.get(series_id, 0.0)
+            self.state[series_id] = (held if isinstance(held, float) else 0.0) + delta
 
     def digest(self) -> int:
         return hash(tuple(sorted(self.state.items())))

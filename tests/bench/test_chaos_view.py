@@ -39,6 +39,16 @@ def test_updates_that_continue_the_position_apply() -> None:
     assert (view.position, view.state, view.gaps) == ((7, 1), {1: 2.0}, 0)
 
 
+def test_whole_number_changes_add_to_the_held_value() -> None:
+    view = ChannelView(CHANNEL)
+    view.take(snapshot(7, 0, {1: 10.0, 2: 5.0}))
+    message = update(7, 1, {})
+    message.update.values.delta_ids.extend([1, 2])
+    message.update.values.deltas.extend([3, -5])
+    view.take(message)
+    assert view.state == {1: 13.0, 2: 0.0}
+
+
 def test_a_gap_a_duplicate_or_another_epoch_is_counted_and_not_applied() -> None:
     for bad in (update(7, 3, {1: 9.0}), update(7, 1, {1: 9.0}), update(8, 2, {1: 9.0})):
         view = ChannelView(CHANNEL)
