@@ -68,7 +68,7 @@ proto-check: install
 run: install-run
 	$(PY) -m bridge.stack
 
-test: install web-test browser-deps deploy-deps bench-deps otel-node-deps
+test: install web-test browser-deps deploy-deps bench-deps otel-node-deps net-deps
 	$(PY) -m pytest
 
 # The Python tests alone, needing neither npm nor apt: tests that drive Node.js,
@@ -141,9 +141,22 @@ deploy-deps:
 	@test -x /usr/sbin/nginx || (apt-get update && apt-get install -y nginx)
 
 # Reliability evidence (README "Reliability"); the short versions run in `make test`.
+# nftables and iproute2 (ip, tc) from Debian for tests/reliability/test_network_faults.py
+# (they skip, saying why, where network namespaces are not permitted).
+.PHONY: net-deps
+net-deps:
+	@test -x /usr/sbin/nft -a -x /usr/sbin/tc -a -x /usr/sbin/ip || \
+		(apt-get update && apt-get install -y nftables iproute2)
+
 # 200 clients dropping at random (abrupt, clean, blackhole) and resuming, then
 # the same with the collector restarted twice and the bridge once: 0 gaps.
 CHAOS_SECONDS ?= 120
+
+# Every network-fault test (tests/reliability/test_network_faults.py), the long
+# ones too: a collector behind dropped packets, a client on a 64 kbit/s link.
+.PHONY: net-faults
+net-faults: install net-deps
+	METRICS_BRIDGE_LONG_TESTS=1 $(PY) -m pytest -s tests/reliability/test_network_faults.py
 .PHONY: chaos
 chaos: install
 	ulimit -n 20000 2>/dev/null || true; \
