@@ -152,11 +152,13 @@ net-deps:
 # the same with the collector restarted twice and the bridge once: 0 gaps.
 CHAOS_SECONDS ?= 120
 
-# Every network-fault test (tests/reliability/test_network_faults.py), the long
-# ones too: a collector behind dropped packets, a client on a 64 kbit/s link.
+# Every network-fault and proxy test, the long ones too: a collector behind
+# dropped packets, a client on a 64 kbit/s link, an idle client behind nginx
+# (proxy_read_timeout 30 s, --heartbeat 15 s) for 2 minutes. About 3 minutes.
 .PHONY: net-faults
-net-faults: install net-deps
-	METRICS_BRIDGE_LONG_TESTS=1 $(PY) -m pytest -s tests/reliability/test_network_faults.py
+net-faults: install net-deps deploy-deps
+	METRICS_BRIDGE_LONG_TESTS=1 $(PY) -m pytest -s tests/reliability/test_network_faults.py \
+		tests/reliability/test_proxy_heartbeat.py
 .PHONY: chaos
 chaos: install
 	ulimit -n 20000 2>/dev/null || true; \
