@@ -12,8 +12,8 @@ from typing import Any
 FLOOR_CLIENTS = 1000
 FLOOR_RATIO = 1.3
 FLOOR_P99_MS = 30.0
-FLOOR_RSS_BYTES = 20 * 1024
-FLOOR_BYTES_RATIO = 0.15
+FLOOR_RSS_BYTES = 8 * 1024
+FLOOR_BYTES_RATIO = 0.10
 
 
 def _find(runs: list[dict[str, Any]], server: str, clients: int, compression: str) -> Any:
@@ -66,7 +66,7 @@ def verdicts(data: dict[str, Any]) -> list[dict[str, Any]]:
     for row in data["rss"]:
         out.append(
             {
-                "floor": f"RSS per idle connection < 20 KiB, compression {row['compression']}",
+                "floor": f"RSS per idle connection <= 8 KiB, compression {row['compression']}",
                 "measured": f"{row['bytes_per_connection'] / 1024:.1f} KiB",
                 "ok": row["bytes_per_connection"] < FLOOR_RSS_BYTES,
             }
@@ -76,7 +76,7 @@ def verdicts(data: dict[str, Any]) -> list[dict[str, Any]]:
         ratio = host["protobuf_bytes_per_update"] / host["json_bytes_per_update"]
         out.append(
             {
-                "floor": "protobuf host update <= 15 % of JSON bytes",
+                "floor": "protobuf host update <= 10 % of JSON bytes",
                 "measured": f"{ratio:.1%}",
                 "ok": ratio <= FLOOR_BYTES_RATIO,
             }

@@ -183,6 +183,7 @@ class BridgeServer:
             return
         connection.hub = self.hub
         connection.client = client
+        connection.forget_handshake()
         try:
             while True:
                 data = await connection.recv()

@@ -27,6 +27,7 @@ import socket
 from collections.abc import Sequence
 
 from websockets.asyncio.server import ServerConnection
+from websockets.datastructures import Headers
 from websockets.extensions.base import Extension
 from websockets.extensions.permessage_deflate import (
     PerMessageDeflate,
@@ -34,6 +35,7 @@ from websockets.extensions.permessage_deflate import (
 )
 from websockets.frames import Frame as WsFrame
 from websockets.frames import Opcode
+from websockets.http11 import Request
 from websockets.protocol import OPEN, Event
 
 from bridge.errors import clip_reason
@@ -50,6 +52,8 @@ __all__ = [
 ]
 
 CLOSE_TIMEOUT = 5.0
+HANDSHAKE_DONE = Request("/", Headers())
+"""What an open connection holds instead of its handshake request."""
 
 
 class BridgeConnection(ServerConnection):
@@ -69,6 +73,14 @@ class BridgeConnection(ServerConnection):
             if sock is not None:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.send_buffer_bytes)
         super().connection_made(transport)
+
+    def forget_handshake(self) -> None:
+        """Drop the handshake's Request and Response (headers and all, about 3 KiB):
+        once the connection is open nothing reads them again. The request becomes
+        one shared empty Request, since websockets tells the handshake from later
+        events by `request is None`."""
+        self.request = HANDSHAKE_DONE
+        self.response = None
 
     def process_event(self, event: Event) -> None:
         super().process_event(event)
