@@ -35,7 +35,6 @@ from websockets.extensions.permessage_deflate import (
 )
 from websockets.frames import Frame as WsFrame
 from websockets.frames import Opcode
-from websockets.http11 import Request
 from websockets.protocol import OPEN, Event
 
 from bridge.errors import clip_reason
@@ -52,8 +51,8 @@ __all__ = [
 ]
 
 CLOSE_TIMEOUT = 5.0
-HANDSHAKE_DONE = Request("/", Headers())
-"""What an open connection holds instead of its handshake request."""
+NO_HEADERS = Headers()
+"""What an open connection's handshake request holds instead of its headers."""
 
 
 class BridgeConnection(ServerConnection):
@@ -75,11 +74,12 @@ class BridgeConnection(ServerConnection):
         super().connection_made(transport)
 
     def forget_handshake(self) -> None:
-        """Drop the handshake's Request and Response (headers and all, about 3 KiB):
-        once the connection is open nothing reads them again. The request becomes
-        one shared empty Request, since websockets tells the handshake from later
-        events by `request is None`."""
-        self.request = HANDSHAKE_DONE
+        """Drop the handshake's headers and Response (about 3 KiB): once the
+        connection is open nothing reads them again. The Request object stays
+        (websockets tells the handshake from later events by `request is None`,
+        and its frame parser keeps a reference), with one shared empty Headers."""
+        if self.request is not None:
+            self.request.headers = NO_HEADERS
         self.response = None
 
     def process_event(self, event: Event) -> None:
