@@ -71,8 +71,16 @@ class ChaosResult:
 class ChaosClient:
     """One client: follows the channel, drops at random, resumes."""
 
-    def __init__(self, url: str, channel: str, rng: random.Random, drops: bool) -> None:
+    def __init__(
+        self,
+        url: str,
+        channel: str,
+        rng: random.Random,
+        drops: bool,
+        lifetime: tuple[float, float] = (0.3, 3.0),
+    ) -> None:
         self.url = url
+        self.lifetime = lifetime
         self.view = ChannelView(channel)
         self.rng = rng
         self.drops = drops
@@ -102,7 +110,7 @@ class ChaosClient:
         if resume is not None:
             item.resume.epoch, item.resume.seq = resume
         await ws.send(request.SerializeToString())
-        lifetime = self.rng.uniform(0.3, 3.0) if self.drops else float("inf")
+        lifetime = self.rng.uniform(*self.lifetime) if self.drops else float("inf")
         deadline = time.monotonic() + lifetime
         while not stop.is_set():
             timeout = min(0.5, max(0.0, deadline - time.monotonic()))

@@ -118,6 +118,7 @@ async def test_a_heartbeat_longer_than_the_proxy_timeout_is_cut_and_the_client_r
     os.environ.get("METRICS_BRIDGE_LONG_TESTS") != "1",
     reason="2 minutes: make net-faults (METRICS_BRIDGE_LONG_TESTS=1)",
 )
+@pytest.mark.timeout(300)
 async def test_an_idle_client_stays_two_minutes_behind_a_30_s_proxy_with_15_s_heartbeats() -> None:
     with behind_nginx(30, 15.0) as proxied:
         disconnects: list[Disconnected] = []

@@ -1,0 +1,56 @@
+"""Whether a soak run's memory and descriptors stayed flat. Pure.
+
+Rules (issue 15's acceptance):
+- The trend is the least-squares slope over the second half of the run (the
+  first half holds start-up and warm-up).
+- RSS may grow at most 2 % of its second-half mean per 10 minutes.
+- Open descriptors may not grow at all: the slope times the second half's
+  duration must stay under one descriptor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+__all__ = ["RSS_GROWTH_LIMIT", "Trend", "slope", "trend"]
+
+RSS_GROWTH_LIMIT = 0.02
+"""Per 10 minutes, as a share of the second half's mean RSS."""
+
+
+def slope(xs: Sequence[float], ys: Sequence[float]) -> float:
+    """The least-squares slope of ys over xs (0 for fewer than two distinct xs)."""
+    n = len(xs)
+    if n < 2:
+        return 0.0
+    mean_x, mean_y = sum(xs) / n, sum(ys) / n
+    var = sum((x - mean_x) ** 2 for x in xs)
+    if var == 0:
+        return 0.0
+    return sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys, strict=True)) / var
+
+
+@dataclass(frozen=True, slots=True)
+class Trend:
+    rss_bytes_per_s: float
+    rss_share_per_10min: float
+    fds_per_s: float
+    fd_growth: float
+    """Descriptors gained over the second half at that slope."""
+
+    @property
+    def flat(self) -> bool:
+        return self.rss_share_per_10min <= RSS_GROWTH_LIMIT and self.fd_growth < 1.0
+
+
+def trend(times: Sequence[float], rss: Sequence[float], fds: Sequence[float]) -> Trend:
+    """The slopes of RSS and descriptors over the second half of the samples."""
+    half = len(times) // 2
+    t, r, f = times[half:], rss[half:], fds[half:]
+    rss_slope = slope(t, r)
+    mean_rss = sum(r) / len(r) if r else 0.0
+    share = rss_slope * 600 / mean_rss if mean_rss else 0.0
+    fd_slope = slope(t, f)
+    span = (t[-1] - t[0]) if len(t) > 1 else 0.0
+    return Trend(rss_slope, share, fd_slope, fd_slope * span)

@@ -1,0 +1,38 @@
+"""Soak verdicts: least-squares slopes over the second half; RSS <= 2 %/10 min, fds flat."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench.soak_trend import slope, trend
+
+
+def test_slope_is_the_least_squares_fit() -> None:
+    assert slope([0, 1, 2, 3], [1, 3, 5, 7]) == pytest.approx(2.0)
+    assert slope([0, 1, 2], [5, 5, 5]) == 0.0
+    assert slope([1], [1]) == 0.0
+
+
+def test_only_the_second_half_counts() -> None:
+    times = [0.0, 30, 60, 90, 120, 150]
+    warmup = [10e6, 50e6, 100e6, 100e6, 100e6, 100e6]
+    fds = [10, 50, 60, 60, 60, 60]
+    result = trend(times, warmup, fds)
+    assert result.rss_bytes_per_s == 0.0 and result.fd_growth == 0.0
+    assert result.flat
+
+
+def test_rss_growing_over_2_percent_per_10_minutes_is_not_flat() -> None:
+    times = [float(t) for t in range(0, 1200, 30)]
+    rss = [100e6 * (1 + 0.03 * t / 600) for t in times]  # 3 % per 10 minutes
+    assert not trend(times, rss, [40.0] * len(times)).flat
+    slow = [100e6 * (1 + 0.01 * t / 600) for t in times]
+    assert trend(times, slow, [40.0] * len(times)).flat
+
+
+def test_any_descriptor_growth_is_not_flat() -> None:
+    times = [float(t) for t in range(0, 600, 30)]
+    fds = [40.0 + (t > 400) * 2 for t in times]
+    result = trend(times, [100e6] * len(times), fds)
+    assert result.fd_growth >= 1
+    assert not result.flat
