@@ -633,7 +633,7 @@ function scheduleRender() {
  * minutes gain nothing from 10 redraws a second, and a redraw of every chart
  * and the table is the page's main cost.
  */
-const CHANNEL_REDRAW_MS = 250;
+const CHANNEL_REDRAW_MS = 500;
 let lastChannelRender = 0;
 /** @type {ReturnType<typeof setTimeout> | null} */
 let redrawTimer = null;
