@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import zlib
+from collections import deque
 from typing import Any
 
 import pytest
@@ -14,7 +15,7 @@ from websockets.protocol import CLOSING, OPEN, State
 from bridge.frame import FrameKind, make_frame
 from bridge.pacing import FlushPacer
 from bridge.sender import ParallelSender
-from bridge.transport import ConnectionSink, negotiated_deflate_bits
+from bridge.transport import ConnectionSink, ListQueue, negotiated_deflate_bits
 from bridge.write_batch import WriteBatch
 from tests.bridge.fake_loop import FakeLoop
 
@@ -181,3 +182,15 @@ def test_deflate_without_context_takeover_compresses_with_the_negotiated_window(
 def test_deflate_with_context_takeover_is_refused() -> None:
     with pytest.raises(RuntimeError, match="context takeover"):
         negotiated_deflate_bits([deflate(local_no_context_takeover=False)])
+
+
+def test_list_queue_does_what_websockets_asks_of_its_deques() -> None:
+    ours, theirs = ListQueue(), deque[int]()
+    for queue in (ours, theirs):
+        queue.append(1)
+        queue.append(2)
+        queue.extendleft([3, 4])
+        queue.remove(2)
+    assert list(ours) == list(theirs) == [4, 3, 1]
+    assert ours.popleft() == theirs.popleft() == 4
+    assert len(ours) == len(theirs) == 2
