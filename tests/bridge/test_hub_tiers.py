@@ -78,6 +78,22 @@ def test_history_that_does_not_fit_the_clients_buffer_is_the_latest_snapshot() -
     assert not ack.subscribed.history and snapshot.snapshot.seq == 11
 
 
+def test_history_at_a_rate_tier_is_every_held_update_then_merged_ticks() -> None:
+    hub = tiered_hub()
+    push(hub, range(1, 6))
+    client, sink = connected(hub)
+    ask(hub, client, history=True, interval=5000)
+    ack, start, *held = sink.drain()
+    assert (ack.subscribed.history, ack.subscribed.interval_ms) == (True, 5000)
+    assert [start.snapshot.seq, *(u.update.seq for u in held)] == [0, 1, 2, 3, 4, 5]
+    push(hub, range(6, 9), now=1)
+    hub.tick(1.0)
+    assert sink.drain() == []
+    hub.tick(5.0)
+    (merged,) = sink.drain()
+    assert (merged.first_seq, merged.update.seq) == (6, 8)
+
+
 def test_a_tier_gets_one_merged_update_per_tick_and_its_clients_get_the_same_bytes() -> None:
     hub = tiered_hub()
     full, full_sink = connected(hub)

@@ -72,6 +72,17 @@ def test_subscribe_without_resume_is_a_fresh_subscription() -> None:
     assert new_session().receive(subscribe("c/a"), 0, CHANNELS) == [SubscribeChannel("c/a", None)]
 
 
+def test_subscribe_passes_history_and_the_rate_asked_for_to_the_hub() -> None:
+    request = bridge_pb2.Subscribe()
+    request.channels.add(channel="c/a", history=True, min_interval_ms=5000)
+    request.channels.add(channel="c/b", min_interval_ms=1)
+    message = bridge_pb2.ClientMessage(subscribe=request).SerializeToString()
+    assert new_session().receive(message, 0, CHANNELS) == [
+        SubscribeChannel("c/a", None, history=True, min_interval_ms=5000),
+        SubscribeChannel("c/b", None, history=False, min_interval_ms=1),
+    ]
+
+
 def test_unknown_channel_gets_an_error_and_the_others_still_subscribe() -> None:
     actions = new_session().receive(subscribe("c/zzz", "c/a"), 0, CHANNELS)
     assert error_codes(actions) == [bridge_pb2.ERROR_CODE_UNKNOWN_CHANNEL]
