@@ -94,7 +94,9 @@ async def assert_matches_collector(client: BridgeClient, stack_grpc: str, source
 
 @pytest.fixture
 def stack() -> Iterator[Stack]:
-    with stack_of(bridge_extra=["--heartbeat", "0.2", "--resume-window", "8"]) as running:
+    # --history-window 0: the ring holds exactly --resume-window updates.
+    extra = ["--heartbeat", "0.2", "--resume-window", "8", "--history-window", "0"]
+    with stack_of(bridge_extra=extra) as running:
         yield running
 
 

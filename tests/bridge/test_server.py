@@ -23,7 +23,9 @@ def stack() -> Iterator[tuple[ServerProcess, ServerProcess, Pusher]]:
         pusher = Pusher(col.addresses["grpc"])
         pusher.push(0.0)
         with bridge(
-            col.addresses["grpc"], "--resume-window", "5", "--max-message-bytes", "1024"
+            col.addresses["grpc"],
+            *("--resume-window", "5", "--history-window", "0"),
+            *("--max-message-bytes", "1024"),
         ) as br:
             yield col, br, pusher
         pusher.close()
