@@ -161,6 +161,23 @@ soak: install bench-deps $(SOAK_STAMP)
 	ulimit -n 65536 2>/dev/null || ulimit -n 20000 2>/dev/null || true; \
 	$(PY) -m bench.soak --seconds $(SOAK_SECONDS)
 
+# Coverage-guided fuzzing (atheris) of the ClientMessage path for FUZZ_SECONDS;
+# the corpus grows in .fuzz-corpus/ from run to run.
+FUZZ_SECONDS ?= 180
+FUZZ_STAMP := $(VENV)/.installed-fuzz
+.PHONY: fuzz
+fuzz: install $(FUZZ_STAMP)
+	mkdir -p .fuzz-corpus
+	$(PY) fuzz/client_message.py .fuzz-corpus -max_total_time=$(FUZZ_SECONDS) \
+		-print_final_stats=1 > .fuzz-corpus/last-run.log 2>&1; status=$$?; \
+	grep -v '^INFO: Instrumenting' .fuzz-corpus/last-run.log | tail -40; exit $$status
+
+$(FUZZ_STAMP): pyproject.toml
+	PYTHONWARNINGS=ignore::UserWarning $(PY) -m pip install -q -e '.[dev,fuzz]' || \
+		(echo "atheris does not install here (it needs a wheel for this Python or clang)" >&2; \
+		exit 1)
+	touch $(FUZZ_STAMP)
+
 $(SOAK_STAMP): pyproject.toml
 	PYTHONWARNINGS=ignore::UserWarning $(PY) -m pip install -q -e '.[dev,soak]'
 	touch $(SOAK_STAMP)
