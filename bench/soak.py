@@ -81,12 +81,16 @@ async def push_forever(address: str, rate: float, stop: asyncio.Event) -> None:
 
 
 def bridge_counters(address: str) -> dict[str, float]:
-    with urllib.request.urlopen(f"http://{address}/metrics", timeout=20) as reply:
-        text = reply.read().decode()
+    """The bridge's counters; NaN when it did not answer within 20 s (saturated)."""
+    try:
+        with urllib.request.urlopen(f"http://{address}/metrics", timeout=20) as reply:
+            text = reply.read().decode()
+    except OSError:
+        text = ""
     out: dict[str, float] = {}
     for name in ("resyncs_total", "slow_client_closes_total", "connections"):
         found = re.search(rf"^metrics_bridge_{name} (\S+)$", text, re.MULTILINE)
-        out[name] = float(found.group(1)) if found else 0.0
+        out[name] = float(found.group(1)) if found else float("nan")
     return out
 
 
