@@ -21,7 +21,7 @@ from websockets.typing import Subprotocol
 from metrics_bridge.v1 import bridge_pb2, collector_pb2, metrics_pb2
 from tests.reliability.fake_collector import FakeCollector
 from tests.support.processes import ServerProcess, running
-from tests.support.timing import async_wait_until
+from tests.support.timing import async_wait_until, wait_until
 
 GAUGE = metrics_pb2.METRIC_KIND_GAUGE
 
@@ -111,6 +111,11 @@ def metrics(bridge: ServerProcess) -> str:
 
 
 async def scenario(fake: FakeCollector, bridge: ServerProcess) -> tuple[Watcher, Watcher]:
+    def listed() -> bool:
+        exposition = metrics(bridge)
+        return all(f'channel_seq{{channel="fake/{s}"}}' in exposition for s in ("a", "b"))
+
+    await asyncio.to_thread(wait_until, listed, 20, "the bridge to list fake/a and fake/b")
     a, a_task = await watch(bridge.addresses["url"], "fake/a")
     b, b_task = await watch(bridge.addresses["url"], "fake/b")
     await async_wait_until(lambda: a.position == b.position == (1, 0), 10, "both snapshots")
