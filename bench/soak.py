@@ -215,7 +215,8 @@ async def soak(args: argparse.Namespace) -> int:
                 load.proc.kill()
         bridge.stop()
         collector.stop()
-    write_series(rows, args.out)
+        if rows:
+            write_series(rows, args.out)  # an interrupted run keeps what it measured
     return verdict(rows, resumers)
 
 
