@@ -140,7 +140,11 @@ class Baseline:
                 SUBSCRIBE,
                 request_serializer=collector_pb2.SubscribeRequest.SerializeToString,
                 response_deserializer=lambda raw: raw,
-            )(collector_pb2.SubscribeRequest())
+            )(
+                # broadcast and raw forward the bridge's bytes (compact updates); naive
+                # decodes values into JSON, so it takes them in full.
+                collector_pb2.SubscribeRequest(value_deltas=self.kind != "naive")
+            )
             async for raw in call:
                 await self.publish(raw, on_source)
 

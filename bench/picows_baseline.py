@@ -84,7 +84,7 @@ class PicowsFanout:
                 SUBSCRIBE,
                 request_serializer=collector_pb2.SubscribeRequest.SerializeToString,
                 response_deserializer=None,
-            )(collector_pb2.SubscribeRequest())
+            )(collector_pb2.SubscribeRequest(value_deltas=True))  # the bridge's bytes
             async for raw in call:
                 self.publish(raw, on_source)
 

@@ -153,7 +153,8 @@ function follow(settings, fanout, onSource, onEnd) {
   });
   const call = client.makeServerStreamRequest(
     SUBSCRIBE,
-    () => Buffer.alloc(0),
+    // SubscribeRequest{value_deltas: true}: the same compact updates the bridge forwards.
+    () => Buffer.from([0x20, 0x01]),
     (raw) => raw,
     {},
   );
