@@ -17,7 +17,7 @@ from websockets.typing import Subprotocol
 from metrics_bridge.v1 import bridge_pb2
 from tests.support.processes import REPO, ServerProcess
 from tests.support.timing import scaled
-from tests.web.conftest import wait_bridge_ready
+from tests.web.conftest import ms, wait_bridge_ready
 from tests.web.dashboard import Dashboard
 
 pytestmark = pytest.mark.browser
@@ -86,6 +86,9 @@ def test_the_wheel_installs_both_commands_and_serves_a_live_dashboard(
         wait_bridge_ready(ws)
         dashboard = Dashboard(page).open(f"http://{ws}/")
         dashboard.wait_badge("live", timeout=20)
+        tile = '.tile[data-channel="wheelhost/wheelhost"][data-state="live"]'
+        page.wait_for_selector(tile, timeout=ms(20))  # the landing view: the fleet overview
+        page.click(tile)
         dashboard.wait_value("system_cpu_percent", timeout=20)
         assert page.inner_text("#channel-title") == "wheelhost/wheelhost"
         with connect(bridge.addresses["url"], subprotocols=[Subprotocol(PROTOCOL)]) as hello:
