@@ -300,3 +300,18 @@ def test_invalid_update_resubscribes_without_resume() -> None:
     [message] = sent_requests(session)
     [request] = message.subscribe.channels
     assert not request.HasField("resume")
+
+
+def test_a_rate_set_while_disconnected_goes_with_the_next_connections_subscribe() -> None:
+    session = live_session()
+    session.subscribe(["c/other"], history=True)
+    session.set_rate([CHANNEL, "c/unwanted"], 10_000)
+    assert session.options(CHANNEL) == (False, 10_000)
+    assert session.options("c/other") == (True, 0)
+    session.connection_opened(now=1)
+    session.receive(hello(), now=1)
+    (message,) = sent_requests(session)
+    requests = {r.channel: r for r in message.subscribe.channels}
+    assert (requests[CHANNEL].min_interval_ms, requests[CHANNEL].resume.seq) == (10_000, 7)
+    assert requests["c/other"].history and requests["c/other"].min_interval_ms == 0
+    assert "c/unwanted" not in requests
