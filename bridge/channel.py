@@ -5,8 +5,9 @@ Rules:
   collector's (epoch, seq), passed through untouched.
 - An Update must continue the position: same epoch, seq + 1. A duplicate
   (seq at or below the position) is ignored; anything else is a gap and raises
-  `UpstreamGap` so the upstream restarts its stream and resumes; the channel
-  keeps its last good state meanwhile and never publishes across a gap.
+  `UpstreamGap`, and the registry resyncs this channel from a fresh snapshot
+  (bridge/channel_resync.py); the channel keeps its last good state meanwhile
+  and never publishes across a gap.
 - A Snapshot replaces the state (upstream resync or a new epoch). The ring of
   recent updates survives only when the snapshot sits exactly at the current
   position of the same epoch; otherwise it is cleared, because the ring must be

@@ -43,7 +43,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from bridge.client.errors import ConnectionRejected, ProtocolViolation
-from bridge.client.reconnect import ReconnectPolicy, should_reconnect
+from bridge.client.reconnect import TOKEN_EXPIRED, ReconnectPolicy, should_reconnect
 from bridge.client.session import PROTOCOL, ClientSession, SessionEvent
 from bridge.client.state import ChannelView
 from bridge.client.token import TokenSource, fetch_token, refresh_delay
@@ -230,6 +230,11 @@ class BridgeClient:
             if not should_reconnect(code):
                 self._emit(Disconnected(code, reason, None))
                 raise ConnectionRejected(code or 0, reason)
+            if code == TOKEN_EXPIRED and isinstance(self.token, str):
+                # The same token would be refused again: only a function can renew it.
+                reason = f"{reason or 'token expired'}; a fixed token cannot be renewed"
+                self._emit(Disconnected(code, reason, None))
+                raise ConnectionRejected(code, reason)
             if greeted:
                 attempt = 0
             delay = self.policy.delay(attempt, self._rng)

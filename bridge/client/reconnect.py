@@ -17,7 +17,13 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-__all__ = ["RECONNECT_CODES", "RECONNECT_RANGE", "ReconnectPolicy", "should_reconnect"]
+__all__ = [
+    "RECONNECT_CODES",
+    "RECONNECT_RANGE",
+    "TOKEN_EXPIRED",
+    "ReconnectPolicy",
+    "should_reconnect",
+]
 
 # 1001 going away, 1005 a close frame without a code (said nothing: treated
 # like a dropped link), 1006 no close frame, 1011 internal error or missed pong,
@@ -25,6 +31,8 @@ __all__ = ["RECONNECT_CODES", "RECONNECT_RANGE", "ReconnectPolicy", "should_reco
 RECONNECT_CODES = frozenset({1001, 1005, 1006, 1011, 1012, 1013, 1014})
 # The bridge's own "reconnect and resume" codes (4000 slow consumer).
 RECONNECT_RANGE = range(4000, 4500)
+# The token's exp passed: reconnect with a new token (a fixed one cannot be renewed).
+TOKEN_EXPIRED = 4001
 
 
 @dataclass(frozen=True)

@@ -73,6 +73,21 @@ async def test_a_bad_token_stops_the_client_with_4501(
     assert rejected.value.code == 4501
 
 
+async def test_an_expired_fixed_token_stops_the_client_with_4001_instead_of_retrying_it(
+    stack: tuple[SecureBridgeFiles, ServerProcess],
+) -> None:
+    files, process = stack
+    expired = token(ttl=-60)
+    client = BridgeClient(
+        process.addresses["url"], [CHANNEL], token=expired, ssl=files.client_ssl()
+    )
+    with pytest.raises(ConnectionRejected) as rejected:
+        await asyncio.wait_for(client.run(), scaled(20))
+    assert rejected.value.code == 4001
+    assert "cannot be renewed" in rejected.value.reason
+    assert client.stats.connections == 1
+
+
 def tail(url: str, ca_file: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "bridge", "tail", url, "--count", "2", "--ca-file", str(ca_file)],

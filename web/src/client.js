@@ -38,7 +38,7 @@
 
 import { Backoff } from "./backoff.js";
 import { ChannelState } from "./channel_state.js";
-import { closeAction } from "./close_codes.js";
+import { TOKEN_EXPIRED, closeAction } from "./close_codes.js";
 import { BridgeSession, SUBPROTOCOL } from "./session.js";
 import { refreshDelayMs } from "./token.js";
 
@@ -238,7 +238,9 @@ export class MetricsBridgeClient extends EventTarget {
       this.socket = null;
       this.session.closed();
       const reason = event.reason || `closed with ${event.code}`;
-      if (closeAction(event.code) === "stop") {
+      // After 4001 a fixed token would only be refused again: only a function renews it.
+      const expiredForGood = event.code === TOKEN_EXPIRED && typeof this.tokenSource === "string";
+      if (closeAction(event.code) === "stop" || expiredForGood) {
         this.#clearTimers();
         this.#setConnection({ state: "closed", retryAt: null, code: event.code, reason });
       } else {

@@ -17,6 +17,9 @@
 
 /** @typedef {"reconnect" | "stop"} CloseAction */
 
+/** The token's exp passed: reconnect with a new token (a fixed one cannot be renewed). */
+export const TOKEN_EXPIRED = 4001;
+
 const RECONNECT = new Set([1001, 1005, 1006, 1011, 1012, 1013, 1014]);
 
 /**
