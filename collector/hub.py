@@ -25,6 +25,11 @@ Rules:
   A later batch for that name creates a new source with a new epoch, announced
   by a snapshot like any new source; subscribers that named it keep waiting for
   it, and a resume position of the old epoch gets a snapshot, never a gap.
+- Each instance of a source has an idle timer too (instances expire alone).
+  At most `max_series_per_source` timers run per source: every instance that
+  holds data owns a series, so past that the timers of instances that own
+  none are dropped (a flood of empty exports with new instance ids cannot
+  grow them for a whole `source_ttl`).
 - `close()` ends every subscription (collector shutdown).
 """
 
@@ -141,7 +146,12 @@ class CollectorHub:
         source = self.source_for(name, kind)
         update = source.apply(samples, now_unix_ms, replace=replace, instance=instance)
         self._received[name] = received
-        self._instance_received.setdefault(name, {})[instance] = received
+        timers = self._instance_received.setdefault(name, {})
+        timers[instance] = received
+        if len(timers) > self.limits.max_series_per_source:
+            owners = source.instances()
+            for idle in [i for i in timers if i not in owners]:
+                del timers[idle]
         self._publish(name, update, source.compact)
         return source.position
 
@@ -200,6 +210,10 @@ class CollectorHub:
                 sub.offer(name, data)
         self._subscribers.add(sub)
         return sub
+
+    def timed_instances(self, name: str) -> set[str]:
+        """The instances of source `name` whose idle timer runs."""
+        return set(self._instance_received.get(name, {}))
 
     def expire(self, now: float, now_unix_ms: int = 0) -> list[RemovedSource]:
         """Remove the push/OTLP sources, and the instances of those that go on, idle

@@ -119,3 +119,16 @@ def test_one_push_call_is_one_instance() -> None:
     call.validate(push("pod-a"))
     with pytest.raises(InvalidBatch, match="instance: changed from 'pod-a' to 'pod-b'"):
         call.validate(push("pod-b"))
+
+
+def test_idle_timers_stay_bounded_by_the_series_limit_under_empty_exports() -> None:
+    counter = itertools.count(100)
+    limits = CollectorConfig(source_ttl=10, max_series_per_source=3).hub_limits()
+    h = CollectorHub(limits, epochs=lambda: next(counter))
+    replicas(h, 0, "a", "b")
+    for n in range(50):
+        h.apply("svc", OTLP, [], 1, received=1, instance=f"empty-{n}")
+        assert len(h.timed_instances("svc")) <= 4
+    assert {"a", "b"} <= h.timed_instances("svc")
+    h.expire(10.5)
+    assert keys(h) == set()
