@@ -27,7 +27,13 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-__all__ = ["MAX_NATIVE_BUCKETS", "Buckets", "ExponentialHistogramData", "relative_error"]
+__all__ = [
+    "MAX_NATIVE_BUCKETS",
+    "Buckets",
+    "ExponentialHistogramData",
+    "merged_extreme",
+    "relative_error",
+]
 
 MAX_NATIVE_BUCKETS = 160
 """Per side, the most buckets a held exponential histogram keeps (the OTel SDK's default)."""
@@ -126,8 +132,8 @@ class ExponentialHistogramData:
             negative=a.negative.plus(b.negative),
             count=a.count + b.count,
             sum=a.sum + b.sum,
-            min=_pick(min, a.min, b.min),
-            max=_pick(max, a.max, b.max),
+            min=merged_extreme(min, a.min, b.min),
+            max=merged_extreme(max, a.max, b.max),
             zero_threshold=max(a.zero_threshold, b.zero_threshold),
         ).normalized()
 
@@ -185,9 +191,10 @@ def _replace(
     )
 
 
-def _pick(
+def merged_extreme(
     choose: Callable[[float, float], float], a: float | None, b: float | None
 ) -> float | None:
+    """The min or max (`choose`) of two histograms' optional extremes."""
     if a is None:
         return b
     if b is None:

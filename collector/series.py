@@ -14,10 +14,10 @@ change to any of them re-declares the series on the wire.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from collector.exponential import ExponentialHistogramData
+from collector.exponential import ExponentialHistogramData, merged_extreme
 from metrics_bridge.v1 import metrics_pb2
 
 __all__ = [
@@ -105,19 +105,9 @@ class HistogramData:
             counts=tuple(a + b for a, b in zip(self.counts, other.counts, strict=True)),
             count=self.count + other.count,
             sum=self.sum + other.sum,
-            min=_pick(min, self.min, other.min),
-            max=_pick(max, self.max, other.max),
+            min=merged_extreme(min, self.min, other.min),
+            max=merged_extreme(max, self.max, other.max),
         )
-
-
-def _pick(
-    choose: Callable[[float, float], float], a: float | None, b: float | None
-) -> float | None:
-    if a is None:
-        return b
-    if b is None:
-        return a
-    return float(choose(a, b))
 
 
 Value = float | HistogramData | ExponentialHistogramData
