@@ -27,13 +27,13 @@ import logging
 import signal
 import sys
 from collections.abc import Callable
-from pathlib import Path
 
 import grpc
 from websockets.asyncio.server import ServerConnection, broadcast, serve
 from websockets.exceptions import ConnectionClosed
 
 from metrics_bridge.v1 import bridge_pb2, collector_pb2, metrics_pb2
+from metrics_shared.ready_file import write_ready_file
 
 log = logging.getLogger("bench.baselines")
 SUBSCRIBE = "/metrics_bridge.v1.MetricsCollector/Subscribe"
@@ -188,11 +188,15 @@ class Baseline:
             on_source(source)
 
 
-def write_ready(path: Path, addresses: dict[str, str]) -> None:
-    """Atomically, so a reader never sees half the JSON."""
-    partial = path.with_suffix(".partial")
-    partial.write_text(json.dumps(addresses))
-    partial.replace(path)
+def add_server_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options every baseline server takes (bench/run.py starts them alike)."""
+    parser.add_argument("--collector", required=True, help="HOST:PORT of the collector")
+    parser.add_argument("--name", default="c1", help="collector name used in channel names")
+    parser.add_argument("--listen", default="127.0.0.1:0", help="HOST:PORT to serve on")
+    parser.add_argument(
+        "--wait-source", action="append", default=[], help="serve once this source is known"
+    )
+    parser.add_argument("--ready-file", help='write {"ws", "url"} here once serving')
 
 
 async def main_async(args: argparse.Namespace) -> int:
@@ -225,7 +229,7 @@ async def main_async(args: argparse.Namespace) -> int:
         address = f"{bound[0]}:{bound[1]}"
         if args.ready_file:
             ready = {"ws": address, "url": f"ws://{address}/"}
-            await asyncio.to_thread(write_ready, Path(args.ready_file), ready)
+            await asyncio.to_thread(write_ready_file, args.ready_file, ready)
         log.info("%s baseline serving ws://%s/", args.kind, address)
         stop = asyncio.get_running_loop().create_future()
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set_result, None)
@@ -237,13 +241,7 @@ async def main_async(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.baselines", description=__doc__)
     parser.add_argument("--kind", choices=["naive", "broadcast", "raw"], required=True)
-    parser.add_argument("--collector", required=True, help="HOST:PORT of the collector")
-    parser.add_argument("--name", default="c1", help="collector name used in channel names")
-    parser.add_argument("--listen", default="127.0.0.1:0", help="HOST:PORT to serve on")
-    parser.add_argument(
-        "--wait-source", action="append", default=[], help="serve once this source is known"
-    )
-    parser.add_argument("--ready-file", help='write {"ws", "url"} here once serving')
+    add_server_arguments(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"

@@ -18,7 +18,6 @@ import logging
 import signal
 import sys
 from collections.abc import Callable
-from pathlib import Path
 
 import grpc
 from picows import (
@@ -32,8 +31,9 @@ from picows import (
     ws_create_server,
 )
 
-from bench.baselines import SUBSCRIBE, write_ready
+from bench.baselines import SUBSCRIBE, add_server_arguments
 from metrics_bridge.v1 import bridge_pb2, collector_pb2
+from metrics_shared.ready_file import write_ready_file
 
 __all__ = ["PicowsFanout"]
 
@@ -136,7 +136,7 @@ async def main_async(args: argparse.Namespace) -> int:
         address = f"{bound[0]}:{bound[1]}"
         if args.ready_file:
             ready = {"ws": address, "url": f"ws://{address}/"}
-            await asyncio.to_thread(write_ready, Path(args.ready_file), ready)
+            await asyncio.to_thread(write_ready_file, args.ready_file, ready)
         log.info("picows baseline serving ws://%s/", address)
         stop = asyncio.get_running_loop().create_future()
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set_result, None)
@@ -147,13 +147,7 @@ async def main_async(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.picows_baseline", description=__doc__)
-    parser.add_argument("--collector", required=True, help="HOST:PORT of the collector")
-    parser.add_argument("--name", default="c1", help="collector name used in channel names")
-    parser.add_argument("--listen", default="127.0.0.1:0", help="HOST:PORT to serve on")
-    parser.add_argument(
-        "--wait-source", action="append", default=[], help="serve once this source is known"
-    )
-    parser.add_argument("--ready-file", help='write {"ws", "url"} here once serving')
+    add_server_arguments(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
