@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import signal
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from metrics_bridge.v1 import bridge_pb2
 from tests.bridge.stack import Client, Pusher, bridge, collector, ready_client
@@ -100,10 +102,14 @@ def bridge_args(address: str) -> list[str]:
     return ["--listen", "127.0.0.1:0", "--collector", f"c1={address}", "--heartbeat", "0.5"]
 
 
-async def test_bridge_follows_several_collectors() -> None:
+@contextmanager
+def two_collectors(
+    one_name: str, two_name: str
+) -> Iterator[tuple[ServerProcess, ServerProcess, ServerProcess]]:
+    """Two collectors with these host sources, and a bridge following both by address."""
     with (
-        collector("--host-source", "a") as one,
-        collector("--host-source", "b") as two,
+        collector("--host-source", one_name) as one,
+        collector("--host-source", two_name) as two,
         running(
             "bridge",
             [
@@ -116,39 +122,32 @@ async def test_bridge_follows_several_collectors() -> None:
             ],
         ) as br,
     ):
+        yield one, two, br
+
+
+async def catalog_until(client: Client, done: Callable[[set[str]], bool]) -> set[str]:
+    """The channels of the first catalog (Hello's, or a later one) that satisfies `done`."""
+    catalog = await client.greeted()
+    seen = {c.channel for c in catalog.channels}
+    while not done(seen):
+        message = await client.next("catalog", within=15)
+        seen = {c.channel for c in message.catalog.channels}
+    return seen
+
+
+async def test_bridge_follows_several_collectors() -> None:
+    with two_collectors("a", "b") as (_, _, br):
         client = await Client.open(br.addresses["url"])
-        catalog = await client.greeted()
-        seen = {c.channel for c in catalog.channels}
-        while not {"a/a", "b/b"} <= seen:
-            message = await client.next("catalog", within=15)
-            seen = {c.channel for c in message.catalog.channels}
+        await catalog_until(client, lambda seen: {"a/a", "b/b"} <= seen)
         await client.close()
 
 
 async def test_the_later_of_two_collectors_reporting_one_name_is_named_by_its_address() -> None:
-    with (
-        collector("--host-source", "box7") as one,
-        collector("--host-source", "box7") as two,
-        running(
-            "bridge",
-            [
-                "--listen",
-                "127.0.0.1:0",
-                "--collector",
-                one.addresses["grpc"],
-                "--collector",
-                two.addresses["grpc"],
-            ],
-        ) as br,
-    ):
+    with two_collectors("box7", "box7") as (one, two, br):
         # Which collector answers ListSources first is up to the scheduler.
         expected = [{"box7/box7", f"box7@{later.addresses['grpc']}/box7"} for later in (one, two)]
         client = await Client.open(br.addresses["url"])
-        catalog = await client.greeted()
-        seen = {c.channel for c in catalog.channels}
-        while seen not in expected:
-            message = await client.next("catalog", within=15)
-            seen = {c.channel for c in message.catalog.channels}
+        seen = await catalog_until(client, lambda seen: seen in expected)
         [renamed] = seen - {"box7/box7"}
         await client.subscribe(renamed)
         snapshot = await client.next("snapshot")
