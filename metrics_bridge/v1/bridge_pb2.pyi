@@ -90,6 +90,7 @@ class ServerMessage(_message.Message):
     SNAPSHOT_FIELD_NUMBER: _builtins.int
     UPDATE_FIELD_NUMBER: _builtins.int
     FIRST_SEQ_FIELD_NUMBER: _builtins.int
+    RESYNC_FIELD_NUMBER: _builtins.int
     channel: _builtins.str
     """The channel this message is about; empty for connection-wide messages
     (hello, catalog, heartbeat, pong, connection errors).
@@ -100,6 +101,12 @@ class ServerMessage(_message.Message):
     first_seq - 1 to update.seq. It applies when the client's position is
     (update.epoch, first_seq - 1). Absent (0) on every other message: an
     update covers its seq alone. (20: clear of CollectorEvent's numbers.)
+    """
+    resync: _metrics_pb2.ResyncReason.ValueType
+    """On a snapshot or merged update that replaced updates the client would
+    otherwise have got: why (docs/protocol.md "Freshness"). Absent on a
+    snapshot that answers a subscribe or a resume. (21: the same number in
+    CollectorEvent, so a collector's reason passes through unchanged.)
     """
     @_builtins.property
     def hello(self) -> Global___Hello: ...
@@ -138,10 +145,11 @@ class ServerMessage(_message.Message):
         snapshot: _metrics_pb2.Snapshot | None = ...,
         update: _metrics_pb2.Update | None = ...,
         first_seq: _builtins.int = ...,
+        resync: _metrics_pb2.ResyncReason.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "catalog", b"catalog", "error", b"error", "heartbeat", b"heartbeat", "hello", b"hello", "pong", b"pong", "snapshot", b"snapshot", "status", b"status", "subscribed", b"subscribed", "unsubscribed", b"unsubscribed", "update", b"update"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "catalog", b"catalog", "channel", b"channel", "error", b"error", "first_seq", b"first_seq", "heartbeat", b"heartbeat", "hello", b"hello", "pong", b"pong", "snapshot", b"snapshot", "status", b"status", "subscribed", b"subscribed", "unsubscribed", b"unsubscribed", "update", b"update"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "catalog", b"catalog", "channel", b"channel", "error", b"error", "first_seq", b"first_seq", "heartbeat", b"heartbeat", "hello", b"hello", "pong", b"pong", "resync", b"resync", "snapshot", b"snapshot", "status", b"status", "subscribed", b"subscribed", "unsubscribed", b"unsubscribed", "update", b"update"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["hello", "catalog", "subscribed", "heartbeat", "status", "error", "pong", "unsubscribed", "snapshot", "update"]  # noqa: Y015
     _WhichOneofArgType_body: _TypeAlias = _typing.Literal["body", b"body"]  # noqa: Y015

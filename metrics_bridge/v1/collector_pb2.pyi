@@ -98,6 +98,11 @@ class CollectorEvent(_message.Message):
     UPDATE_FIELD_NUMBER: _builtins.int
     SOURCE_REMOVED_FIELD_NUMBER: _builtins.int
     BATCH_FIELD_NUMBER: _builtins.int
+    RESYNC_FIELD_NUMBER: _builtins.int
+    resync: _metrics_pb2.ResyncReason.ValueType
+    """On a snapshot sent in place of queued updates: why (absent otherwise).
+    The same number in ServerMessage, so it reaches the browser unchanged.
+    """
     @_builtins.property
     def snapshot(self) -> _metrics_pb2.Snapshot: ...
     @_builtins.property
@@ -115,10 +120,11 @@ class CollectorEvent(_message.Message):
         update: _metrics_pb2.Update | None = ...,
         source_removed: Global___SourceRemoved | None = ...,
         batch: Global___EventBatch | None = ...,
+        resync: _metrics_pb2.ResyncReason.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "event", b"event", "snapshot", b"snapshot", "source_removed", b"source_removed", "update", b"update"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "event", b"event", "snapshot", b"snapshot", "source_removed", b"source_removed", "update", b"update"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "event", b"event", "resync", b"resync", "snapshot", b"snapshot", "source_removed", b"source_removed", "update", b"update"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["snapshot", "update", "source_removed", "batch"]  # noqa: Y015
     _WhichOneofArgType_event: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015

@@ -59,6 +59,40 @@ METRIC_KIND_HISTOGRAM: MetricKind.ValueType  # 3
 """A distribution with explicit bucket bounds (OTLP explicit histograms)."""
 Global___MetricKind: _TypeAlias = MetricKind  # noqa: Y015
 
+class _ResyncReason:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ResyncReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ResyncReason.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    RESYNC_REASON_UNSPECIFIED: _ResyncReason.ValueType  # 0
+    RESYNC_REASON_STALE: _ResyncReason.ValueType  # 1
+    """Data waited longer than a stage's staleness bound (--max-staleness) while
+    newer data existed: the queued updates were dropped for the latest state.
+    """
+    RESYNC_REASON_OVERFLOW: _ResyncReason.ValueType  # 2
+    """A size bound was hit (a subscriber queue's count, a client's buffer
+    bytes): the updates that did not fit were dropped for the latest state.
+    """
+
+class ResyncReason(_ResyncReason, metaclass=_ResyncReasonEnumTypeWrapper):
+    """Why a snapshot (or a merged update) replaced the updates a receiver would
+    otherwise have got. Carried in field 21 of CollectorEvent and of
+    ServerMessage, so the bridge passes a collector's reason through byte for
+    byte. Absent (UNSPECIFIED) on a snapshot that answers a subscribe or resume.
+    """
+
+RESYNC_REASON_UNSPECIFIED: ResyncReason.ValueType  # 0
+RESYNC_REASON_STALE: ResyncReason.ValueType  # 1
+"""Data waited longer than a stage's staleness bound (--max-staleness) while
+newer data existed: the queued updates were dropped for the latest state.
+"""
+RESYNC_REASON_OVERFLOW: ResyncReason.ValueType  # 2
+"""A size bound was hit (a subscriber queue's count, a client's buffer
+bytes): the updates that did not fit were dropped for the latest state.
+"""
+Global___ResyncReason: _TypeAlias = ResyncReason  # noqa: Y015
+
 class _SourceKind:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015

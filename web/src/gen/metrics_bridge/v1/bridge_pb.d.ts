@@ -15,7 +15,7 @@
 
 import type { GenEnum, GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import type { Message } from "@bufbuild/protobuf";
-import type { Position, Snapshot, SourceKind, Update } from "./metrics_pb.js";
+import type { Position, ResyncReason, Snapshot, SourceKind, Update } from "./metrics_pb.js";
 
 /**
  * Describes the file metrics_bridge/v1/bridge.proto.
@@ -111,6 +111,16 @@ export declare type ServerMessage = Message<"metrics_bridge.v1.ServerMessage"> &
    * @generated from field: uint64 first_seq = 20 [jstype = JS_NUMBER];
    */
   firstSeq: bigint;
+
+  /**
+   * On a snapshot or merged update that replaced updates the client would
+   * otherwise have got: why (docs/protocol.md "Freshness"). Absent on a
+   * snapshot that answers a subscribe or a resume. (21: the same number in
+   * CollectorEvent, so a collector's reason passes through unchanged.)
+   *
+   * @generated from field: metrics_bridge.v1.ResyncReason resync = 21;
+   */
+  resync: ResyncReason;
 };
 
 /**

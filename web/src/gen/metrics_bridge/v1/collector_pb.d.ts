@@ -7,7 +7,7 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import type { Message } from "@bufbuild/protobuf";
-import type { Histogram, Label, MetricKind, Position, Snapshot, SnapshotSchema, SourceKind, Update } from "./metrics_pb.js";
+import type { Histogram, Label, MetricKind, Position, ResyncReason, Snapshot, SnapshotSchema, SourceKind, Update } from "./metrics_pb.js";
 
 /**
  * Describes the file metrics_bridge/v1/collector.proto.
@@ -95,6 +95,14 @@ export declare type CollectorEvent = Message<"metrics_bridge.v1.CollectorEvent">
     value: EventBatch;
     case: "batch";
   } | { case: undefined; value?: undefined };
+
+  /**
+   * On a snapshot sent in place of queued updates: why (absent otherwise).
+   * The same number in ServerMessage, so it reaches the browser unchanged.
+   *
+   * @generated from field: metrics_bridge.v1.ResyncReason resync = 21;
+   */
+  resync: ResyncReason;
 };
 
 /**

@@ -376,6 +376,42 @@ export enum MetricKind {
 export declare const MetricKindSchema: GenEnum<MetricKind>;
 
 /**
+ * Why a snapshot (or a merged update) replaced the updates a receiver would
+ * otherwise have got. Carried in field 21 of CollectorEvent and of
+ * ServerMessage, so the bridge passes a collector's reason through byte for
+ * byte. Absent (UNSPECIFIED) on a snapshot that answers a subscribe or resume.
+ *
+ * @generated from enum metrics_bridge.v1.ResyncReason
+ */
+export enum ResyncReason {
+  /**
+   * @generated from enum value: RESYNC_REASON_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Data waited longer than a stage's staleness bound (--max-staleness) while
+   * newer data existed: the queued updates were dropped for the latest state.
+   *
+   * @generated from enum value: RESYNC_REASON_STALE = 1;
+   */
+  STALE = 1,
+
+  /**
+   * A size bound was hit (a subscriber queue's count, a client's buffer
+   * bytes): the updates that did not fit were dropped for the latest state.
+   *
+   * @generated from enum value: RESYNC_REASON_OVERFLOW = 2;
+   */
+  OVERFLOW = 2,
+}
+
+/**
+ * Describes the enum metrics_bridge.v1.ResyncReason.
+ */
+export declare const ResyncReasonSchema: GenEnum<ResyncReason>;
+
+/**
  * @generated from enum metrics_bridge.v1.SourceKind
  */
 export enum SourceKind {
