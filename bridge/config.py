@@ -230,6 +230,15 @@ class BridgeConfig:
             metavar="N",
         ),
     )
+    max_staleness: float = field(
+        default=1.0,
+        metadata=option(
+            "oldest data any stage may hold for a channel while newer data exists; past it the "
+            "queued updates are dropped for the latest state (resync STALE); 0 turns it off",
+            at_least(float, 0),
+            metavar="SECONDS",
+        ),
+    )
     send_buffer_bytes: int = field(
         default=64 * 1024,
         metadata=option(

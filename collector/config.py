@@ -154,6 +154,15 @@ class CollectorConfig:
             metavar="N",
         ),
     )
+    max_staleness: float = field(
+        default=1.0,
+        metadata=option(
+            "oldest update a subscriber queue may hold for a source while newer ones wait; past "
+            "it they are dropped for a snapshot (resync STALE); 0 turns it off",
+            at_least(float, 0),
+            metavar="SECONDS",
+        ),
+    )
     max_subscribers: int = field(
         default=1000,
         metadata=option(
