@@ -25,6 +25,10 @@ Rules:
   position, so every client at one position gets the same bytes.
 - The latest snapshot is the collector's last snapshot with every later update
   folded in; it is encoded only when asked for, once per position.
+- `resync_frame(reason)` is the latest snapshot marked with why it replaced
+  a client's updates (`ServerMessage.resync`), made once per position and
+  reason. A snapshot that arrived marked from the collector is published
+  marked, but later subscribers get the unmarked latest snapshot.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from dataclasses import dataclass
 from typing import TypeAlias
 
 from bridge.errors import UpstreamGap
-from bridge.frame import Frame, FrameKind, channel_prefix, make_frame
+from bridge.frame import Frame, FrameKind, channel_prefix, make_frame, with_resync
 from bridge.history import HistoryLimits, HistoryRing, SourceState, update_of
 from metrics_bridge.v1 import bridge_pb2, collector_pb2, metrics_pb2
 
@@ -92,6 +96,7 @@ class ChannelState:
         self._ring = HistoryRing(limits, SourceState())
         self._snapshot_frame: Frame | None = None
         self._merged: dict[int, Frame] = {}
+        self._resync_frames: dict[int, Frame] = {}
         self.apply_snapshot(snapshot, event)
 
     @property
@@ -128,8 +133,13 @@ class ChannelState:
     def history_bytes(self) -> int:
         return self._ring.bytes
 
-    def apply_snapshot(self, snapshot: metrics_pb2.Snapshot, event: bytes) -> Frame:
-        """Replace the state; returns the frame every subscriber gets."""
+    def apply_snapshot(
+        self, snapshot: metrics_pb2.Snapshot, event: bytes, marked: bool = False
+    ) -> Frame:
+        """Replace the state; returns the frame every subscriber gets.
+
+        `marked`: the event carries a ResyncReason, which later subscribers must not see.
+        """
         keep_ring = snapshot.epoch == self.epoch and snapshot.seq == self.seq
         self.kind = snapshot.kind
         self._now = SourceState.of_snapshot(snapshot)
@@ -143,8 +153,9 @@ class ChannelState:
             epoch=self.epoch,
             seq=self.seq,
         )
-        self._snapshot_frame = frame
+        self._snapshot_frame = None if marked else frame
         self._merged.clear()
+        self._resync_frames.clear()
         return frame
 
     def apply_update(self, update: metrics_pb2.Update, event: bytes) -> Frame | None:
@@ -163,6 +174,7 @@ class ChannelState:
         self._ring.append(frame)
         self._snapshot_frame = None
         self._merged.clear()
+        self._resync_frames.clear()
         return frame
 
     def snapshot_frame(self) -> Frame:
@@ -179,6 +191,13 @@ class ChannelState:
                 seq=self.seq,
             )
         return self._snapshot_frame
+
+    def resync_frame(self, reason: int) -> Frame:
+        """The latest snapshot marked with a ResyncReason, encoded once per position and reason."""
+        frame = self._resync_frames.get(reason)
+        if frame is None:
+            frame = self._resync_frames[reason] = with_resync(self.snapshot_frame(), reason)
+        return frame
 
     def resume(self, after: Position | None, history: bool = False) -> ResumeDecision:
         """Everything after `after` if the ring holds all of it, else a snapshot.

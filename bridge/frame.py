@@ -16,6 +16,10 @@ compressed on its own and one compressed frame serves every such connection
 with the same window; it is compressed on first use and kept with the frame.
 RFC 7692 lets a sender choose per message, so a message deflate would not
 shrink goes out uncompressed.
+
+`with_resync(frame, reason)` is the same message with `ServerMessage.resync`
+set, made by appending the one encoded field (concatenation merges again), so
+marking a snapshot or merged update costs a copy, not an encoding.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ __all__ = [
     "deflated_wire",
     "make_frame",
     "ping_frame",
+    "with_resync",
     "ws_header",
 ]
 
@@ -43,6 +48,7 @@ __all__ = [
 BINARY_OPCODE_FIN = 0x82
 RSV1 = 0x40
 _EMPTY_STORED_BLOCK = b"\x00\x00\xff\xff"
+_RESYNC_TAG = b"\xa8\x01"  # field 21 (ServerMessage.resync), varint
 
 
 class FrameKind(Enum):
@@ -114,6 +120,20 @@ def make_frame(
     length = sum(len(p) for p in parts)
     header = ws_header(length)
     return Frame(kind, b"".join((header, *parts)), len(header), channel, epoch, seq)
+
+
+def with_resync(frame: Frame, reason: int) -> Frame:
+    """`frame` (a snapshot or update) with `ServerMessage.resync = reason` (a ResyncReason)."""
+    if not 0 < reason < 128:
+        raise ValueError(f"resync reason {reason} is not a one-byte ResyncReason")
+    return make_frame(
+        frame.kind,
+        frame.payload,
+        _RESYNC_TAG + bytes((reason,)),
+        channel=frame.channel,
+        epoch=frame.epoch,
+        seq=frame.seq,
+    )
 
 
 def control_frame(message: bridge_pb2.ServerMessage) -> Frame:

@@ -103,7 +103,7 @@ class ChannelRegistry:
                 self._replay(channel, held)
                 self.changed()
                 return None
-            frame = channel.apply_snapshot(snapshot, data)
+            frame = channel.apply_snapshot(snapshot, data, marked=event.resync != 0)
             return Published(channel, frame, revived=True, then=self._replay(channel, held))
         if which == "source_removed":
             return self.remove(f"{collector}/{event.source_removed.source}")

@@ -7,7 +7,7 @@ import pytest
 from bridge.channel import ChannelState, Position
 from bridge.errors import UpstreamGap
 from bridge.frame import FrameKind
-from metrics_bridge.v1 import collector_pb2
+from metrics_bridge.v1 import collector_pb2, metrics_pb2
 from tests.bridge.events import parse_wire, snapshot_event, snapshot_values, update_event
 
 
@@ -83,6 +83,30 @@ def test_snapshot_frame_is_encoded_once_per_position() -> None:
     assert channel.snapshot_frame() is first
     apply_update(channel, 7, 12, values={1: 6.0})
     assert channel.snapshot_frame() is not first
+
+
+def test_resync_frame_is_the_latest_snapshot_marked_once_per_position_and_reason() -> None:
+    channel = make_channel()
+    apply_update(channel, 7, 11, values={1: 5.0})
+    stale = channel.resync_frame(metrics_pb2.RESYNC_REASON_STALE)
+    assert channel.resync_frame(metrics_pb2.RESYNC_REASON_STALE) is stale
+    message = parse_wire(stale.wire)
+    assert message.resync == metrics_pb2.RESYNC_REASON_STALE
+    assert message.snapshot == parse_wire(channel.snapshot_frame().wire).snapshot
+    assert parse_wire(channel.snapshot_frame().wire).resync == 0
+    apply_update(channel, 7, 12, values={1: 6.0})
+    assert parse_wire(channel.resync_frame(metrics_pb2.RESYNC_REASON_STALE).wire).snapshot.seq == 12
+
+
+def test_a_snapshot_the_collector_marked_is_published_marked_but_not_kept() -> None:
+    channel = make_channel()
+    marked = collector_pb2.CollectorEvent.FromString(snapshot_event("svc", 7, 20, {1: 9.0}))
+    marked.resync = metrics_pb2.RESYNC_REASON_STALE
+    event = marked.SerializeToString()
+    published = channel.apply_snapshot(marked.snapshot, event, marked=True)
+    assert parse_wire(published.wire).resync == metrics_pb2.RESYNC_REASON_STALE
+    later = parse_wire(channel.resume(None).frames[0].wire)
+    assert (later.resync, later.snapshot.seq) == (0, 20)
 
 
 def test_resume_within_the_ring_returns_exactly_the_missed_updates_in_order() -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 import zlib
 
-from bridge.frame import FrameKind, deflated_wire, make_frame, ping_frame, ws_header
-from metrics_bridge.v1 import bridge_pb2
+from bridge.frame import FrameKind, deflated_wire, make_frame, ping_frame, with_resync, ws_header
+from metrics_bridge.v1 import bridge_pb2, metrics_pb2
 
 
 def inflate(data: bytes, window_bits: int) -> bytes:
@@ -79,3 +79,14 @@ def test_message_that_deflate_does_not_shrink_goes_out_uncompressed() -> None:
 
 def test_ping_frame_is_an_unmasked_final_ping_with_its_payload() -> None:
     assert ping_frame(b"\x01\x02\x03\x04") == b"\x89\x04\x01\x02\x03\x04"
+
+
+def test_a_frame_marked_with_a_resync_reason_decodes_to_the_same_message_plus_the_reason() -> None:
+    message = bridge_pb2.ServerMessage(channel="c/host", first_seq=3)
+    frame = make_frame(FrameKind.UPDATE, message.SerializeToString(), channel="c/host", seq=4)
+    marked = with_resync(frame, metrics_pb2.RESYNC_REASON_STALE)
+    decoded = bridge_pb2.ServerMessage.FromString(marked.payload)
+    assert decoded.resync == metrics_pb2.RESYNC_REASON_STALE
+    decoded.ClearField("resync")
+    assert decoded == message
+    assert (marked.kind, marked.channel, marked.seq) == (frame.kind, "c/host", 4)
