@@ -128,9 +128,24 @@ class Counters:
     upstream_resyncs: dict[str, int] = field(default_factory=dict)
     # Refused Origins, tokens and channels outside a grant, by reason.
     refusals: dict[str, int] = field(default_factory=dict)
+    # Updates dropped for the latest state, by (stage, reason): stage is
+    # "collector" (counted from the marked snapshots it sends), "handoff" (the
+    # bridge's upstream queue) or "client" (one client's outbound buffer);
+    # reason is "stale" (past --max-staleness) or "overflow" (a size bound).
+    drops: dict[tuple[str, str], int] = field(default_factory=dict)
+    # Resync snapshots or merged updates sent for those drops, by (stage, reason).
+    stage_resyncs: dict[tuple[str, str], int] = field(default_factory=dict)
 
     def refused(self, reason: str) -> None:
         self.refusals[reason] = self.refusals.get(reason, 0) + 1
+
+    def dropped(self, stage: str, reason: str, updates: int = 1) -> None:
+        key = (stage, reason)
+        self.drops[key] = self.drops.get(key, 0) + updates
+
+    def resynced(self, stage: str, reason: str) -> None:
+        key = (stage, reason)
+        self.stage_resyncs[key] = self.stage_resyncs.get(key, 0) + 1
 
 
 @dataclass(frozen=True, slots=True)
