@@ -3,6 +3,9 @@
 On a terminal the view is redrawn in place; when stdout is not a TTY every
 sync prints the whole channel and every update prints the series it changed,
 one `channel seq key value unit` line each, so the output can be piped.
+Resyncs the bridge marked (data replaced for staleness or overflow,
+docs/protocol.md "Freshness") are counted in the terminal's header, and
+told on stderr when piped.
 """
 
 from __future__ import annotations
@@ -170,21 +173,33 @@ def first_host_channel(channels: Sequence[bridge_pb2.ChannelInfo]) -> str | None
     return None
 
 
+def resync_summary(view: ChannelView) -> str:
+    """The view's resyncs by reason, e.g. `stale 3, overflow 1`; empty when none."""
+    return ", ".join(f"{reason} {count}" for reason, count in sorted(view.resyncs.items()))
+
+
 class Printer:
     """Writes views: redrawn in place on a terminal, as lines otherwise."""
 
-    def __init__(self, out: TextIO, match: str) -> None:
+    def __init__(self, out: TextIO, match: str, err: TextIO | None = None) -> None:
         self.out = out
+        self.err = err
         self.match = match
         self.tty = out.isatty()
 
-    def show(self, view: ChannelView, changed: set[int] | None) -> None:
+    def show(self, view: ChannelView, changed: set[int] | None, resync: str | None = None) -> None:
+        """`resync`: the reason the shown frame was marked with, if any."""
         series = [s for s in view.series() if self.match in s.name]
         position = view.position
         seq = position.seq if position is not None else 0
         if self.tty:
             self._redraw(view, series, changed)
             return
+        if resync is not None and self.err is not None:
+            print(
+                f"{view.channel} resynced at seq {seq}: {resync} ({resync_summary(view)})",
+                file=self.err,
+            )
         for item in series:
             if changed is None or item.id in changed:
                 unit = "" if item.unit in _UNITS_SHOWN_RAW else f" {item.unit}"
@@ -196,9 +211,11 @@ class Printer:
     ) -> None:
         position = view.position
         stamp = time.strftime("%H:%M:%S", time.localtime(view.time_unix_ms / 1000))
+        resyncs = resync_summary(view)
         lines = [
             f"\x1b[H\x1b[2J{view.channel}  epoch {position.epoch if position else 0:016x}"
-            f"  seq {position.seq if position else 0}  at {stamp}",
+            f"  seq {position.seq if position else 0}  at {stamp}"
+            + (f"  resynced: {resyncs}" if resyncs else ""),
             "",
         ]
         width = max((len(s.key) for s in series), default=0)
@@ -221,7 +238,7 @@ def changed_ids(update: metrics_pb2.Update) -> set[int]:
 async def tail(args: TailOptions, out: TextIO, err: TextIO) -> int:
     channel: str | None = args.channel
     compression = None if args.compression == "none" else "deflate"
-    printer = Printer(out, args.match)
+    printer = Printer(out, args.match, err)
     shown = 0
     async with BridgeClient(
         args.url,
@@ -239,7 +256,7 @@ async def tail(args: TailOptions, out: TextIO, err: TextIO) -> int:
                 await c.subscribe([channel])
             elif isinstance(event, ChannelSynced | ChannelUpdated) and event.channel == channel:
                 changed = changed_ids(event.update) if isinstance(event, ChannelUpdated) else None
-                printer.show(c.views[channel], changed)
+                printer.show(c.views[channel], changed, event.resync)
                 shown += 1
                 if args.count and shown >= args.count:
                     return 0

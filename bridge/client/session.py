@@ -52,6 +52,10 @@ rules as data, and tests/bridge/test_conformance.py runs them):
   changing the rate costs no snapshot.
 - Subscribes queued in one `receive` go out as one ClientMessage, so a burst
   of gaps costs one message, not one per channel.
+- A Snapshot or merged Update marked with a resync reason (`resync`: the
+  bridge or collector replaced stale or overflowing updates with it) applies
+  like any other; the mark is only told: in the event (`resync`) and in the
+  view's counts (`ChannelView.resyncs`, `last_resync`).
 - A frame that does not decode raises ProtocolViolation.
 """
 
@@ -64,7 +68,7 @@ from dataclasses import dataclass
 from google.protobuf.message import DecodeError
 
 from bridge.client.errors import ProtocolViolation
-from bridge.client.state import Applied, ChannelView, ViewPosition
+from bridge.client.state import Applied, ChannelView, ViewPosition, resync_reason
 from metrics_bridge.v1 import bridge_pb2, metrics_pb2
 
 __all__ = [
@@ -103,18 +107,26 @@ class CatalogReceived:
 
 @dataclass(frozen=True)
 class ChannelSynced:
-    """The view follows the bridge again: from a snapshot, or resumed gaplessly."""
+    """The view follows the bridge again: from a snapshot, or resumed gaplessly.
+
+    `resync` names why the bridge sent this snapshot in place of updates
+    ("stale", "overflow"); None for the answer to a subscribe or resume.
+    """
 
     channel: str
     recovered: bool
     position: ViewPosition
+    resync: str | None = None
 
 
 @dataclass(frozen=True)
 class ChannelUpdated:
+    """An update applied; `resync` is set on a merged update sent in place of updates."""
+
     channel: str
     position: ViewPosition
     update: metrics_pb2.Update
+    resync: str | None = None
 
 
 @dataclass(frozen=True)
@@ -311,9 +323,11 @@ class ClientSession:
         if body == "subscribed":
             return self._on_subscribed(channel, message.subscribed)
         if body == "snapshot":
-            return self._on_snapshot(channel, message.snapshot)
+            return self._on_snapshot(channel, message.snapshot, resync_reason(message.resync))
         if body == "update":
-            return self._on_update(channel, message.update, message.first_seq)
+            return self._on_update(
+                channel, message.update, message.first_seq, resync_reason(message.resync)
+            )
         if body == "status":
             return self._on_status(channel, message.status)
         if body == "unsubscribed":
@@ -384,25 +398,27 @@ class ClientSession:
         self.phases[channel] = Phase.AWAITING_SNAPSHOT
         return []
 
-    def _on_snapshot(self, channel: str, snapshot: metrics_pb2.Snapshot) -> list[SessionEvent]:
+    def _on_snapshot(
+        self, channel: str, snapshot: metrics_pb2.Snapshot, resync: str | None
+    ) -> list[SessionEvent]:
         view = self.views.setdefault(channel, ChannelView(channel))
-        view.apply_snapshot(snapshot)
+        view.apply_snapshot(snapshot, resync)
         self._suspects.pop(channel, None)
         self.phases[channel] = Phase.LIVE
         assert view.position is not None
-        return [ChannelSynced(channel, False, view.position)]
+        return [ChannelSynced(channel, False, view.position, resync)]
 
     def _on_update(
-        self, channel: str, update: metrics_pb2.Update, first_seq: int = 0
+        self, channel: str, update: metrics_pb2.Update, first_seq: int, resync: str | None
     ) -> list[SessionEvent]:
         view = self.views.get(channel)
         phase = self.phases.get(channel)
         if view is None or phase is Phase.AWAITING_SNAPSHOT:
             return []
-        outcome = view.apply_update(update, first_seq)
+        outcome = view.apply_update(update, first_seq, resync)
         if outcome is Applied.APPLIED:
             assert view.position is not None
-            return [ChannelUpdated(channel, view.position, update)]
+            return [ChannelUpdated(channel, view.position, update, resync)]
         if phase is not Phase.LIVE:
             return []
         if outcome is Applied.GAP:

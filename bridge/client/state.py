@@ -21,6 +21,13 @@ Rules (metrics.proto gives the positions, bridge.proto the framing):
   plain update applies at seq - 1.
 - Anything else is a gap: the view is left untouched and `ClientSession`
   resubscribes, resuming from `view.position`.
+- A resync reason (`ServerMessage.resync`: the bridge or collector sent this
+  snapshot or merged update in place of updates, docs/protocol.md
+  "Freshness") changes nothing in how it applies. Once applied, it counts in
+  `resyncs` (by reason: "stale", "overflow", or the number of a reason this
+  client does not know) and becomes `last_resync`. Unmarked snapshots (the
+  answer to a subscribe or resume) do not count; counts outlive snapshots and
+  connections.
 
 No sockets, no clocks: `ChannelView` is driven by decoded messages only.
 """
@@ -33,7 +40,20 @@ from dataclasses import dataclass
 from bridge.client.errors import ProtocolViolation
 from metrics_bridge.v1 import metrics_pb2
 
-__all__ = ["Applied", "ChannelView", "SeriesValue", "ViewPosition"]
+__all__ = ["Applied", "ChannelView", "SeriesValue", "ViewPosition", "resync_reason"]
+
+
+_RESYNC_REASONS = {
+    int(value): name.removeprefix("RESYNC_REASON_").lower()
+    for name, value in metrics_pb2.ResyncReason.items()
+}
+
+
+def resync_reason(value: int) -> str | None:
+    """A ResyncReason as the client names it: None when absent, "stale", "overflow", or "7"."""
+    if value == metrics_pb2.RESYNC_REASON_UNSPECIFIED:
+        return None
+    return _RESYNC_REASONS.get(value, str(value))
 
 
 class Applied(enum.Enum):
@@ -87,13 +107,16 @@ class ChannelView:
         self._series: dict[int, metrics_pb2.SeriesDescriptor] = {}
         self._numbers: dict[int, float] = {}
         self._histograms: dict[int, metrics_pb2.Histogram] = {}
+        self.resyncs: dict[str, int] = {}
+        self.last_resync: str | None = None
 
     @property
     def position(self) -> ViewPosition | None:
         """None until the first snapshot."""
         return self._position
 
-    def apply_snapshot(self, snapshot: metrics_pb2.Snapshot) -> None:
+    def apply_snapshot(self, snapshot: metrics_pb2.Snapshot, resync: str | None = None) -> None:
+        """Replace the state; `resync` is the frame's reason, if the bridge marked it."""
         _check_values(snapshot.values)
         self.source = snapshot.source
         self.kind = snapshot.kind
@@ -103,6 +126,7 @@ class ChannelView:
         self._numbers = {}
         self._histograms = {}
         self._set_values(snapshot.values)
+        self._count_resync(resync)
 
     def check_update(self, update: metrics_pb2.Update, first_seq: int = 0) -> Applied:
         """What `apply_update` would do, without doing it."""
@@ -123,8 +147,14 @@ class ChannelView:
             return Applied.INVALID
         return Applied.APPLIED
 
-    def apply_update(self, update: metrics_pb2.Update, first_seq: int = 0) -> Applied:
-        """Apply an update (merged over first_seq..seq when `first_seq` is set)."""
+    def apply_update(
+        self, update: metrics_pb2.Update, first_seq: int = 0, resync: str | None = None
+    ) -> Applied:
+        """Apply an update (merged over first_seq..seq when `first_seq` is set).
+
+        `resync` is the frame's reason, if the bridge marked it; it counts only
+        when the update applies.
+        """
         outcome = self.check_update(update, first_seq)
         if outcome is not Applied.APPLIED:
             return outcome
@@ -139,6 +169,7 @@ class ChannelView:
             self._histograms.pop(series_id, None)
         self.time_unix_ms = update.time_unix_ms
         self._position = ViewPosition(update.epoch, update.seq)
+        self._count_resync(resync)
         return Applied.APPLIED
 
     def is_behind(self, position: metrics_pb2.Position) -> bool:
@@ -158,6 +189,11 @@ class ChannelView:
             if series.name == name and series.labels == wanted:
                 return series.number
         return None
+
+    def _count_resync(self, resync: str | None) -> None:
+        if resync is not None:
+            self.resyncs[resync] = self.resyncs.get(resync, 0) + 1
+            self.last_resync = resync
 
     def _set_values(self, values: metrics_pb2.Values) -> None:
         self._numbers.update(zip(values.ids, values.numbers, strict=True))

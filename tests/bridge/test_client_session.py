@@ -315,3 +315,37 @@ def test_a_rate_set_while_disconnected_goes_with_the_next_connections_subscribe(
     assert (requests[CHANNEL].min_interval_ms, requests[CHANNEL].resume.seq) == (10_000, 7)
     assert requests["c/other"].history and requests["c/other"].min_interval_ms == 0
     assert "c/unwanted" not in requests
+
+
+def test_a_snapshot_marked_stale_applies_and_its_reason_is_reported_and_counted() -> None:
+    session = live_session(seq=7)
+    marked = frame(CHANNEL, snapshot=snapshot(20, {1: 2.0}), resync=metrics_pb2.RESYNC_REASON_STALE)
+    [event] = session.receive(marked, now=1)
+    assert event == ChannelSynced(CHANNEL, False, ViewPosition(EPOCH, 20), resync="stale")
+    assert sent_requests(session) == [], "the mark asks nothing of the client"
+    assert session.phases[CHANNEL] is Phase.LIVE
+    view = session.views[CHANNEL]
+    assert (view.resyncs, view.last_resync) == ({"stale": 1}, "stale")
+    [event] = session.receive(frame(CHANNEL, update=update(21, {1: 2.1})), now=1)
+    assert isinstance(event, ChannelUpdated) and event.resync is None
+
+
+def test_a_merged_update_marked_stale_applies_at_first_seq_minus_one() -> None:
+    session = live_session(seq=7)
+    merged = frame(
+        CHANNEL,
+        update=update(12, {1: 1.2}),
+        first_seq=8,
+        resync=metrics_pb2.RESYNC_REASON_STALE,
+    )
+    [event] = session.receive(merged, now=1)
+    assert isinstance(event, ChannelUpdated)
+    assert (event.position, event.resync) == (ViewPosition(EPOCH, 12), "stale")
+    assert session.views[CHANNEL].resyncs == {"stale": 1}
+
+
+def test_snapshots_answering_a_subscribe_are_not_resyncs() -> None:
+    session = live_session(seq=7)
+    [synced] = session.receive(frame(CHANNEL, snapshot=snapshot(9, {1: 0.9})), now=1)
+    assert isinstance(synced, ChannelSynced) and synced.resync is None
+    assert (session.views[CHANNEL].resyncs, session.views[CHANNEL].last_resync) == ({}, None)

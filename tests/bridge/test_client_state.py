@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bridge.client.errors import ProtocolViolation
-from bridge.client.state import Applied, ChannelView, ViewPosition
+from bridge.client.state import Applied, ChannelView, ViewPosition, resync_reason
 from metrics_bridge.v1 import metrics_pb2
 
 EPOCH = 0xDEADBEEF
@@ -140,3 +140,31 @@ def test_snapshot_with_mismatched_arrays_is_a_protocol_violation() -> None:
     bad.values.ids.append(1)
     with pytest.raises(ProtocolViolation):
         ChannelView("c/svc").apply_snapshot(bad)
+
+
+def test_marked_snapshots_and_merged_updates_count_by_reason_once_applied() -> None:
+    view = ChannelView("c/svc")
+    view.apply_snapshot(snapshot(7, {1: 0.5}))
+    assert (view.resyncs, view.last_resync) == ({}, None), "an unmarked snapshot is not a resync"
+    view.apply_snapshot(snapshot(12, {1: 0.6}), resync="stale")
+    assert view.apply_update(update(15, {1: 0.7}), first_seq=13, resync="stale") is Applied.APPLIED
+    view.apply_snapshot(snapshot(20, {1: 0.8}), resync="overflow")
+    assert view.resyncs == {"stale": 2, "overflow": 1}
+    assert view.last_resync == "overflow"
+    assert view.value("cpu", core="0") == 0.8
+
+
+def test_a_marked_update_that_does_not_apply_is_not_counted() -> None:
+    view = ChannelView("c/svc")
+    view.apply_snapshot(snapshot(7, {1: 0.5}), resync="stale")
+    assert view.apply_update(update(12, {1: 0.9}), first_seq=10, resync="stale") is Applied.GAP
+    assert view.apply_update(update(7, {1: 0.9}), first_seq=5, resync="stale") is Applied.IGNORED
+    view.apply_snapshot(snapshot(12, {1: 0.9}))
+    assert (view.resyncs, view.last_resync) == ({"stale": 1}, "stale"), "unmarked keeps the counts"
+
+
+def test_resync_reasons_are_named_like_the_wire_and_unknown_ones_by_number() -> None:
+    assert resync_reason(metrics_pb2.RESYNC_REASON_UNSPECIFIED) is None
+    assert resync_reason(metrics_pb2.RESYNC_REASON_STALE) == "stale"
+    assert resync_reason(metrics_pb2.RESYNC_REASON_OVERFLOW) == "overflow"
+    assert resync_reason(9) == "9"

@@ -74,6 +74,8 @@ def channel_state(session: ClientSession, channel: str) -> dict[str, Any]:
         if view is None
         else {s.key: s.number for s in view.series() if s.number is not None},
         "upstream": None if upstream is None else UPSTREAM[upstream],
+        "resyncs": {} if view is None else dict(view.resyncs),
+        "lastResync": None if view is None else view.last_resync,
     }
 
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import io
 import subprocess
 import sys
 from collections.abc import Iterator
 
 import pytest
 
-from bridge.tail import command_line, parse_args
+from bridge.client import ChannelView
+from bridge.tail import Printer, command_line, parse_args
+from tests.bridge.test_client_state import snapshot
 from tests.support.processes import REPO
 from tests.support.stack import COLLECTOR, Stack, gauge, push, running_stack
 from tests.support.timing import scaled
@@ -133,3 +136,30 @@ def test_tail_help_names_every_variable() -> None:
         "METRICS_BRIDGE_LOG_LEVEL",
     ):
         assert f"env {variable})" in text
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_tail_counts_resyncs_in_the_terminal_header() -> None:
+    view = ChannelView("c/svc")
+    view.apply_snapshot(snapshot(7, {1: 0.5}))
+    terminal = Terminal()
+    Printer(terminal, "").show(view, None)
+    assert "resynced" not in terminal.getvalue()
+    view.apply_snapshot(snapshot(9, {1: 0.5}), resync="stale")
+    view.apply_snapshot(snapshot(12, {1: 0.5}), resync="overflow")
+    Printer(terminal, "").show(view, None, "overflow")
+    header = terminal.getvalue().rsplit("\x1b[2J", 1)[1].splitlines()[0]
+    assert header.startswith("c/svc  epoch") and header.endswith("  resynced: overflow 1, stale 1")
+
+
+def test_tail_piped_tells_a_resync_on_stderr_and_keeps_stdout_to_values() -> None:
+    view = ChannelView("c/svc")
+    view.apply_snapshot(snapshot(9, {1: 0.5}), resync="stale")
+    out, err = io.StringIO(), io.StringIO()
+    Printer(out, "", err).show(view, None, "stale")
+    assert err.getvalue() == "c/svc resynced at seq 9: stale (stale 1)\n"
+    assert out.getvalue() == 'c/svc 9 cpu{core="0"} 0.5\nc/svc 9 mem -\n'

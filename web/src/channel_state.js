@@ -18,6 +18,13 @@
  *   series that holds no number, contradicts the schema: the state is left
  *   untouched and the outcome is "invalid": the caller asks for a fresh
  *   Snapshot (resuming would replay the same update).
+ * - A resync reason (ServerMessage.resync: the bridge or collector sent this
+ *   Snapshot or merged Update in place of updates; docs/protocol.md
+ *   "Freshness") changes nothing in how it applies. Once applied, it counts
+ *   in `resyncs` (by reason: "stale", "overflow", or the number of a reason
+ *   this client does not know) and becomes `lastResync`. Unmarked Snapshots
+ *   (the answer to a subscribe or resume) do not count. The counts outlive
+ *   Snapshots and connections; toJSON does not keep them.
  *
  * Positions are {epoch: string, seq: number}: epoch is a fixed64 carried as a
  * decimal string, seq a uint64 that stays far below 2^53 in practice.
@@ -143,6 +150,10 @@ export class ChannelState {
     this.series = new Map();
     /** @type {Map<number, Value>} */
     this.values = new Map();
+    /** @type {Record<string, number>} applied Snapshots and Updates marked with a resync reason, by reason */
+    this.resyncs = {};
+    /** @type {string | null} the reason of the last one; null before any */
+    this.lastResync = null;
   }
 
   /** @returns {Position | null} where to resume from, null before any Snapshot */
@@ -150,8 +161,11 @@ export class ChannelState {
     return this.epoch === null ? null : { epoch: this.epoch, seq: this.seq };
   }
 
-  /** @param {import("./gen/metrics_bridge/v1/metrics_pb.js").Snapshot} snapshot */
-  applySnapshot(snapshot) {
+  /**
+   * @param {import("./gen/metrics_bridge/v1/metrics_pb.js").Snapshot} snapshot
+   * @param {string | null} [resync] the frame's resync reason, when the bridge marked it
+   */
+  applySnapshot(snapshot, resync = null) {
     this.epoch = snapshot.epoch;
     this.seq = Number(snapshot.seq);
     this.timeUnixMs = Number(snapshot.timeUnixMs);
@@ -161,14 +175,16 @@ export class ChannelState {
     for (const [id, value] of valuesFromMessage(snapshot.values)) {
       if (this.series.has(id)) this.values.set(id, value);
     }
+    this.#countResync(resync);
   }
 
   /**
    * @param {import("./gen/metrics_bridge/v1/metrics_pb.js").Update} update
    * @param {number} [firstSeq] a merged update (a rate tier) covers firstSeq..seq
+   * @param {string | null} [resync] the frame's resync reason; counted only if it applies
    * @returns {UpdateOutcome}
    */
-  applyUpdate(update, firstSeq = 0) {
+  applyUpdate(update, firstSeq = 0, resync = null) {
     const seq = Number(update.seq);
     if (this.epoch === null || update.epoch !== this.epoch) return "gap";
     if (seq <= this.seq) return "duplicate";
@@ -193,7 +209,15 @@ export class ChannelState {
     }
     this.seq = seq;
     this.timeUnixMs = Number(update.timeUnixMs);
+    this.#countResync(resync);
     return "applied";
+  }
+
+  /** @param {string | null} resync */
+  #countResync(resync) {
+    if (resync === null) return;
+    this.resyncs[resync] = (this.resyncs[resync] ?? 0) + 1;
+    this.lastResync = resync;
   }
 
   /**

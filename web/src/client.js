@@ -19,8 +19,10 @@
  *   retryAt (ms since epoch, when reconnecting), code, reason}: "live" once Hello arrived;
  *   "closed" after `close()` or a close code that says do not retry.
  * - `catalog` {channels: ChannelInfo[]}: the bridge's channels, on connect and on change.
- * - `data` {channel, kind: "snapshot" | "update", state: ChannelState, seq, timeUnixMs}:
+ * - `data` {channel, kind: "snapshot" | "update", state: ChannelState, seq, timeUnixMs, resync}:
  *   a channel's state changed; series ids are resolved (state.rows(), state.valuesByKey()).
+ *   `resync` ("stale" | "overflow" | null) says why the bridge sent this snapshot or merged
+ *   update in place of updates; state.resyncs counts them by reason, state.lastResync.
  * - `upstream` {channel, state: "live" | "stale" | "removed", detail}: the collector side.
  * - `subscribed`, `resync` (a gap was found and the channel resubscribed), `hello`,
  *   `heartbeat`, `error` {channel, code, message}: see session.js.

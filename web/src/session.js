@@ -48,6 +48,10 @@
  * - Any other Error naming a channel (too many subscriptions, bad request, a
  *   code this client does not know) drops it from the wanted set: asking again
  *   would get the same answer.
+ * - A Snapshot or merged Update marked with a resync reason (the bridge or
+ *   collector replaced stale or overflowing updates with it) applies like any
+ *   other; the mark is only told: in the data event (`resync`) and in the
+ *   state's counts (ChannelState `resyncs`, `lastResync`).
  */
 
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
@@ -60,6 +64,12 @@ export const SUBPROTOCOL = "metrics-bridge.v1";
 /** @typedef {"unspecified" | "live" | "stale" | "removed"} UpstreamState */
 /** @typedef {"unspecified" | "host" | "push" | "otlp"} SourceKindName */
 /** @typedef {"pending" | "awaiting-snapshot" | "live"} Phase */
+/**
+ * Why the bridge sent a Snapshot or merged Update in place of updates
+ * (ServerMessage.resync): "stale", "overflow", or the number of a reason this
+ * client does not know; null on an unmarked frame.
+ * @typedef {"stale" | "overflow" | string} ResyncReason
+ */
 
 /**
  * @typedef {object} ChannelInfo
@@ -81,7 +91,7 @@ export const SUBPROTOCOL = "metrics-bridge.v1";
  *   | {type: "subscribed", channel: string, recovered: boolean, position: Position | null,
  *      history: boolean, intervalMs: number}
  *   | {type: "data", channel: string, kind: "snapshot" | "update", state: ChannelState,
- *      seq: number, timeUnixMs: number}
+ *      seq: number, timeUnixMs: number, resync: ResyncReason | null}
  *   | {type: "upstream", channel: string, state: UpstreamState, detail: string}
  *   | {type: "resync", channel: string, reason: "gap" | "invalid" | "heartbeat", resume: Position | null}
  *   | {type: "heartbeat", serverTimeMs: number}
@@ -105,6 +115,15 @@ export const SUBPROTOCOL = "metrics-bridge.v1";
 const UPSTREAM = /** @type {const} */ (["unspecified", "live", "stale", "removed"]);
 const SOURCE_KINDS = /** @type {const} */ (["unspecified", "host", "push", "otlp"]);
 const ERROR_CODES = ["unspecified", "unknown_channel", "too_many_subscriptions", "bad_request"];
+const RESYNC_REASONS = ["unspecified", "stale", "overflow"];
+
+/**
+ * @param {number} value ServerMessage.resync
+ * @returns {ResyncReason | null}
+ */
+function resyncReason(value) {
+  return value ? (RESYNC_REASONS[value] ?? String(value)) : null;
+}
 
 /**
  * @param {{epoch: string, seq: bigint} | undefined} p
@@ -405,7 +424,8 @@ export class BridgeSession {
           state = new ChannelState(channel);
           this.states.set(channel, state);
         }
-        state.applySnapshot(body.value);
+        const resync = resyncReason(msg.resync);
+        state.applySnapshot(body.value, resync);
         this.phases.set(channel, "live");
         this.suspects.delete(channel);
         out.events.push({
@@ -415,6 +435,7 @@ export class BridgeSession {
           state,
           seq: state.seq,
           timeUnixMs: state.timeUnixMs,
+          resync,
         });
         break;
       }
@@ -422,7 +443,8 @@ export class BridgeSession {
         const phase = this.phases.get(channel);
         const state = this.states.get(channel);
         if (phase === undefined || phase === "awaiting-snapshot" || !state) break;
-        const outcome = state.applyUpdate(body.value, Number(msg.firstSeq));
+        const resync = resyncReason(msg.resync);
+        const outcome = state.applyUpdate(body.value, Number(msg.firstSeq), resync);
         if (outcome === "applied") {
           out.events.push({
             type: "data",
@@ -431,6 +453,7 @@ export class BridgeSession {
             state,
             seq: state.seq,
             timeUnixMs: state.timeUnixMs,
+            resync,
           });
         } else if (outcome === "gap" && phase === "live") {
           out.events.push({ type: "resync", channel, reason: "gap", resume: state.position });

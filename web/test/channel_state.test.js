@@ -92,3 +92,23 @@ test("state survives a JSON round trip and keeps applying updates", () => {
 test("series key sorts labels like Prometheus", () => {
   assert.equal(seriesKey("m", { b: "2", a: "1" }), 'm{a="1",b="2"}');
 });
+
+test("applied snapshots and merged updates marked with a reason are counted by it", () => {
+  const state = seeded();
+  assert.deepEqual([state.resyncs, state.lastResync], [{}, null], "an unmarked snapshot is no resync");
+  state.applySnapshot(snapshot({ seq: 9, series: [series(1, "x")], ids: [1], numbers: [1] }), "stale");
+  assert.equal(state.applyUpdate(update({ seq: 12, ids: [1], numbers: [2] }), 10, "stale"), "applied");
+  state.applySnapshot(snapshot({ seq: 20, series: [series(1, "x")], ids: [1], numbers: [3] }), "overflow");
+  assert.deepEqual(state.resyncs, { stale: 2, overflow: 1 });
+  assert.equal(state.lastResync, "overflow");
+  assert.deepEqual(state.valuesByKey(), { x: 3 });
+});
+
+test("a marked update that does not apply is not counted; unmarked snapshots keep the counts", () => {
+  const state = seeded();
+  state.applySnapshot(snapshot({ seq: 9, series: [series(1, "x")], ids: [1], numbers: [1] }), "stale");
+  assert.equal(state.applyUpdate(update({ seq: 14, ids: [1], numbers: [2] }), 12, "stale"), "gap");
+  assert.equal(state.applyUpdate(update({ seq: 9, ids: [1], numbers: [2] }), 7, "stale"), "duplicate");
+  state.applySnapshot(snapshot({ seq: 14, series: [series(1, "x")], ids: [1], numbers: [2] }));
+  assert.deepEqual([state.resyncs, state.lastResync], [{ stale: 1 }, "stale"]);
+});

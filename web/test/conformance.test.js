@@ -59,6 +59,8 @@ function channelState(session, channel) {
     position: state?.position ?? null,
     values: state ? state.valuesByKey() : {},
     upstream: upstream === undefined || upstream === "unspecified" ? null : upstream,
+    resyncs: state ? { ...state.resyncs } : {},
+    lastResync: state?.lastResync ?? null,
   };
 }
 

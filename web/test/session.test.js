@@ -235,3 +235,43 @@ test("subscribe after hello sends only the new channels", () => {
   const session = live();
   assert.deepEqual(subscribeRequests(session.subscribe([C, "c/svc"]).send[0]), [["c/svc", null]]);
 });
+
+test("a snapshot marked stale applies, is reported with its reason and counted", () => {
+  const session = live();
+  const marked = frame(C, "snapshot", snapshot({ seq: 20, series: [series(1, "m")], ids: [1], numbers: [9] }), {
+    resync: 1,
+  });
+  const out = session.receive(marked, 3);
+  assert.equal(out.send.length, 0, "the mark asks nothing of the client");
+  assert.deepEqual(
+    out.events.map((e) => e.type === "data" && [e.kind, e.seq, e.resync]),
+    [["snapshot", 20, "stale"]],
+  );
+  const state = session.states.get(C);
+  assert.deepEqual([state?.resyncs, state?.lastResync], [{ stale: 1 }, "stale"]);
+  const next = session.receive(frame(C, "update", update({ seq: 21, ids: [1], numbers: [10] })), 4);
+  assert.deepEqual(next.events.map((e) => e.type === "data" && e.resync), [null]);
+});
+
+test("a merged update marked stale applies at firstSeq - 1; an unknown reason is named by its number", () => {
+  const session = live();
+  const merged = frame(C, "update", update({ seq: 9, ids: [1], numbers: [4] }), { firstSeq: 6, resync: 1 });
+  assert.deepEqual(
+    session.receive(merged, 3).events.map((e) => e.type === "data" && [e.seq, e.resync]),
+    [[9, "stale"]],
+  );
+  const future = frame(C, "snapshot", snapshot({ seq: 12, series: [series(1, "m")], ids: [1], numbers: [5] }), {
+    resync: 7,
+  });
+  assert.deepEqual(
+    session.receive(future, 4).events.map((e) => e.type === "data" && e.resync),
+    ["7"],
+  );
+  assert.deepEqual(session.states.get(C)?.resyncs, { stale: 1, 7: 1 });
+});
+
+test("the snapshot answering a subscribe is not a resync", () => {
+  const session = live();
+  const state = session.states.get(C);
+  assert.deepEqual([state?.resyncs, state?.lastResync], [{}, null]);
+});

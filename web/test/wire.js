@@ -48,9 +48,10 @@ export function update({ epoch = EPOCH, seq, added = [], ids = [], numbers = [],
  * @param {string} channel
  * @param {string} kase oneof case of ServerMessage.body
  * @param {object} value
+ * @param {{firstSeq?: number, resync?: number}} [fields] other ServerMessage fields
  */
-export function frame(channel, kase, value) {
-  const msg = create(ServerMessageSchema, { channel, body: { case: kase, value } });
+export function frame(channel, kase, value, fields = {}) {
+  const msg = create(ServerMessageSchema, { channel, body: { case: kase, value }, ...fields });
   return toBinary(ServerMessageSchema, msg);
 }
 

@@ -597,14 +597,20 @@ function renderChannel() {
 
 function renderMeta() {
   const state = selected ? client.channel(selected) : undefined;
+  const resynced = Object.entries(state?.resyncs ?? {})
+    .map(([reason, n]) => `${reason} ×${n}`)
+    .join(", ");
   const meta = state?.epoch
     ? `seq ${state.seq} · epoch ${state.epoch} · ${state.series.size} series · at ${new Date(
         state.timeUnixMs,
-      ).toLocaleTimeString()}`
+      ).toLocaleTimeString()}${resynced ? ` · resynced: ${resynced}` : ""}`
     : selected
       ? "waiting for a snapshot…"
       : "";
   if ($("channel-meta").textContent !== meta) $("channel-meta").textContent = meta;
+  $("channel-meta").title = resynced
+    ? "resynced: the bridge sent the latest state in place of updates that were too old (stale) or did not fit (overflow)"
+    : "";
   const stale = $("channel-stale");
   const s = selected ? tileState(selected) : "live";
   stale.hidden = s === "live";
