@@ -245,6 +245,7 @@ class CollectorConfig:
             subscriber_queue=self.subscriber_queue,
             max_subscribers=self.max_subscribers,
             source_ttl=self.source_ttl,
+            max_staleness=self.max_staleness,
         )
 
 

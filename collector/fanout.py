@@ -1,15 +1,29 @@
-"""One subscriber's bounded queue of encoded events. Pure: no asyncio, no clock.
+"""One subscriber's bounded queue of encoded events. Pure: no asyncio; time comes
+from an injected clock.
 
 Rules:
 - The queue holds at most `capacity` updates. Updates are the source's encoded
   bytes, shared with every other subscriber: a queued update costs a reference.
-- A source that needs a snapshot is queued as one `Resync(source)` marker. The
-  marker is resolved when the subscriber pops it, to the snapshot *as of then*,
-  so while a marker is pending that source's updates are dropped: the snapshot
-  will already contain them.
+  An `Event` is stamped once, when it is published (`queued_at`, the clock's
+  seconds), and the same `Event` goes to every subscriber.
+- A source that needs a snapshot is queued as one `Resync(source, reason)`
+  marker. The marker is resolved when the subscriber pops it, to the snapshot
+  *as of then*, so while a marker is pending that source's updates are dropped:
+  the snapshot will already contain them. A Resync for a subscribe, a new
+  source or a lost position has no reason (RESYNC_REASON_UNSPECIFIED).
 - Offering an update to a full queue is overflow: the subscriber is behind.
   Every queued update is dropped and each source that lost one (and the source
-  being offered) gets a Resync marker instead, at most one per source.
+  being offered) gets a Resync marker instead (reason OVERFLOW), at most one
+  per source.
+- Staleness (`max_staleness` seconds, with a clock; 0 = off): when `pop`
+  reaches an update queued more than `max_staleness` ago (now - queued_at >
+  max_staleness) while another update of its source is still queued, every
+  queued update of that source is dropped and `pop` returns
+  `Resync(source, STALE)` in its place, to be resolved at once to the snapshot
+  as of then, which holds them all. An old update that is the last queued of
+  its source is the latest state: it is returned as it is. Items of other
+  sources keep their order. The check is O(1) (a count of queued updates per
+  source); the drop is O(queue) and comes at most once per source per bound.
 - A source that is removed (idle expiry) drops its queued updates and its
   pending Resync and queues one `Removed(source, data)` (the encoded
   SourceRemoved, shared like updates). If a Removed marker for that name is
@@ -23,27 +37,44 @@ Rules:
   (Subscribe ends with RESOURCE_EXHAUSTED and the subscriber starts over).
 - `close()` (collector shutdown) drops what is queued and makes `pop` return
   None, so the stream ends promptly even for a subscriber that is behind.
-- Bound: `capacity` updates + one Resync per held source + `capacity` Removed.
+- Counts: `dropped` (updates dropped for any reason), `overflows`,
+  `stale_drops` (the updates dropped for staleness), `stale_resyncs`, and
+  `stale_bursts`: stale resyncs since the queue was last found empty count as
+  one burst (one log line each).
+- Bound: `capacity` updates + one Resync per held source + `capacity` Removed;
+  and no update is returned more than `max_staleness` after it was queued
+  unless it is the newest queued of its source.
 """
 
 from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TypeAlias
 
-__all__ = ["Event", "Removed", "Resync", "SubscriberQueue"]
+from metrics_bridge.v1 import metrics_pb2
+
+__all__ = ["Event", "Removed", "Resync", "ResyncReason", "SubscriberQueue"]
+
+ResyncReason: TypeAlias = metrics_pb2.ResyncReason.ValueType
+UNSPECIFIED = metrics_pb2.RESYNC_REASON_UNSPECIFIED
+STALE = metrics_pb2.RESYNC_REASON_STALE
+OVERFLOW = metrics_pb2.RESYNC_REASON_OVERFLOW
 
 
 @dataclass(frozen=True, slots=True)
 class Event:
     source: str
     data: bytes
+    queued_at: float = field(default=0.0, compare=False)
+    """The clock's seconds when it was published (not part of equality)."""
 
 
 @dataclass(frozen=True, slots=True)
 class Resync:
     source: str
+    reason: ResyncReason = UNSPECIFIED
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,19 +95,30 @@ class SubscriberQueue:
         sources: frozenset[str] | None = None,
         on_ready: Callable[[], None] | None = None,
         deltas: bool = False,
+        *,
+        max_staleness: float = 0.0,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         """`sources`: the source names wanted, or None for every source; `deltas`:
-        it takes updates in their compact form (whole-number changes as deltas)."""
+        it takes updates in their compact form (whole-number changes as deltas);
+        `clock`: the seconds `Event.queued_at` is on (without it, no staleness bound)."""
         self.capacity = max(capacity, 1)
         self.sources = sources
         self.deltas = deltas
         self.on_ready = on_ready
+        self.max_staleness = max_staleness if clock is not None else 0.0
+        self._clock = clock
         self.overflows = 0
         self.dropped = 0
+        self.stale_drops = 0
+        self.stale_resyncs = 0
+        self.stale_bursts = 0
+        self._caught_up = True
         self.closed = False
         self.lost: str | None = None
         self._items: deque[QueueItem] = deque()
         self._updates = 0
+        self._queued: dict[str, int] = {}
         self._pending: set[str] = set()
         self._removed: set[str] = set()
 
@@ -87,7 +129,8 @@ class SubscriberQueue:
         return len(self._items)
 
     def offer(self, source: str, data: bytes) -> None:
-        self.offer_event(Event(source, data))
+        """Queue an update stamped now (a replayed one: its wait here starts now)."""
+        self.offer_event(Event(source, data, self._clock() if self._clock else 0.0))
 
     def offer_event(self, event: Event) -> None:
         """Queue an update; the same `Event` may go to every subscriber."""
@@ -101,16 +144,14 @@ class SubscriberQueue:
         else:
             self._items.append(event)
             self._updates += 1
+            self._queued[event.source] = self._queued.get(event.source, 0) + 1
         self._notify()
 
     def resync(self, source: str) -> None:
         """Queue a snapshot of `source` (subscribe, new source, lost position)."""
         if self.closed or source in self._pending:
             return
-        kept = [i for i in self._items if not (isinstance(i, Event) and i.source == source)]
-        self.dropped += len(self._items) - len(kept)
-        self._items = deque(kept)
-        self._updates = sum(1 for i in kept if isinstance(i, Event))
+        self.dropped += self._drop_updates(source)
         self._items.append(Resync(source))
         self._pending.add(source)
         self._notify()
@@ -119,7 +160,7 @@ class SubscriberQueue:
         """`source` no longer exists; `data` tells the subscriber so."""
         if self.closed:
             return
-        gone = sum(1 for i in self._items if isinstance(i, Event) and i.source == source)
+        gone = self._queued.pop(source, 0)
         self._items = deque(i for i in self._items if isinstance(i, Removed) or i.source != source)
         self._updates -= gone
         self.dropped += gone
@@ -135,6 +176,16 @@ class SubscriberQueue:
             self._items.append(Removed(source, data))
             self._removed.add(source)
         self._notify()
+
+    def _drop_updates(self, source: str) -> int:
+        """Drop the queued updates of `source`; how many there were."""
+        gone = self._queued.pop(source, 0)
+        if gone:
+            self._items = deque(
+                i for i in self._items if not (isinstance(i, Event) and i.source == source)
+            )
+            self._updates -= gone
+        return gone
 
     def _overflow(self, source: str) -> None:
         self.overflows += 1
@@ -152,14 +203,16 @@ class SubscriberQueue:
             behind.append(source)
         for name in behind:
             if name not in self._pending:
-                kept.append(Resync(name))
+                kept.append(Resync(name, OVERFLOW))
                 self._pending.add(name)
         self._items = kept
         self._updates = 0
+        self._queued.clear()
 
     def pop(self) -> QueueItem | None:
         """The next item; None when empty or closed."""
         if not self._items:
+            self._caught_up = True
             return None
         item = self._items.popleft()
         if isinstance(item, Resync):
@@ -168,12 +221,36 @@ class SubscriberQueue:
             self._removed.discard(item.source)
         else:
             self._updates -= 1
+            newer = self._queued.pop(item.source) - 1
+            if newer:
+                self._queued[item.source] = newer
+                if self._is_stale(item):
+                    return self._stale(item.source)
         return item
+
+    def _is_stale(self, event: Event) -> bool:
+        return (
+            self.max_staleness > 0
+            and self._clock is not None
+            and self._clock() - event.queued_at > self.max_staleness
+        )
+
+    def _stale(self, source: str) -> Resync:
+        """Replace the popped stale update of `source` and the newer ones queued."""
+        gone = 1 + self._drop_updates(source)
+        self.dropped += gone
+        self.stale_drops += gone
+        self.stale_resyncs += 1
+        if self._caught_up:
+            self.stale_bursts += 1
+            self._caught_up = False
+        return Resync(source, STALE)
 
     def close(self) -> None:
         self.closed = True
         self._items.clear()
         self._updates = 0
+        self._queued.clear()
         self._pending.clear()
         self._removed.clear()
         self._notify()

@@ -30,6 +30,16 @@ Rules:
   holds data owns a series, so past that the timers of instances that own
   none are dropped (a flood of empty exports with new instance ids cannot
   grow them for a whole `source_ttl`).
+- Staleness: given a `clock` (monotonic seconds; the server passes
+  time.monotonic), each update is stamped once when it is published and every
+  subscriber queue holds it at most `max_staleness` seconds while a newer one
+  of its source waits; past that its source is resynced with a snapshot marked
+  STALE (collector/fanout.py). Without a clock, or with `max_staleness` 0,
+  there is no such bound.
+- A snapshot sent for a Resync with a reason is marked with
+  `CollectorEvent.resync` by appending that one field to the snapshot's shared
+  encoding (concatenated messages merge), so marking costs a copy and the
+  shared bytes stay unmarked for everyone else.
 - `close()` ends every subscription (collector shutdown).
 """
 
@@ -45,12 +55,12 @@ from collector.errors import (
     TooManySubscribers,
     UnknownSource,
 )
-from collector.fanout import Event, SubscriberQueue
+from collector.fanout import Event, ResyncReason, SubscriberQueue
 from collector.series import SeriesSample
 from collector.source import Position, SourceState, random_epoch
 from metrics_bridge.v1 import collector_pb2, metrics_pb2
 
-__all__ = ["EXPIRING_KINDS", "CollectorHub", "HubLimits", "RemovedSource"]
+__all__ = ["EXPIRING_KINDS", "CollectorHub", "HubLimits", "RemovedSource", "with_resync"]
 
 EXPIRING_KINDS = frozenset({metrics_pb2.SOURCE_KIND_PUSH, metrics_pb2.SOURCE_KIND_OTLP})
 
@@ -66,6 +76,8 @@ class HubLimits:
     max_subscribers: int
     source_ttl: float
     """Seconds without an accepted batch before a push/OTLP source is removed; 0 = never."""
+    max_staleness: float
+    """Seconds a subscriber queue holds an update while a newer one waits; 0 = no bound."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,10 +90,25 @@ class RemovedSource:
     """None: the whole source went; else only this instance's series did."""
 
 
+_RESYNC_TAG = b"\xa8\x01"  # CollectorEvent.resync = 21, varint
+
+
+def with_resync(event: bytes, reason: ResyncReason) -> bytes:
+    """The encoded CollectorEvent `event` with `resync` set to `reason` (0: as is)."""
+    return event + _RESYNC_TAG + bytes([reason]) if reason else event
+
+
 class CollectorHub:
-    def __init__(self, limits: HubLimits, epochs: Callable[[], int] = random_epoch) -> None:
+    def __init__(
+        self,
+        limits: HubLimits,
+        epochs: Callable[[], int] = random_epoch,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        """`clock`: monotonic seconds, to stamp updates for the staleness bound."""
         self.limits = limits
         self._epochs = epochs
+        self._clock = clock
         self._sources: dict[str, SourceState] = {}
         self._received: dict[str, float] = {}
         self._instance_received: dict[str, dict[str, float]] = {}
@@ -158,8 +185,9 @@ class CollectorHub:
     def _publish(self, name: str, update: bytes | None, compact: bytes) -> None:
         if update is None:
             return
-        event = Event(name, update)
-        compact_event = event if compact is update else Event(name, compact)
+        now = self._clock() if self._clock is not None else 0.0
+        event = Event(name, update, now)
+        compact_event = event if compact is update else Event(name, compact, now)
         for sub in self._subscribers:
             if sub.wants(name):
                 sub.offer_event(compact_event if sub.deltas else event)
@@ -188,7 +216,12 @@ class CollectorHub:
                 f"the collector serves its limit of {self.limits.max_subscribers} subscribers"
             )
         sub = SubscriberQueue(
-            self.limits.subscriber_queue, frozenset(sources) if sources else None, on_ready, deltas
+            self.limits.subscriber_queue,
+            frozenset(sources) if sources else None,
+            on_ready,
+            deltas,
+            max_staleness=self.limits.max_staleness,
+            clock=self._clock,
         )
         if self.closed:
             sub.close()
@@ -258,8 +291,11 @@ class CollectorHub:
     def unsubscribe(self, sub: SubscriberQueue) -> None:
         self._subscribers.discard(sub)
 
-    def snapshot(self, name: str) -> bytes:
-        return self.get(name).snapshot()
+    def snapshot(
+        self, name: str, reason: ResyncReason = metrics_pb2.RESYNC_REASON_UNSPECIFIED
+    ) -> bytes:
+        """The encoded snapshot of `name`, marked with `reason` if it has one."""
+        return with_resync(self.get(name).snapshot(), reason)
 
     def close(self) -> None:
         self.closed = True

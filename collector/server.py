@@ -79,7 +79,7 @@ OTLP_SERVICE_NAME = metrics_service_pb2.DESCRIPTOR.services_by_name["MetricsServ
 class CollectorServer:
     def __init__(self, config: CollectorConfig) -> None:
         self.config = config
-        self.hub = CollectorHub(config.hub_limits())
+        self.hub = CollectorHub(config.hub_limits(), clock=time.monotonic)
         self.otlp_http: OtlpHttpServer | None = None
         self.addresses: dict[str, str] = {}
         self._stopping: asyncio.Event | None = None

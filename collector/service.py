@@ -7,6 +7,9 @@ asks for batches (SubscribeRequest.max_batch_events) gets every event waiting
 in its queue framed as one CollectorEvent{batch} (collector/event_batch.py):
 one gRPC message, one event-loop round, for many events. A source removed for
 idling (--source-ttl) reaches its subscribers as CollectorEvent{source_removed}.
+A snapshot sent in place of queued updates says why in CollectorEvent.resync:
+OVERFLOW (the queue's count, --subscriber-queue) or STALE (an update waited
+over --max-staleness while a newer one of its source was queued).
 The stream ends with OK when the collector shuts down, and with
 RESOURCE_EXHAUSTED for a subscriber so far behind that it missed more source
 removals than its queue holds (it should subscribe again).
@@ -98,21 +101,28 @@ class MetricsCollectorService:
             return
         peer = context.peer()
         log.info("subscriber %s joined (sources: %s)", peer, list(request.sources) or "all")
-        overflows = 0
+        overflows = stale_bursts = 0
         batch_events = min(request.max_batch_events, MAX_BATCH_EVENTS)
         try:
             while not sub.closed:
                 item = sub.pop()
-                if item is None:
-                    ready.clear()
-                    await ready.wait()
-                    continue
                 if sub.overflows != overflows:
                     log.warning(
                         "subscriber %s fell behind its queue of %d; resyncing with snapshots "
                         "(%d updates dropped so far)", peer, sub.capacity, sub.dropped,
                     )  # fmt: skip
                     overflows = sub.overflows
+                if sub.stale_bursts != stale_bursts:
+                    log.warning(
+                        "subscriber %s left updates waiting over %g s; resyncing with snapshots "
+                        "until it catches up (%d stale updates dropped so far)",
+                        peer, sub.max_staleness, sub.stale_drops,
+                    )  # fmt: skip
+                    stale_bursts = sub.stale_bursts
+                if item is None:
+                    ready.clear()
+                    await ready.wait()
+                    continue
                 data = self._data(item)
                 if batch_events > 1:
                     for message in take_batch(data, sub, self._data, batch_events):
@@ -126,9 +136,10 @@ class MetricsCollectorService:
             await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, sub.lost)
 
     def _data(self, item: QueueItem) -> bytes:
-        """The encoded event for a queue item; a Resync is the snapshot as of now."""
+        """The encoded event for a queue item; a Resync is the snapshot as of now,
+        marked with its reason."""
         if isinstance(item, Resync):
-            return self.hub.snapshot(item.source)
+            return self.hub.snapshot(item.source, item.reason)
         return item.data
 
     async def Push(

@@ -74,7 +74,9 @@ def test_a_bad_environment_value_is_ignored_when_its_flag_is_given() -> None:
 
 
 def test_the_hub_limits_come_from_the_config() -> None:
-    config = parse_config(["--max-sources", "3", "--source-ttl", "7"], env={})
+    config = parse_config(
+        ["--max-sources", "3", "--source-ttl", "7", "--max-staleness", "0.5"], env={}
+    )
     assert config.hub_limits() == HubLimits(
         resume_window=1024,
         max_series_per_source=10_000,
@@ -82,6 +84,7 @@ def test_the_hub_limits_come_from_the_config() -> None:
         subscriber_queue=1024,
         max_subscribers=1000,
         source_ttl=7.0,
+        max_staleness=0.5,
     )
 
 

@@ -108,8 +108,9 @@ async def test_a_subscriber_that_asks_gets_batches_in_order_and_one_that_does_no
     None
 ):
     count = 3000
-    # Queues that hold every update, so neither subscriber is resynced with a snapshot.
-    args = [*FAST, "--subscriber-queue", str(count + 10)]
+    # Queues that hold every update for as long as it takes, so neither subscriber is
+    # resynced with a snapshot.
+    args = [*FAST, "--subscriber-queue", str(count + 10), "--max-staleness", "0"]
     with running("collector", args) as collector:
         await check_batched_and_single(collector, count)
 

@@ -1,9 +1,22 @@
 """SubscriberQueue: bounded, lagging subscribers get one Resync per source;
+updates left waiting past the staleness bound give way to a snapshot;
 removed sources leave one Removed marker."""
 
 from __future__ import annotations
 
 from collector.fanout import Event, Removed, Resync, SubscriberQueue
+from metrics_bridge.v1 import metrics_pb2
+
+STALE = metrics_pb2.RESYNC_REASON_STALE
+OVERFLOW = metrics_pb2.RESYNC_REASON_OVERFLOW
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
 
 
 def drain(queue: SubscriberQueue) -> list[Event | Resync | Removed]:
@@ -28,7 +41,7 @@ def test_overflow_replaces_queued_updates_with_one_resync_per_source() -> None:
     for i in range(3):
         queue.offer("a" if i % 2 else "b", b"%d" % i)
     queue.offer("c", b"overflow")
-    assert drain(queue) == [Resync("b"), Resync("a"), Resync("c")]
+    assert drain(queue) == [Resync("b", OVERFLOW), Resync("a", OVERFLOW), Resync("c", OVERFLOW)]
     assert queue.overflows == 1 and queue.dropped == 4
 
 
@@ -102,7 +115,7 @@ def test_overflow_keeps_removed_markers() -> None:
     queue.remove("a", b"gone")
     for i in range(3):
         queue.offer("b", b"%d" % i)
-    assert drain(queue) == [Removed("a", b"gone"), Resync("b")]
+    assert drain(queue) == [Removed("a", b"gone"), Resync("b", OVERFLOW)]
 
 
 def test_more_undelivered_removals_than_capacity_ends_the_queue_as_lost() -> None:
@@ -113,3 +126,133 @@ def test_more_undelivered_removals_than_capacity_ends_the_queue_as_lost() -> Non
     queue.remove("c", b"c gone")
     assert queue.closed and queue.lost and "subscribe again" in queue.lost
     assert queue.pop() is None
+
+
+def stale_queue(capacity: int = 100, bound: float = 1.0) -> tuple[SubscriberQueue, FakeClock]:
+    clock = FakeClock()
+    return SubscriberQueue(capacity, max_staleness=bound, clock=clock), clock
+
+
+def test_a_resync_for_a_subscribe_or_a_new_source_has_no_reason() -> None:
+    queue = SubscriberQueue(4)
+    queue.resync("a")
+    [resync] = drain(queue)
+    assert isinstance(resync, Resync) and resync.reason == metrics_pb2.RESYNC_REASON_UNSPECIFIED
+
+
+def test_an_update_waiting_past_the_bound_gives_way_to_one_stale_resync_of_its_source() -> None:
+    queue, clock = stale_queue()
+    queue.offer("a", b"a1")
+    queue.offer("b", b"b1")
+    queue.offer("a", b"a2")
+    queue.offer("c", b"c1")
+    queue.offer("a", b"a3")
+    clock.now += 1.5
+    queue.offer("d", b"d1")
+    assert drain(queue) == [
+        Resync("a", STALE),
+        Event("b", b"b1"),
+        Event("c", b"c1"),
+        Event("d", b"d1"),
+    ]
+    assert (queue.stale_resyncs, queue.stale_drops, queue.dropped) == (1, 3, 3)
+
+
+def test_a_resync_keeps_the_place_of_the_stale_update_among_other_sources() -> None:
+    queue, clock = stale_queue()
+    queue.offer("b", b"b1")
+    queue.offer("a", b"a1")
+    queue.offer("c", b"c1")
+    queue.offer("a", b"a2")
+    clock.now += 2
+    assert drain(queue) == [Event("b", b"b1"), Resync("a", STALE), Event("c", b"c1")]
+
+
+def test_an_old_update_that_is_the_last_of_its_source_is_delivered_as_it_is() -> None:
+    queue, clock = stale_queue()
+    queue.offer("a", b"a1")
+    queue.offer("b", b"b1")
+    queue.offer("b", b"b2")
+    clock.now += 5
+    assert queue.pop() == Event("a", b"a1")
+    # b1 is as old, but b2 waits behind it: b gets a snapshot.
+    assert drain(queue) == [Resync("b", STALE)]
+    assert queue.stale_drops == 2
+
+
+def test_updates_within_the_bound_are_untouched() -> None:
+    queue, clock = stale_queue()
+    for i in range(5):
+        queue.offer("a", b"%d" % i)
+        clock.now += 0.1
+    assert drain(queue) == [Event("a", b"%d" % i) for i in range(5)]
+    assert queue.stale_resyncs == queue.dropped == 0
+
+
+def test_exactly_the_bound_is_not_past_it() -> None:
+    queue, clock = stale_queue()
+    queue.offer("a", b"a1")
+    queue.offer("a", b"a2")
+    clock.now += 1.0
+    assert drain(queue) == [Event("a", b"a1"), Event("a", b"a2")]
+
+
+def test_a_bound_of_zero_is_off() -> None:
+    queue, clock = stale_queue(bound=0)
+    queue.offer("a", b"a1")
+    queue.offer("a", b"a2")
+    clock.now += 3600
+    assert drain(queue) == [Event("a", b"a1"), Event("a", b"a2")]
+
+
+def test_an_event_shared_by_subscribers_is_judged_by_when_it_was_published() -> None:
+    queue, clock = stale_queue()
+    old = Event("a", b"a1", queued_at=clock.now - 2)
+    queue.offer_event(old)
+    queue.offer_event(Event("a", b"a2", queued_at=clock.now))
+    assert drain(queue) == [Resync("a", STALE)]
+
+
+def test_a_replayed_update_waits_from_when_it_is_queued() -> None:
+    queue, clock = stale_queue()
+    clock.now = 1000.0
+    queue.offer("a", b"replayed 1")
+    queue.offer("a", b"replayed 2")
+    assert drain(queue) == [Event("a", b"replayed 1"), Event("a", b"replayed 2")]
+
+
+def test_updates_after_a_stale_resync_flow_again_and_are_judged_afresh() -> None:
+    queue, clock = stale_queue()
+    queue.offer("a", b"a1")
+    queue.offer("a", b"a2")
+    clock.now += 2
+    assert queue.pop() == Resync("a", STALE)
+    queue.offer("a", b"a3")
+    queue.offer("a", b"a4")
+    assert drain(queue) == [Event("a", b"a3"), Event("a", b"a4")]
+    assert len(queue) == 0 and queue.stale_resyncs == 1
+
+
+def test_stale_resyncs_until_the_queue_is_found_empty_are_one_burst() -> None:
+    queue, clock = stale_queue()
+    for name in "abc":
+        queue.offer(name, b"1")
+        queue.offer(name, b"2")
+    clock.now += 2
+    queue.pop()
+    queue.pop()
+    assert (queue.stale_resyncs, queue.stale_bursts) == (2, 1)
+    drain(queue)
+    queue.offer("a", b"3")
+    queue.offer("a", b"4")
+    clock.now += 2
+    drain(queue)
+    assert (queue.stale_resyncs, queue.stale_bursts) == (4, 2)
+
+
+def test_the_count_bound_stays_with_the_staleness_bound_on() -> None:
+    queue, clock = stale_queue(capacity=2)
+    for i in range(3):
+        queue.offer("a", b"%d" % i)
+    clock.now += 2
+    assert drain(queue) == [Resync("a", OVERFLOW)]

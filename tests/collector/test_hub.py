@@ -1,9 +1,10 @@
 """CollectorHub: sources created on first batch, limits, fan-out, resume on subscribe,
-idle expiry."""
+idle expiry, the staleness bound and marked snapshots."""
 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -17,7 +18,7 @@ from collector.errors import (
     UnknownSource,
 )
 from collector.fanout import Event, Removed, Resync, SubscriberQueue
-from collector.hub import CollectorHub, RemovedSource
+from collector.hub import CollectorHub, RemovedSource, with_resync
 from collector.series import GAUGE, Descriptor, SeriesKey, SeriesSample
 from collector.source import Position
 from metrics_bridge.v1 import collector_pb2, metrics_pb2
@@ -31,10 +32,11 @@ def gauge(name: str, value: float) -> SeriesSample:
     return SeriesSample(SeriesKey.of(name), Descriptor(GAUGE), value)
 
 
-def hub(**limits: Any) -> CollectorHub:
+def hub(clock: Callable[[], float] | None = None, **limits: Any) -> CollectorHub:
     """A hub with the collector's default limits, except those given."""
     counter = itertools.count(100)
-    return CollectorHub(CollectorConfig(**limits).hub_limits(), epochs=lambda: next(counter))
+    limits_ = CollectorConfig(**limits).hub_limits()
+    return CollectorHub(limits_, epochs=lambda: next(counter), clock=clock)
 
 
 def drain(queue: SubscriberQueue) -> list[Event | Resync | Removed]:
@@ -239,3 +241,47 @@ def test_a_subscriber_naming_an_expired_source_waits_for_it_to_come_back() -> No
     assert drain(sub) == [] and not sub.closed
     h.apply("svc", PUSH, [gauge("a", 1)], 1, received=20)
     assert drain(sub) == [Resync("svc")]
+
+
+def test_an_update_left_waiting_past_max_staleness_becomes_a_marked_snapshot() -> None:
+    now = [0.0]
+    h = hub(clock=lambda: now[0], max_staleness=1.0)
+    h.apply("svc", PUSH, [gauge("a", 1)], 1, received=0)
+    sub = h.subscribe(["svc"])
+    assert drain(sub) == [Resync("svc")]
+    for i in range(2, 5):
+        h.apply("svc", PUSH, [gauge("a", i)], i, received=0)
+    now[0] = 1.5
+    [resync] = drain(sub)
+    assert resync == Resync("svc", metrics_pb2.RESYNC_REASON_STALE)
+    marked = collector_pb2.CollectorEvent.FromString(h.snapshot("svc", resync.reason))
+    assert marked.resync == metrics_pb2.RESYNC_REASON_STALE and marked.snapshot.seq == 4
+    assert marked.snapshot == collector_pb2.CollectorEvent.FromString(h.snapshot("svc")).snapshot
+
+
+def test_marking_appends_exactly_the_field_protobuf_would_encode() -> None:
+    snapshot = metrics_pb2.Snapshot(source="svc", seq=3)
+    plain = collector_pb2.CollectorEvent(snapshot=snapshot).SerializeToString()
+    for reason in (metrics_pb2.RESYNC_REASON_STALE, metrics_pb2.RESYNC_REASON_OVERFLOW):
+        marked = collector_pb2.CollectorEvent(snapshot=snapshot, resync=reason)
+        assert with_resync(plain, reason) == marked.SerializeToString()
+    assert with_resync(plain, metrics_pb2.RESYNC_REASON_UNSPECIFIED) is plain
+
+
+def test_a_marked_snapshot_leaves_the_shared_encoding_unmarked() -> None:
+    h = hub()
+    h.apply("svc", PUSH, [gauge("a", 1)], 1, received=0)
+    shared = h.snapshot("svc")
+    h.snapshot("svc", metrics_pb2.RESYNC_REASON_OVERFLOW)
+    assert h.snapshot("svc") is shared
+    assert collector_pb2.CollectorEvent.FromString(shared).resync == 0
+
+
+def test_without_a_clock_there_is_no_staleness_bound() -> None:
+    h = hub(max_staleness=1.0)
+    h.apply("svc", PUSH, [gauge("a", 1)], 1, received=0)
+    sub = h.subscribe(["svc"])
+    drain(sub)
+    for i in range(2, 5):
+        h.apply("svc", PUSH, [gauge("a", i)], i, received=0)
+    assert [type(i) for i in drain(sub)] == [Event, Event, Event]

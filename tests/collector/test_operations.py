@@ -132,6 +132,9 @@ async def test_slow_subscriber_is_resynced_with_a_snapshot_and_memory_stays_boun
             )
             snapshots = [e.snapshot.seq for e in recorder.of("firehose", "snapshot")]
             assert snapshots and all(0 < seq <= batches for seq in snapshots)
+            reasons = {e.resync for e in recorder.of("firehose", "snapshot")}
+            assert reasons <= {metrics_pb2.RESYNC_REASON_OVERFLOW, metrics_pb2.RESYNC_REASON_STALE}
+            assert metrics_pb2.RESYNC_REASON_OVERFLOW in reasons
             assert len(recorder.of("firehose", "update")) < batches - 1
             assert recorder.replicas["firehose"].get("load", n="7") == batches - 1
             call.cancel()

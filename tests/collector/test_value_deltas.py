@@ -80,7 +80,7 @@ def test_a_replica_fed_compact_updates_matches_the_source_exactly(
 
 
 def test_a_subscriber_that_takes_deltas_gets_the_compact_form_also_on_resume() -> None:
-    hub = CollectorHub(HubLimits(16, 100, 10, 100, 10, 0), epochs=lambda: 9)
+    hub = CollectorHub(HubLimits(16, 100, 10, 100, 10, 0, 0), epochs=lambda: 9)
     hub.apply("svc", PUSH, [gauge("n", 1.0)], 1, received=0)
     hub.apply("svc", PUSH, [gauge("n", 4.0)], 2, received=0)
     live_plain, live_compact = hub.subscribe(), hub.subscribe(deltas=True)
