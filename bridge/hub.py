@@ -29,6 +29,19 @@ Rules:
   Upstream state changes reach subscribers as Status; a removed source gets
   Status REMOVED and its subscriptions end. Catalog changes are sent to every
   client on the next tick, at most once per tick.
+- Staleness at the hand-off (`max_staleness` seconds, 0 = off): an event
+  read off the stream longer ago than that is applied at once (state, ring
+  and position stay exact) but its frames are held, as are those of every
+  later event of its channel, until `release_held` (after each drain pass
+  of the stream reader). The release publishes each held channel to its pool
+  with one frame: a lone held event as it came; more as one update merged
+  from where the pool was, or the latest snapshot when the ring cannot
+  bridge that, marked RESYNC_REASON_STALE and counted in `Counters.drops` /
+  `stage_resyncs` as ("handoff", "stale"). Status frames are never held;
+  rate-tier members are left to their tick. A snapshot the collector marked
+  is counted as ("collector", its reason), with the updates it replaced.
+- Hop delays (`hops`, bridge/hops.py) are observed per event; each
+  channel's `delivered_ages` is the age of its newest data when published.
 - `tick(now)` runs each client's timers, in this order: close it if its pong
   is overdue or it stayed behind too long, the new catalog, owed resyncs, the
   heartbeat, the WebSocket ping.
@@ -59,8 +72,9 @@ from bridge.errors import (
     TokenInvalid,
     TokenRequired,
 )
-from bridge.frame import Frame, control_frame
+from bridge.frame import Frame, FrameKind, control_frame, with_resync
 from bridge.history import HistoryLimits
+from bridge.hops import HopDelays
 from bridge.outbound import Admit, OutboundBuffer
 from bridge.registry import ChannelRegistry, Published, Removed, Resync
 from bridge.session import (
@@ -76,7 +90,7 @@ from bridge.session import (
     error_reply,
 )
 from bridge.tiers import TierSchedule, pick_tier
-from metrics_bridge.v1 import bridge_pb2
+from metrics_bridge.v1 import bridge_pb2, metrics_pb2
 
 __all__ = ["PROTOCOL", "Client", "ClientPolicy", "Counters", "Hub", "Sink", "wall_clock_ms"]
 
@@ -171,6 +185,21 @@ def wall_clock_ms() -> int:
     return int(time.time() * 1000)
 
 
+STALE = metrics_pb2.RESYNC_REASON_STALE
+RESYNC_REASONS: dict[int, str] = {STALE: "stale", metrics_pb2.RESYNC_REASON_OVERFLOW: "overflow"}
+"""The /metrics label of each ResyncReason."""
+
+
+@dataclass(slots=True)
+class _Held:
+    """A channel whose frames wait for `release_held`: where its pool was, and how many."""
+
+    channel: ChannelState
+    before: Position | None
+    first: Frame
+    count: int
+
+
 class Hub:
     """Channels and the clients subscribed to them."""
 
@@ -188,8 +217,14 @@ class Hub:
         access: Access | None = None,
         token_timeout: float = 10.0,
         history: HistoryLimits | None = None,
+        max_staleness: float = 0.0,
     ) -> None:
         self.access: Access = access or OpenAccess()
+        self.max_staleness = max_staleness
+        self.hops = HopDelays()
+        self.delivered_ages: dict[str, float] = {}
+        """Per channel: how old its newest data was when published to its pool (seconds)."""
+        self._held: dict[str, _Held] = {}
         self.token_timeout = token_timeout
         self._filtered_catalogs: dict[tuple[str, ...], tuple[Frame, Frame]] = {}
         self.limits = limits
@@ -426,20 +461,94 @@ class Hub:
     def channels(self) -> dict[str, ChannelState]:
         return self.registry.channels
 
-    def apply_event(self, collector: str, data: bytes, now: float) -> None:
-        """Take one raw CollectorEvent; bad data asks for a resync (`resyncs_wanted`)."""
+    def apply_event(
+        self, collector: str, data: bytes, now: float, received: float | None = None
+    ) -> None:
+        """Take one raw CollectorEvent; bad data asks for a resync (`resyncs_wanted`).
+
+        `received`: when it was read off the stream (the clock of `now`). An
+        event older than `max_staleness` is applied but its frames are held
+        until `release_held`, as is every later one of its channel until then.
+        """
         self.counters.upstream_events += 1
+        stale = False
+        if received is not None:
+            waited = now - received
+            self.hops.handoff.observe(waited)
+            stale = 0 < self.max_staleness < waited
         outcome = self.registry.apply(collector, data)
         if isinstance(outcome, Published):
+            channel = outcome.channel
+            if outcome.resync:
+                reason = RESYNC_REASONS.get(outcome.resync, "unknown")
+                self.counters.dropped("collector", reason, outcome.skipped)
+                self.counters.resynced("collector", reason)
+            if received is not None and channel.time_unix_ms:
+                read_ms = self.wall_ms() - waited * 1000
+                self.hops.upstream.observe((read_ms - channel.time_unix_ms) / 1000)
             if outcome.revived:
-                self._set_state(outcome.channel, UpstreamState.UPSTREAM_STATE_LIVE, "", now)
+                self._set_state(channel, UpstreamState.UPSTREAM_STATE_LIVE, "", now)
+            held = self._held.get(channel.name)
+            if held is not None and held.channel is not channel:
+                held = None  # a channel of that name that was removed meanwhile
+            if stale or held is not None:
+                self._hold(outcome, held)
+                return
+            self._delivered(channel)
             self.publish(outcome.frame, now)
             for frame in outcome.then:
                 self.publish(frame, now)
         elif isinstance(outcome, Removed):
+            self._held.pop(outcome.channel.name, None)
             self._end_subscriptions(outcome.channel, now)
         elif isinstance(outcome, Resync):
             self._want_resync(outcome)
+
+    def _hold(self, outcome: Published, held: _Held | None) -> None:
+        """Keep back the frames of a stale event: its channel goes out once, at release."""
+        frame = outcome.frame
+        count = 1 + len(outcome.then)
+        if held is None:
+            before = None
+            if frame.kind is FrameKind.UPDATE:
+                before = Position(frame.epoch, frame.seq - 1)
+            self._held[outcome.channel.name] = _Held(outcome.channel, before, frame, count)
+        else:
+            held.count += count
+
+    def release_held(self, now: float) -> None:
+        """Publish each held channel with one frame: the latest state, marked STALE.
+
+        One held event goes out as it came. More go out as one update merged
+        from where the pool was (`merged_frame`) when the ring bridges it,
+        else as the latest snapshot; either is marked `RESYNC_REASON_STALE`
+        and counted as a hand-off drop and resync. A channel removed
+        meanwhile, or with no pool, gets nothing.
+        """
+        if not self._held:
+            return
+        held, self._held = self._held, {}
+        for name, record in held.items():
+            channel = record.channel
+            if self.channels.get(name) is not channel or not self.pools.get(name):
+                continue
+            frame = record.first
+            if record.count > 1:
+                merged = None if record.before is None else channel.merged_frame(record.before)
+                if merged is not None:
+                    frame = with_resync(merged, STALE)
+                    self.counters.dropped("handoff", "stale", record.count - 1)
+                else:
+                    frame = channel.resync_frame(STALE)
+                    self.counters.dropped("handoff", "stale", record.count)
+                self.counters.resynced("handoff", "stale")
+            self._delivered(channel)
+            self.publish(frame, now)
+
+    def _delivered(self, channel: ChannelState) -> None:
+        if channel.time_unix_ms and self.pools.get(channel.name):
+            age = (self.wall_ms() - channel.time_unix_ms) / 1000
+            self.delivered_ages[channel.name] = age
 
     def _want_resync(self, resync: Resync) -> None:
         """Count, log and queue a resync; the server fetches it (bridge/channel_resync.py)."""
@@ -475,6 +584,7 @@ class Hub:
 
     def remove_channel(self, name: str, now: float) -> None:
         removed = self.registry.remove(name)
+        self._held.pop(name, None)
         if removed is not None:
             self._end_subscriptions(removed.channel, now)
 
@@ -483,6 +593,7 @@ class Hub:
         return [*self.pools.get(name, {}), *self.tiers.members(name)]
 
     def _end_subscriptions(self, channel: ChannelState, now: float) -> None:
+        self.delivered_ages.pop(channel.name, None)
         status = self._status_frame(channel)
         clients = self._subscribers(channel.name)
         self.pools.pop(channel.name, None)

@@ -2,8 +2,9 @@
 
 `BridgeMetrics` is a prometheus_client custom collector. A scrape reads the
 hub's plain-int `Counters`, its clients and channels, and each upstream's
-liveness; nothing on the fan-out path touches prometheus_client. Every name
-starts with `metrics_bridge_`:
+liveness; nothing on the fan-out path touches prometheus_client (the hop
+histograms are plain counts the core keeps). Every name starts with
+`metrics_bridge_`:
 
 - `<counter>_total` for each field of the hub's `Counters` (connections
   accepted/closed, frames and bytes sent, resyncs, skipped updates and
@@ -25,6 +26,26 @@ starts with `metrics_bridge_`:
 - `upstream_resyncs_total{reason}`: bad data from a collector (seq_jump,
   epoch_changed, unknown_channel, undecodable, unknown_event); the channel is
   resynced from the collector's snapshot while the others go on.
+- `dropped_updates_total{stage,reason}`: updates dropped for the latest
+  state, and `stage_resyncs_total{stage,reason}`: the snapshots or merged
+  updates (marked with a ResyncReason) sent for them. `stage` is
+  `collector` (its queue for this bridge; counted from the marked snapshots
+  it sends), `handoff` (the bridge's upstream queue, bridge/hub.py) or
+  `client` (a client's outbound buffer); `reason` is `stale` (past
+  --max-staleness) or `overflow` (a count or byte bound).
+- `channel_delivered_age_seconds{channel}`: how old the channel's newest
+  data (its `time_unix_ms`) was when the bridge last published it to the
+  channel's full-rate subscribers.
+- `upstream_queued_age_seconds{collector,address}`: how long the oldest
+  message read off the collector's stream has waited for the event loop (0
+  when none waits).
+- histograms of the hops data takes through the bridge, observed per event
+  or per flush (bridge/hops.py): `upstream_delay_seconds`, the data's time
+  to its read off the stream (the collector's queue and gRPC included; the
+  collector's clock against this host's); `handoff_delay_seconds`, that read
+  to its application on the event loop; `flush_delay_seconds`, the first
+  frame of a write batch queued to the batch written (the pacer's wait
+  included).
 - the process's own `process_*` metrics (RSS, CPU, open fds).
 """
 
@@ -36,9 +57,15 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sized
 from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from bridge.hops import DelayHistogram, HopDelays
 from metrics_bridge.v1 import bridge_pb2
 
 __all__ = [
@@ -103,6 +130,10 @@ class HubReading(Protocol):
     def channels(self) -> Mapping[str, ChannelReading]: ...
     @property
     def pools(self) -> Mapping[str, Sized]: ...
+    @property
+    def delivered_ages(self) -> Mapping[str, float]: ...
+    @property
+    def hops(self) -> HopDelays: ...
 
 
 class UpstreamReading(Protocol):
@@ -114,6 +145,7 @@ class UpstreamReading(Protocol):
     def live(self) -> bool: ...
     @property
     def interruptions(self) -> int: ...
+    def queued_age(self) -> float: ...
 
 
 class BridgeMetrics:
@@ -132,6 +164,7 @@ class BridgeMetrics:
     def collect(self) -> Iterator[Metric]:
         yield from self._counters()
         yield from self._gauges()
+        yield from self._hops()
 
     def _counters(self) -> Iterator[Metric]:
         counters = self.hub.counters
@@ -157,6 +190,23 @@ class BridgeMetrics:
         for reason, count in sorted(getattr(counters, "upstream_resyncs", {}).items()):
             resyncs.add_metric([reason], count)
         yield resyncs
+        drops = CounterMetricFamily(
+            PREFIX + "dropped_updates",
+            "updates dropped for the latest state, by stage (collector, handoff, client) "
+            "and reason (stale, overflow)",
+            labels=["stage", "reason"],
+        )
+        for (stage, reason), count in sorted(getattr(counters, "drops", {}).items()):
+            drops.add_metric([stage, reason], count)
+        yield drops
+        stage_resyncs = CounterMetricFamily(
+            PREFIX + "stage_resyncs",
+            "snapshots or merged updates, marked with the reason, sent for those drops",
+            labels=["stage", "reason"],
+        )
+        for (stage, reason), count in sorted(getattr(counters, "stage_resyncs", {}).items()):
+            stage_resyncs.add_metric([stage, reason], count)
+        yield stage_resyncs
 
     def _gauges(self) -> Iterator[Metric]:
         hub = self.hub
@@ -187,9 +237,22 @@ class BridgeMetrics:
             if channel.time_unix_ms:
                 age.add_metric([name], max(0.0, now - channel.time_unix_ms / 1000))
         yield from (subscribers, seq, state, age)
+        delivered = GaugeMetricFamily(
+            PREFIX + "channel_delivered_age_seconds",
+            "how old the channel's newest data was when last published to its subscribers",
+            labels=["channel"],
+        )
+        for name, seconds in sorted(hub.delivered_ages.items()):
+            delivered.add_metric([name], max(0.0, seconds))
+        yield delivered
         up = GaugeMetricFamily(
             PREFIX + "upstream_up",
             "1 while the collector's stream is live",
+            labels=["collector", "address"],
+        )
+        queued = GaugeMetricFamily(
+            PREFIX + "upstream_queued_age_seconds",
+            "how long the oldest message read off the collector's stream has waited for the loop",
             labels=["collector", "address"],
         )
         interruptions = CounterMetricFamily(
@@ -201,8 +264,34 @@ class BridgeMetrics:
             labels = [upstream.name, upstream.address]
             up.add_metric(labels, 1.0 if upstream.live else 0.0)
             interruptions.add_metric(labels, upstream.interruptions)
+            queued.add_metric(labels, upstream.queued_age())
         yield up
         yield interruptions
+        yield queued
+
+    def _hops(self) -> Iterator[Metric]:
+        hops = self.hub.hops
+        yield _histogram(
+            "upstream_delay_seconds",
+            "the data's time (time_unix_ms) to its read off the collector's stream",
+            hops.upstream,
+        )
+        yield _histogram(
+            "handoff_delay_seconds",
+            "read off the collector's stream to applied on the event loop",
+            hops.handoff,
+        )
+        yield _histogram(
+            "flush_delay_seconds",
+            "the first frame of a write batch queued to the batch written",
+            hops.flush,
+        )
+
+
+def _histogram(name: str, help_text: str, delays: DelayHistogram) -> HistogramMetricFamily:
+    return HistogramMetricFamily(
+        PREFIX + name, help_text, buckets=delays.cumulative(), sum_value=delays.sum
+    )
 
 
 def registry_for(

@@ -6,6 +6,8 @@ Rules:
 - Each CollectorEvent is parsed once (`apply`); the result says what the hub
   must fan out: nothing (a new channel or a duplicate update), or a frame,
   with `revived` set when a Snapshot brought an existing channel back to life.
+  A Snapshot the collector marked (`CollectorEvent.resync`: it dropped
+  updates for it) says so in `resync`, with the updates it replaced.
 - Bad data from a collector never reaches clients and never stops the other
   channels (`Resync`): an Update whose seq jumps or whose epoch changed
   mid-stream, or one for a channel without a snapshot, makes that channel
@@ -48,6 +50,10 @@ class Published:
     revived: bool = False
     then: tuple[Frame, ...] = ()
     """Held updates that continue the snapshot, published after it in order."""
+    resync: int = 0
+    """The ResyncReason the collector marked this Snapshot with (0: none)."""
+    skipped: int = 0
+    """Updates that marked Snapshot replaced: its seq minus the channel's, in one epoch."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,8 +109,19 @@ class ChannelRegistry:
                 self._replay(channel, held)
                 self.changed()
                 return None
+            before = channel.position
             frame = channel.apply_snapshot(snapshot, data, marked=event.resync != 0)
-            return Published(channel, frame, revived=True, then=self._replay(channel, held))
+            skipped = 0
+            if event.resync and snapshot.epoch == before.epoch:
+                skipped = max(0, snapshot.seq - before.seq)
+            return Published(
+                channel,
+                frame,
+                revived=True,
+                then=self._replay(channel, held),
+                resync=event.resync,
+                skipped=skipped,
+            )
         if which == "source_removed":
             return self.remove(f"{collector}/{event.source_removed.source}")
         return Resync(collector, (), "unknown_event", f"CollectorEvent of no known kind ({which})")

@@ -93,6 +93,7 @@ class BridgeServer:
             access=access_for(config),
             token_timeout=config.token_timeout,
             history=config.history_limits(),
+            max_staleness=config.max_staleness,
         )
         self.origins = origin_policy_for(config)
         self.tls = (
@@ -130,7 +131,7 @@ class BridgeServer:
         self._tasks: list[asyncio.Task[None]] = []
         self.server: Server | None = None
         self.sender = ParallelSender(config.send_threads)
-        self.batch = WriteBatch(self.loop, self.sender, FlushPacer())
+        self.batch = WriteBatch(self.loop, self.sender, FlushPacer(), self.hub.hops.flush)
 
     def select_subprotocol(
         self, connection: ServerConnection, offered: Sequence[Subprotocol]

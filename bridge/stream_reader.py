@@ -8,7 +8,15 @@ every event that arrived meanwhile in one go, so that their frames leave in
 one flush.
 
 Rules:
-- Events reach `deliver` on the event loop, in stream order.
+- Events reach `deliver(event, received_at)` on the event loop, in stream
+  order; `received_at` is the `clock` (monotonic, the loop's) when the
+  thread read the message off the stream.
+- The loop takes events in drain passes. A pass takes at most what was
+  queued when it started, so it ends even while the thread keeps feeding;
+  after each pass that delivered anything, `drained()` runs (the hub
+  releases what it held back for staleness there).
+- `oldest_received()` is the receive time of the oldest event still queued
+  (None when none is): the age of what waits at the hand-off.
 - At most `limit` events wait for the loop; a full queue blocks the reading
   thread, so gRPC flow control holds the collector back, and the collector
   resyncs a subscriber that falls that far behind with a snapshot.
@@ -23,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Protocol
 
@@ -37,15 +46,26 @@ class StreamCall(Protocol):
     def cancel(self) -> bool: ...
 
 
+def _nothing() -> None:
+    pass
+
+
 class StreamReader:
-    """Reads one call on a thread; `deliver(event)` runs on the event loop."""
+    """Reads one call on a thread; `deliver(event, received_at)` runs on the event loop."""
 
     def __init__(
-        self, start: Callable[[], StreamCall], deliver: Callable[[bytes], None], limit: int = 1024
+        self,
+        start: Callable[[], StreamCall],
+        deliver: Callable[[bytes, float], None],
+        limit: int = 1024,
+        clock: Callable[[], float] = time.monotonic,
+        drained: Callable[[], None] = _nothing,
     ) -> None:
         self.start = start
         self.deliver = deliver
-        self._events: queue.Queue[bytes] = queue.Queue(maxsize=limit)
+        self.clock = clock
+        self.drained = drained
+        self._events: queue.Queue[tuple[bytes, float]] = queue.Queue(maxsize=limit)
         self._woken = False
         self._lock = threading.Lock()
 
@@ -70,9 +90,10 @@ class StreamReader:
             error: BaseException | None = None
             try:
                 for event in call:
+                    item = (event, self.clock())
                     while not stopping.is_set():
                         try:
-                            self._events.put(event, timeout=0.1)
+                            self._events.put(item, timeout=0.1)
                             break
                         except queue.Full:
                             continue
@@ -100,16 +121,33 @@ class StreamReader:
             self._woken = True
         loop.call_soon_threadsafe(self._drain, call, ended)
 
+    def oldest_received(self) -> float | None:
+        """When the oldest event still waiting for the loop was read; None if none waits."""
+        with self._events.mutex:
+            waiting = self._events.queue
+            return waiting[0][1] if waiting else None
+
     def _drain(self, call: StreamCall, ended: asyncio.Future[None]) -> None:
         with self._lock:
             self._woken = False
-        while not ended.done():
+        taken = 0
+        for _ in range(self._events.qsize()):
+            if ended.done():
+                break
             try:
-                event = self._events.get_nowait()
+                event, received = self._events.get_nowait()
             except queue.Empty:
-                return
+                break
+            taken += 1
             try:
-                self.deliver(event)
+                self.deliver(event, received)
             except BaseException as exc:
                 call.cancel()
                 ended.set_exception(exc)
+        if taken:
+            try:
+                self.drained()
+            except BaseException as exc:
+                call.cancel()
+                if not ended.done():
+                    ended.set_exception(exc)

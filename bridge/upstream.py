@@ -7,7 +7,10 @@ One task per collector:
    (epoch, seq); the stream's messages stay raw bytes (identity deserializer)
    and the hub parses each once. The channels are marked live. The stream is
    read on a thread of its own (`StreamReader`), so events that arrive while
-   the loop fans out reach the hub together and leave in one flush.
+   the loop fans out reach the hub together and leave in one flush. Each
+   message is stamped when read; every event of a batch shares the stamp,
+   and the hub holds back those that waited past --max-staleness until the
+   reader's drain pass ends (`Hub.release_held`).
 3. When the stream breaks (the gRPC channel reconnects by itself, a stream
    does not), or the hub reports a gap, the channels are marked stale and the
    task retries after the delay `Retries` gives (bridge/upstream_rules.py):
@@ -172,6 +175,7 @@ class Upstream:
         self.live = False
         self.interruptions = 0
         """Times the stream was lost or could not be set up (each marks the channels stale)."""
+        self.reader: StreamReader | None = None
         if self.name:
             names.reserve(self.name)
 
@@ -234,17 +238,27 @@ class Upstream:
             request.resume[source].CopyFrom(position.to_proto())
         name = self.name
 
-        def deliver(message: bytes) -> None:
+        def deliver(message: bytes, received: float) -> None:
             now = self.clock()
             for data in events_of(message):
-                self.hub.apply_event(name, data, now)
+                self.hub.apply_event(name, data, now, received)
 
-        reader = StreamReader(lambda: subscribe(request), deliver)
+        def drained() -> None:
+            self.hub.release_held(self.clock())
+
+        reader = self.reader = StreamReader(
+            lambda: subscribe(request), deliver, clock=self.clock, drained=drained
+        )
         self.live = True
         self.hub.set_collector_state(self.name, LIVE, "", now)
         log.info("following collector %s at %s", self.name, self.address)
         await reader.run()
         return "ended the stream"
+
+    def queued_age(self) -> float:
+        """Seconds the oldest message read off the stream has waited for the loop (0: none)."""
+        received = None if self.reader is None else self.reader.oldest_received()
+        return 0.0 if received is None else max(0.0, self.clock() - received)
 
     def _who(self) -> str:
         return f"collector {self.name or '?'} at {self.address}"

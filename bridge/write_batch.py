@@ -13,7 +13,9 @@ Rules:
   connection has a plain socket and its transport holds nothing; otherwise,
   and for what a short direct write left over, it goes through the
   transport's `write`, which buffers it in order after what is there.
-- The pacer is told how long each flush took (`FlushPacer.flushed`).
+- The pacer is told how long each flush took (`FlushPacer.flushed`), and
+  `delays` (when given) how long the flush's first frame waited: from its
+  connection's mark to the end of the flush's writes, once per flush.
 
 Time and scheduling come from `loop` (an asyncio event loop, or a fake in
 tests); nothing here reads a clock or sleeps.
@@ -24,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
+from bridge.hops import DelayHistogram
 from bridge.pacing import FlushPacer
 
 __all__ = ["BatchedSink", "Scheduler", "SocketSender", "WriteBatch", "WriteTransport"]
@@ -72,16 +75,25 @@ class BatchedSink(Protocol):
 class WriteBatch:
     """Connections with pending frames, flushed together."""
 
-    def __init__(self, loop: Scheduler, sender: SocketSender, pacer: FlushPacer) -> None:
+    def __init__(
+        self,
+        loop: Scheduler,
+        sender: SocketSender,
+        pacer: FlushPacer,
+        delays: DelayHistogram | None = None,
+    ) -> None:
         self.loop = loop
         self.sender = sender
         self.pacer = pacer
+        self.delays = delays
         self.dirty: list[BatchedSink] = []
+        self._marked_at = 0.0
 
     def mark(self, sink: BatchedSink) -> None:
         """`sink` has pending bytes; called once per flush, when the first arrive."""
         if not self.dirty:
-            delay = self.pacer.delay(self.loop.time())
+            self._marked_at = now = self.loop.time()
+            delay = self.pacer.delay(now)
             if delay > 0:
                 self.loop.call_later(delay, self.flush)
             else:
@@ -90,6 +102,7 @@ class WriteBatch:
 
     def flush(self) -> None:
         started = self.loop.time()
+        marked_at = self._marked_at
         dirty, self.dirty = self.dirty, []
         fds: list[int] = []
         chunks: list[bytes] = []
@@ -110,4 +123,7 @@ class WriteBatch:
             for sink, data, count in zip(direct, chunks, written, strict=True):
                 if count != len(data):
                     sink.transport.write(data[max(count, 0) :])
-        self.pacer.flushed(started, self.loop.time())
+        ended = self.loop.time()
+        self.pacer.flushed(started, ended)
+        if self.delays is not None and dirty:
+            self.delays.observe(ended - marked_at)

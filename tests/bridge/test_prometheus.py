@@ -41,6 +41,10 @@ class Upstream:
     address: str
     live: bool
     interruptions: int = 0
+    waiting: float = 0.0
+
+    def queued_age(self) -> float:
+        return self.waiting
 
 
 def make_hub(buffer_bytes: int = 1 << 20) -> Hub:
@@ -89,7 +93,7 @@ def parse(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 def test_every_hub_counter_is_exported_as_a_prometheus_counter() -> None:
     samples = scrape(BridgeMetrics(make_hub()))
     for field in fields(Counters):
-        if field.name not in ("refusals", "upstream_resyncs"):
+        if field.name not in ("refusals", "upstream_resyncs", "drops", "stage_resyncs"):
             assert (f"metrics_bridge_{field.name}_total", ()) in samples
 
 
@@ -176,3 +180,48 @@ def test_the_registry_adds_the_process_metrics() -> None:
     samples = parse(exposition(registry_for(make_hub())).decode())
     assert ("metrics_bridge_connections", ()) in samples
     assert samples[("process_resident_memory_bytes", ())] > 0
+
+
+def test_drops_and_stage_resyncs_are_counted_by_stage_and_reason() -> None:
+    hub = make_hub()
+    hub.counters.dropped("handoff", "stale", 4)
+    hub.counters.resynced("handoff", "stale")
+    hub.counters.dropped("client", "overflow")
+    samples = scrape(BridgeMetrics(hub))
+    drops = "metrics_bridge_dropped_updates_total"
+    assert samples[(drops, (("reason", "stale"), ("stage", "handoff")))] == 4
+    assert samples[(drops, (("reason", "overflow"), ("stage", "client")))] == 1
+    key = ("metrics_bridge_stage_resyncs_total", (("reason", "stale"), ("stage", "handoff")))
+    assert samples[key] == 1
+
+
+def test_the_age_of_delivered_and_of_queued_data() -> None:
+    hub = make_hub()
+    subscribe(hub, Sink())
+    update = metrics_pb2.Update(source="svc", epoch=7, seq=1, time_unix_ms=1_000_000)
+    hub.wall_ms = lambda: 1_000_400
+    hub.apply_event("col", collector_pb2.CollectorEvent(update=update).SerializeToString(), 1)
+    upstreams = [Upstream("a", "127.0.0.1:1", True, waiting=0.25)]
+    samples = scrape(BridgeMetrics(hub, lambda: upstreams))
+    assert samples[("metrics_bridge_channel_delivered_age_seconds", (("channel", CHANNEL),))] == 0.4
+    key = (
+        "metrics_bridge_upstream_queued_age_seconds",
+        (("address", "127.0.0.1:1"), ("collector", "a")),
+    )
+    assert samples[key] == 0.25
+
+
+def test_hop_delays_are_histograms() -> None:
+    hub = make_hub()
+    hub.hops.handoff.observe(0.004)
+    hub.hops.handoff.observe(2.0)
+    hub.hops.flush.observe(0.0001)
+    samples = scrape(BridgeMetrics(hub))
+    handoff = "metrics_bridge_handoff_delay_seconds"
+    assert samples[(handoff + "_count", ())] == 2
+    assert samples[(handoff + "_sum", ())] == 2.004
+    assert samples[(handoff + "_bucket", (("le", "0.005"),))] == 1
+    assert samples[(handoff + "_bucket", (("le", "2.5"),))] == 2
+    assert samples[(handoff + "_bucket", (("le", "+Inf"),))] == 2
+    assert samples[("metrics_bridge_flush_delay_seconds_count", ())] == 1
+    assert samples[("metrics_bridge_upstream_delay_seconds_count", ())] == 0

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from bridge.hops import DelayHistogram
 from bridge.pacing import FlushPacer
 from bridge.sender import ParallelSender
 from bridge.write_batch import WriteBatch
@@ -115,6 +116,20 @@ def test_the_next_batch_waits_after_a_slow_flush_by_as_much_as_the_pacer_says() 
     loop.run_due()
     pending(batch, Sink(), b"2")
     assert loop.waits == [pytest.approx(0.01)]
+
+
+def test_each_flush_records_how_long_its_first_frame_waited_until_written() -> None:
+    loop = FakeLoop()
+    pacer = FlushPacer(share=1.0, max_gap=0.05)
+    pacer.flushed(loop.time() - 0.05, loop.time())
+    delays = DelayHistogram()
+    batch = WriteBatch(loop, Sender([]), pacer, delays)
+    pending(batch, Sink(transport=SlowTransport(loop=loop, seconds=0.02)), b"1")
+    loop.advance(0.01)
+    pending(batch, Sink(), b"2")
+    loop.advance(0.1)
+    assert delays.count == 1, "once per flush, not per connection"
+    assert delays.sum == pytest.approx(0.05 + 0.02)
 
 
 def test_a_plain_socket_with_nothing_buffered_is_written_directly(
