@@ -1,0 +1,650 @@
+"""The capacity sweep: the most clients one bridge serves with p99 publish-to-receive <= 100 ms.
+
+Three scenarios, each with a fresh collector and bridge: 1 update/s on 1
+channel per client, 1 update/s on each of 10 channels (10 pushed sources,
+each client subscribed to all 10, the pushers' phases spread over the
+second), and 10 updates/s on 1 channel. The pushers run for the whole
+scenario; load processes (bench.capacity_load, clients offering no
+compression) grow or shrink their connections to each point's count, spread
+over several loopback source addresses, then one window measures:
+publish-to-receive latency (kernel receive timestamps), updates and resync
+snapshots received, the bridge's CPU (share of one core) and RSS, the load
+processes' and the collector's CPU, and the whole machine's.
+
+Rules (Search, without sockets or clocks):
+- A point passes when every client is connected and stays open, p99 <= 100 ms,
+  and no client got a resync snapshot (the bridge skipped no update). A point
+  that fails on latency alone gets a second window, which decides (a burst of
+  other work on a shared machine should not end the search).
+- Counts double from `start` while points pass, up to `maximum`; after the
+  first failure they bisect between the best pass and the lowest failure
+  until the two are within `resolution` (and one `step`) of each other.
+- A scenario ends when the search converges, passes at `maximum`, or its
+  share of the time budget would be exceeded by one more point.
+- Clients per bridge core: the best passing count over the bridge's CPU at
+  that point (in cores). Below one core used it extrapolates; the table says
+  what limited the first failing point (the bridge's CPU, its fan-out time,
+  the load processes or the whole machine).
+
+Run alone: `python -m bench.capacity` (or `make bench-capacity`): merges its
+section into bench/results/latest.json, re-renders latest.md and the charts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import os
+import resource
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from bench.processes import REPO, Server
+from bench.pusher import Pusher
+from bridge.client import BridgeClient, CatalogReceived
+
+__all__ = [
+    "SCENARIOS",
+    "CapacitySettings",
+    "Point",
+    "Scenario",
+    "Search",
+    "capacity_lines",
+    "measure_capacity",
+    "summarize",
+]
+
+P99_LIMIT_MS = 100.0
+COLLECTOR_NAME = "c1"
+SATURATED = 0.9  # a share of one core (or of the machine) that counts as saturated
+
+
+@dataclass(frozen=True)
+class Scenario:
+    key: str
+    label: str
+    channels: int
+    rate: float
+
+    def sources(self) -> list[str]:
+        return [f"cap-{self.key}-{i}" for i in range(self.channels)]
+
+
+SCENARIOS = (
+    Scenario("1ch-1hz", "1 update/s, 1 channel", 1, 1.0),
+    Scenario("10ch-1hz", "1 update/s on each of 10 channels", 10, 1.0),
+    Scenario("1ch-10hz", "10 updates/s, 1 channel", 1, 10.0),
+)
+
+
+@dataclass
+class Search:
+    """The next client count to try, from the passes and failures so far."""
+
+    start: int = 1000
+    maximum: int = 16000
+    step: int = 250
+    resolution: float = 0.1
+    best: int = 0
+    lowest_failure: int | None = None
+    tried: list[int] = field(default_factory=list)
+
+    def record(self, clients: int, passed: bool) -> None:
+        self.tried.append(clients)
+        if passed:
+            self.best = max(self.best, clients)
+        elif self.lowest_failure is None or clients < self.lowest_failure:
+            self.lowest_failure = clients
+
+    def next(self) -> int | None:
+        """The next count, or None when the answer is known to the resolution."""
+        if not self.tried:
+            return min(self.start, self.maximum)
+        if self.lowest_failure is None:
+            if self.best >= self.maximum:
+                return None
+            return min(self.best * 2, self.maximum)
+        low, high = self.best, self.lowest_failure
+        if high - low <= max(self.step, low * self.resolution):
+            return None
+        middle = (low + high) // 2 // self.step * self.step
+        if middle <= low:
+            middle = low + self.step
+        return middle if middle < high else None
+
+    @property
+    def capped(self) -> bool:
+        return self.lowest_failure is None and self.best >= self.maximum
+
+
+@dataclass
+class Point:
+    """One window at one client count."""
+
+    scenario: str
+    clients: int
+    connected: int
+    failed: int
+    open_after: int
+    p50_ms: float | None
+    p99_ms: float | None
+    max_ms: float | None
+    latency_samples: int
+    updates_per_client_s: float
+    resyncs: int
+    bridge_cpu: float
+    bridge_rss: int
+    load_cpu: float
+    load_cpu_max: float
+    collector_cpu: float
+    machine_cpu: float
+    connect_s: float
+    passed: bool = False
+    first_p99_ms: float | None = None  # when the first window failed on latency alone
+
+    def judge(self) -> bool:
+        self.passed = self._served() and self.p99_ms is not None and self.p99_ms <= P99_LIMIT_MS
+        return self.passed
+
+    def latency_only_failure(self) -> bool:
+        return self._served() and not self.passed
+
+    def _served(self) -> bool:
+        return (
+            self.connected == self.clients
+            and self.open_after == self.clients
+            and self.latency_samples > 0
+            and self.resyncs == 0
+        )
+
+
+def limit_of(point: Point | None) -> str:
+    """What most likely stopped a failing point."""
+    if point is None:
+        return "none found (passed at the maximum tried)"
+    if point.connected < point.clients:
+        return "connections refused or timed out"
+    if point.load_cpu_max >= SATURATED:
+        return "load client CPU"
+    if point.bridge_cpu >= SATURATED:
+        return "bridge CPU"
+    if point.machine_cpu >= SATURATED:
+        return "machine CPU (all cores busy)"
+    return "bridge fan-out time (p99 of one event's sweep)"
+
+
+def summarize(
+    scenario: Scenario, points: list[Point], search: Search, stopped: str
+) -> dict[str, Any]:
+    """The scenario's row of the table: best passing count, its figures, what limited it."""
+    passing = [p for p in points if p.passed and p.clients == search.best]
+    best = passing[-1] if passing else None
+    failing = [p for p in points if p.clients == search.lowest_failure]
+    cores = best.bridge_cpu if best else 0.0
+    return {
+        "scenario": scenario.key,
+        "label": scenario.label,
+        "channels": scenario.channels,
+        "rate": scenario.rate,
+        "clients": search.best,
+        "first_failure": search.lowest_failure,
+        "capped": search.capped,
+        "stopped": stopped,
+        "bridge_cpu": cores,
+        "bridge_rss": best.bridge_rss if best else 0,
+        "p99_ms": best.p99_ms if best else None,
+        "load_cpu": best.load_cpu if best else 0.0,
+        "clients_per_core": search.best / cores if cores > 0 else None,
+        "limited_by": limit_of(failing[-1] if failing else None),
+        "points": [asdict(p) for p in points],
+    }
+
+
+@dataclass
+class CapacitySettings:
+    budget_s: float = 360.0
+    start: int = 1000
+    maximum: int = 16000
+    step: int = 250
+    resolution: float = 0.1
+    window_s: float = 8.0
+    warmup_s: float = 3.0
+    load_processes: int = 2
+    latency_clients: int = 200
+    source_addresses: int = 4
+    scenarios: list[str] = field(default_factory=lambda: [s.key for s in SCENARIOS])
+
+
+def raise_fd_limit() -> int:
+    """Raise this process's open-file limit (inherited by what it starts) to the hard limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY:
+        hard = max(soft, 1 << 20)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return hard
+
+
+def cpu_seconds(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return float(times.user + times.system)
+
+
+def percentile(samples: list[float], cut: int) -> float | None:
+    if len(samples) < 2:
+        return samples[0] if samples else None
+    return statistics.quantiles(samples, n=100, method="inclusive")[cut - 1]
+
+
+class LoadProcess:
+    """One bench.capacity_load process, driven line by line."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+        self.ps = psutil.Process(proc.pid)
+
+    @classmethod
+    async def start(
+        cls, url: str, channels: list[str], sources: list[str], latency_clients: int
+    ) -> LoadProcess:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bench.capacity_load",
+            "--url", url,
+            "--channels", ",".join(channels),
+            "--source-addresses", ",".join(sources),
+            "--latency-clients", str(latency_clients),
+            "--sync-timeout", "15",
+            cwd=REPO,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            limit=1 << 24,
+        )  # fmt: skip
+        load = cls(proc)
+        ready = await load.read(within=60)
+        if ready.get("event") != "ready":
+            raise RuntimeError(f"load process failed: {ready}")
+        return load
+
+    async def read(self, within: float) -> dict[str, Any]:
+        assert self.proc.stdout is not None
+        line = await asyncio.wait_for(self.proc.stdout.readline(), within)
+        if not line:
+            raise RuntimeError("capacity load process exited")
+        result: dict[str, Any] = json.loads(line)
+        return result
+
+    async def ask(self, text: str, within: float = 60) -> dict[str, Any]:
+        await self.tell(text)
+        return await self.read(within)
+
+    async def tell(self, text: str) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(text.encode() + b"\n")
+        await self.proc.stdin.drain()
+
+    async def close(self) -> None:
+        try:
+            await self.tell("exit")
+            await asyncio.wait_for(self.proc.wait(), 30)
+        except (TimeoutError, ConnectionError, RuntimeError):
+            if self.proc.returncode is None:
+                self.proc.kill()
+                await self.proc.wait()
+
+
+def source_addresses(count: int) -> list[str]:
+    """127.0.0.2, 127.0.0.3, ...: loopback addresses clients bind (Linux routes all of 127/8)."""
+    if sys.platform != "linux":
+        return []
+    return [f"127.0.0.{2 + i}" for i in range(count)]
+
+
+async def wait_for_channels(url: str, channels: list[str], within: float = 30) -> None:
+    """The bridge lists every channel in its catalog (its upstream carries them)."""
+    wanted = set(channels)
+    async with asyncio.timeout(within), BridgeClient(url) as client:
+        async for event in client.events():
+            if isinstance(event, CatalogReceived) and wanted <= {c.channel for c in event.channels}:
+                return
+
+
+def split(total: int, parts: int) -> list[int]:
+    return [total // parts + (1 if i < total % parts else 0) for i in range(parts)]
+
+
+async def grow(loads: list[LoadProcess], clients: int) -> list[dict[str, Any]]:
+    """Every load process opens or closes connections until `clients` are open in all."""
+    return await asyncio.gather(
+        *(
+            load.ask(f"target {n}", within=60 + n / 50)
+            for load, n in zip(loads, split(clients, len(loads)), strict=True)
+        )
+    )
+
+
+async def measure_window(
+    scenario: Scenario,
+    clients: int,
+    replies: list[dict[str, Any]],
+    loads: list[LoadProcess],
+    bridge: psutil.Process,
+    collector: psutil.Process,
+    settings: CapacitySettings,
+) -> Point:
+    """One window after `warmup_s`, judged."""
+    opens = time.time() + settings.warmup_s
+    closes = opens + settings.window_s
+    for load in loads:
+        await load.tell(f"window {opens} {closes}")
+    watched = {"bridge": bridge, "collector": collector} | {
+        f"load{i}": load.ps for i, load in enumerate(loads)
+    }
+    await asyncio.sleep(max(0.0, opens - time.time()))
+    before = {name: cpu_seconds(p) for name, p in watched.items()}
+    psutil.cpu_percent()
+    await asyncio.sleep(max(0.0, closes - time.time()))
+    machine = psutil.cpu_percent() / 100
+    used = {
+        name: (cpu_seconds(p) - before[name]) / settings.window_s for name, p in watched.items()
+    }
+    rss = bridge.memory_info().rss
+    await asyncio.sleep(0.3)
+    results = await asyncio.gather(*(load.ask("result") for load in loads))
+    latencies = sorted(x for r in results for x in r["latencies_ms"])
+    load_cpus = [used[f"load{i}"] for i in range(len(loads))]
+    point = Point(
+        scenario=scenario.key,
+        clients=clients,
+        connected=sum(r["clients"] for r in replies),
+        failed=sum(r["failed"] for r in replies),
+        open_after=sum(r["open"] for r in results),
+        p50_ms=percentile(latencies, 50),
+        p99_ms=percentile(latencies, 99),
+        max_ms=latencies[-1] if latencies else None,
+        latency_samples=len(latencies),
+        updates_per_client_s=sum(r["updates"] for r in results)
+        / max(1, clients)
+        / settings.window_s,
+        resyncs=sum(r["resyncs"] for r in results),
+        bridge_cpu=used["bridge"],
+        bridge_rss=rss,
+        load_cpu=sum(load_cpus),
+        load_cpu_max=max(load_cpus),
+        collector_cpu=used["collector"],
+        machine_cpu=machine,
+        connect_s=max(r["connect_s"] for r in replies),
+    )
+    point.judge()
+    return point
+
+
+async def measure_point(
+    scenario: Scenario,
+    clients: int,
+    loads: list[LoadProcess],
+    bridge: psutil.Process,
+    collector: psutil.Process,
+    settings: CapacitySettings,
+) -> Point:
+    """Grow or shrink to `clients`, then one window; a point that failed on latency
+    alone is measured once more and judged on that second window (a shared
+    machine's burst should not end the search)."""
+    replies = await grow(loads, clients)
+    point = await measure_window(scenario, clients, replies, loads, bridge, collector, settings)
+    if point.passed or not point.latency_only_failure():
+        return point
+    print(describe(point).replace("->", "-> measured again:"), flush=True)
+    again = await measure_window(scenario, clients, replies, loads, bridge, collector, settings)
+    again.first_p99_ms = point.p99_ms
+    return again
+
+
+def describe(point: Point) -> str:
+    p99 = "-" if point.p99_ms is None else f"{point.p99_ms:.1f}"
+    return (
+        f"    {point.clients:6,} clients: p99 {p99:>7} ms, {point.updates_per_client_s:.2f} "
+        f"updates/s per client, {point.resyncs} resyncs, bridge {point.bridge_cpu:.0%} CPU "
+        f"{point.bridge_rss / 2**20:.0f} MiB, load {point.load_cpu:.0%} "
+        f"(busiest {point.load_cpu_max:.0%}), machine {point.machine_cpu:.0%}"
+        f"{'' if point.connected == point.clients else f', {point.connected} connected'}"
+        f" -> {'pass' if point.passed else 'FAIL'}"
+    )
+
+
+async def run_scenario(
+    scenario: Scenario, settings: CapacitySettings, budget_s: float, maximum: int
+) -> dict[str, Any]:
+    began = time.monotonic()
+    collector = Server.module(
+        "collector", ["--listen", "127.0.0.1:0", "--interval", "1", "--log-level", "WARNING"]
+    )
+    address = collector.addresses["grpc"]
+    channels = [f"{COLLECTOR_NAME}/{s}" for s in scenario.sources()]
+    pushers: list[asyncio.Task[float]] = []
+    bridge: Server | None = None
+    loads: list[LoadProcess] = []
+    search = Search(settings.start, maximum, settings.step, settings.resolution)
+    points: list[Point] = []
+    stopped = "converged"
+    try:
+        spacing = 1.0 / (scenario.rate * scenario.channels)
+        for index, source in enumerate(scenario.sources()):
+            pusher = Pusher(address, source, seed=index + 1)
+            pushers.append(
+                asyncio.create_task(delayed_push(pusher, scenario.rate, index * spacing))
+            )
+        bridge = Server.module(
+            "bridge",
+            [
+                "--listen", "127.0.0.1:0",
+                "--collector", f"{COLLECTOR_NAME}={address}",
+                "--max-connections", str(maximum + 1000),
+                "--log-level", "WARNING",
+            ],
+        )  # fmt: skip
+        url = bridge.addresses["url"]
+        await wait_for_channels(url, channels)
+        sources = source_addresses(settings.source_addresses)
+        per_process = max(1, settings.latency_clients // settings.load_processes)
+        loads = [
+            await LoadProcess.start(url, channels, sources, per_process)
+            for _ in range(settings.load_processes)
+        ]
+        bridge_ps, collector_ps = psutil.Process(bridge.pid), psutil.Process(collector.pid)
+        durations: list[float] = []
+        while (clients := search.next()) is not None:
+            left = budget_s - (time.monotonic() - began)
+            expected = max(durations, default=settings.warmup_s + settings.window_s + 5)
+            if left < expected:
+                stopped = "time budget"
+                break
+            started = time.monotonic()
+            point = await measure_point(scenario, clients, loads, bridge_ps, collector_ps, settings)
+            durations.append(time.monotonic() - started)
+            points.append(point)
+            search.record(clients, point.passed)
+            print(describe(point), flush=True)
+        else:
+            stopped = "maximum" if search.capped else "converged"
+    finally:
+        for load in loads:
+            await load.close()
+        for task in pushers:
+            task.cancel()
+        await asyncio.gather(*pushers, return_exceptions=True)
+        if bridge is not None:
+            bridge.stop()
+        collector.stop()
+    row = summarize(scenario, points, search, stopped)
+    row["elapsed_s"] = time.monotonic() - began
+    return row
+
+
+async def delayed_push(pusher: Pusher, rate: float, delay: float) -> float:
+    await asyncio.sleep(delay)
+    return await pusher.push(rate, seconds=24 * 3600)
+
+
+async def measure_capacity(
+    settings: CapacitySettings, say: Callable[[str], None] = print
+) -> dict[str, Any]:
+    """Every chosen scenario, each with its share of the time budget."""
+    limit = raise_fd_limit()
+    per_load = math.ceil(settings.maximum / settings.load_processes)
+    maximum = min(settings.maximum, (limit - 500) // settings.step * settings.step)
+    if per_load + 200 > limit:
+        maximum = min(maximum, (limit - 200) * settings.load_processes)
+    chosen = [s for s in SCENARIOS if s.key in settings.scenarios]
+    rows = []
+    for scenario in chosen:
+        say(f"  {scenario.label}:")
+        budget = settings.budget_s / len(chosen)
+        rows.append(await run_scenario(scenario, settings, budget, maximum))
+        row = rows[-1]
+        say(
+            f"  -> {row['clients']:,} clients at p99 <= {P99_LIMIT_MS:g} ms "
+            f"({row['stopped']}; limited by {row['limited_by']})"
+        )
+    return {
+        "settings": asdict(settings),
+        "fd_limit": limit,
+        "maximum": maximum,
+        "cpus": os.cpu_count(),
+        "source_addresses": source_addresses(settings.source_addresses),
+        "scenarios": rows,
+    }
+
+
+def capacity_lines(capacity: dict[str, Any]) -> list[str]:
+    """The markdown section: one row per scenario, then every point measured."""
+    settings = capacity["settings"]
+    lines = [
+        "",
+        f"Capacity of one bridge process: the most clients with p99 publish-to-receive <= "
+        f"{P99_LIMIT_MS:g} ms and no update skipped (clients offering no compression; "
+        f"{settings['load_processes']} load processes on "
+        f"{len(capacity['source_addresses']) or 1} source addresses; windows of "
+        f"{settings['window_s']:g} s; search from {settings['start']:,} doubling up to "
+        f"{capacity['maximum']:,}, then bisecting; budget {settings['budget_s']:g} s). "
+        "Clients per bridge core = clients / the bridge's CPU (cores) at that point; below "
+        "one core used it extrapolates. Everything shares the machine's "
+        f"{capacity['cpus']} CPUs.",
+        "",
+        "| scenario | clients at p99 <= 100 ms | first failure | bridge CPU | bridge RSS "
+        "| p99 ms | load CPU | clients per bridge core | limited by |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for row in capacity["scenarios"]:
+        first = row["first_failure"]
+        per_core = row["clients_per_core"]
+        p99 = row["p99_ms"]
+        lines.append(
+            f"| {row['label']} | {row['clients']:,}{'+' if row['capped'] else ''} "
+            f"| {'-' if first is None else f'{first:,}'} | {row['bridge_cpu']:.0%} "
+            f"| {row['bridge_rss'] / 2**20:.0f} MiB | {'-' if p99 is None else f'{p99:.1f}'} "
+            f"| {row['load_cpu']:.0%} | {'-' if per_core is None else f'{per_core:,.0f}'} "
+            f"| {row['limited_by']} ({row['stopped']}) |"
+        )
+    lines += [
+        "",
+        "| scenario | clients | p50 ms | p99 ms | updates/s per client | resyncs | bridge CPU "
+        "| bridge RSS | load CPU (busiest process) | collector CPU | machine CPU | pass |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for row in capacity["scenarios"]:
+        for p in row["points"]:
+            connected = "" if p["connected"] == p["clients"] else f" ({p['connected']:,} connected)"
+            lines.append(
+                f"| {row['scenario']} | {p['clients']:,}{connected} "
+                f"| {_ms(p['p50_ms'])} | {_ms(p['p99_ms'])} | {p['updates_per_client_s']:.2f} "
+                f"| {p['resyncs']} | {p['bridge_cpu']:.0%} | {p['bridge_rss'] / 2**20:.0f} MiB "
+                f"| {p['load_cpu']:.0%} ({p['load_cpu_max']:.0%}) | {p['collector_cpu']:.0%} "
+                f"| {p['machine_cpu']:.0%} | {'yes' if p['passed'] else '**no**'} |"
+            )
+    return lines
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def parse_args(argv: list[str] | None) -> tuple[CapacitySettings, Path]:
+    defaults = CapacitySettings()
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.capacity", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("--budget", type=float, default=defaults.budget_s, help="seconds, all")
+    parser.add_argument("--start", type=int, default=defaults.start)
+    parser.add_argument("--max-clients", type=int, default=defaults.maximum)
+    parser.add_argument("--step", type=int, default=defaults.step, help="count granularity")
+    parser.add_argument("--window", type=float, default=defaults.window_s, help="seconds")
+    parser.add_argument("--warmup", type=float, default=defaults.warmup_s, help="seconds")
+    parser.add_argument("--load-processes", type=int, default=defaults.load_processes)
+    parser.add_argument("--latency-clients", type=int, default=defaults.latency_clients)
+    parser.add_argument("--source-addresses", type=int, default=defaults.source_addresses)
+    parser.add_argument(
+        "--scenarios",
+        default=",".join(defaults.scenarios),
+        help=f"of {','.join(s.key for s in SCENARIOS)}",
+    )
+    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
+    args = parser.parse_args(argv)
+    unknown = set(args.scenarios.split(",")) - {s.key for s in SCENARIOS}
+    if unknown:
+        parser.error(f"unknown scenarios: {sorted(unknown)}")
+    settings = CapacitySettings(
+        budget_s=args.budget,
+        start=args.start,
+        maximum=args.max_clients,
+        step=args.step,
+        window_s=args.window,
+        warmup_s=args.warmup,
+        load_processes=args.load_processes,
+        latency_clients=args.latency_clients,
+        source_addresses=args.source_addresses,
+        scenarios=args.scenarios.split(","),
+    )
+    return settings, args.out
+
+
+def merge(capacity: dict[str, Any], out: Path) -> None:
+    """Put the section into out/latest.json and re-render latest.md from it."""
+    from bench.report import render
+
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "latest.json"
+    data: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
+    data["capacity"] = capacity
+    path.write_text(json.dumps(data, indent=2) + "\n")
+    if "runs" in data:
+        text = render(data)
+    else:
+        text = "\n".join(["# metrics-bridge capacity sweep", *capacity_lines(capacity), ""])
+    (out / "latest.md").write_text(text)
+    print(f"wrote the capacity section into {path} and latest.md")
+
+
+def main(argv: list[str] | None = None) -> int:
+    settings, out = parse_args(argv)
+    print("capacity (clients per bridge at p99 <= 100 ms):", flush=True)
+    capacity = asyncio.run(measure_capacity(settings))
+    print("\n".join(capacity_lines(capacity)))
+    merge(capacity, out)
+    from bench.charts import draw
+
+    for message in draw(json.loads((out / "latest.json").read_text()), out):
+        print(message)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
