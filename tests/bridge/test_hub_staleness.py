@@ -1,155 +1,246 @@
-"""Hub: the per-client staleness bound (budget from the drain rate, resyncs marked with why),
-with sinks that drain a set number of bytes per tick and a fake clock."""
+"""Hub: the hand-off's staleness bound (issue 13), with plain sinks and fake times.
+
+An event read off the stream more than `max_staleness` before the loop applies
+it is folded into the channel at once, but its channel goes out only at
+`release_held`, with one frame marked RESYNC_REASON_STALE.
+"""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+from bridge.channel import Position
+from bridge.client.state import ChannelView
 from bridge.hub import ClientPolicy, Hub
-from metrics_bridge.v1 import bridge_pb2, metrics_pb2
-from tests.bridge.test_hub import BufferSink, bodies, connected, make_hub, subscribe
-from tests.bridge.test_hub import push_updates as push
+from metrics_bridge.v1 import bridge_pb2, collector_pb2, metrics_pb2
+from tests.bridge.events import snapshot_event, update_event
+from tests.bridge.test_hub import DEFAULTS, BufferSink, connected, make_hub, subscribe
 
 STALE = metrics_pb2.RESYNC_REASON_STALE
 OVERFLOW = metrics_pb2.RESYNC_REASON_OVERFLOW
-TICK = 0.25
+CHANNEL = "col/svc"
 
 
-class DrainingSink(BufferSink):
-    """A connection that counts every byte queued, and drains only as many as the test says."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.queued_total = 0
-        self.credit = 0
-        self.messages: list[bridge_pb2.ServerMessage] = []
-
-    def write(self, frame: object) -> int:
-        size = super().write(frame)  # type: ignore[arg-type]
-        self.queued_total += size
-        return size
-
-    def drain_bytes(self, count: int) -> None:
-        """Let the peer read `count` more bytes: whole frames, the rest of the count carries
-        over to the next call while a frame waits (an idle reader banks nothing)."""
-        self.credit += count
-        taken = 0
-        while taken < len(self.pending) and len(self.pending[taken]) <= self.credit:
-            self.credit -= len(self.pending[taken])
-            taken += 1
-        if taken == len(self.pending):
-            self.credit = 0
-        kept = self.pending[taken:]
-        self.pending = self.pending[:taken]
-        self.messages += self.drain()
-        self.pending = kept
+def staleness_hub(bound: float = 1.0, **kwargs: object) -> Hub:
+    options: dict[str, object] = {
+        "policy": ClientPolicy(buffer_bytes=1 << 20, slow_timeout=3),
+        "max_staleness": bound,
+    }
+    options.update(kwargs)
+    return make_hub(**options)
 
 
-def timed_hub(max_staleness: float = 1.0) -> Hub:
-    policy = ClientPolicy(
-        buffer_bytes=4000, slow_timeout=30, max_staleness=max_staleness, budget_floor=400
-    )
-    return make_hub(policy=policy)
-
-
-def overload(
-    hub: Hub, slow: DrainingSink, fast: DrainingSink, ticks: int, start: int = 1
-) -> list[int]:
-    """Ten updates (440 bytes) per tick; the slow client reads 200 bytes (800 B/s), the fast
-    one everything. Returns the slow client's buffered bytes after each tick."""
-    held = []
-    for tick in range(start, start + ticks):
-        now = tick * TICK
-        seq = 10 * (tick - 1) + 1
-        push(hub, range(seq, seq + 10), now=now)
-        slow.drain_bytes(200)
-        fast.drain_bytes(10**9)
-        hub.tick(now)
-        held.append(slow.buffered())
-    return held
-
-
-def two_clients(hub: Hub) -> tuple[object, DrainingSink, object, DrainingSink]:
-    slow, fast = DrainingSink(), DrainingSink()
-    slow_client, fast_client = hub.connect(slow, 0), hub.connect(fast, 0)
-    for client in (slow_client, fast_client):
-        subscribe(hub, client)
-    slow.drain_bytes(10**9)
-    fast.drain_bytes(10**9)
-    return slow_client, slow, fast_client, fast
-
-
-def test_a_slow_clients_budget_shrinks_to_its_drain_rate_times_the_bound() -> None:
-    hub = timed_hub()
-    slow_client, slow, _, fast = two_clients(hub)
-    held = overload(hub, slow, fast, ticks=12)
-    outbound = slow_client.outbound  # type: ignore[attr-defined]
-    assert 700 < outbound.rate < 900  # 800 B/s, read in whole 44-byte frames
-    assert outbound.budget == int(outbound.rate)
-    assert max(held[4:]) <= outbound.budget
-    assert hub.counters.drops == {("client", "stale"): hub.counters.updates_skipped}
-    assert hub.counters.updates_skipped > 0
-
-
-def test_a_slow_client_is_resynced_with_a_stale_marked_snapshot_once_drained() -> None:
-    hub = timed_hub()
-    slow_client, slow, _, fast = two_clients(hub)
-    overload(hub, slow, fast, ticks=12)
-    for tick in range(13, 20):
-        slow.drain_bytes(200)
-        hub.tick(tick * TICK)
-    slow.drain_bytes(10**9)
-    resyncs = [m for m in slow.messages[4:] if m.HasField("snapshot")]
-    assert resyncs and all(m.resync == STALE for m in resyncs)
-    assert resyncs[-1].snapshot.seq == 120
-    assert not slow_client.outbound.is_owed("col/svc")  # type: ignore[attr-defined]
-    assert hub.counters.stage_resyncs == {("client", "stale"): len(resyncs)}
-    assert hub.counters.resyncs == len(resyncs)
-
-
-def test_a_fast_client_gets_every_update_and_has_no_rate() -> None:
-    hub = timed_hub()
-    _, slow, fast_client, fast = two_clients(hub)
-    overload(hub, slow, fast, ticks=12)
-    seqs = [m.update.seq for m in fast.messages if m.HasField("update")]
-    assert seqs == list(range(1, 121))
-    assert fast_client.outbound.rate is None  # type: ignore[attr-defined]
-
-
-def test_without_max_staleness_a_slow_client_fills_its_byte_limit() -> None:
-    hub = timed_hub(max_staleness=0)
-    slow_client, slow, _, fast = two_clients(hub)
-    held = overload(hub, slow, fast, ticks=12)
-    assert slow_client.outbound.rate is None  # type: ignore[attr-defined]
-    assert max(held) > 3000
-    assert ("client", "stale") not in hub.counters.drops
-
-
-def test_over_the_byte_limit_the_resync_is_marked_overflow() -> None:
-    hub = make_hub()
+def follower(hub: Hub) -> tuple[BufferSink, ChannelView]:
+    """A subscribed client, and its view of the channel after the subscribe's snapshot."""
     client, sink = connected(hub)
     subscribe(hub, client)
-    push(hub, range(1, 200))
+    view = ChannelView(CHANNEL)
+    apply(view, sink.drain())
+    return sink, view
+
+
+def apply(view: ChannelView, messages: list[bridge_pb2.ServerMessage]) -> None:
+    for message in messages:
+        body = message.WhichOneof("body")
+        if body == "snapshot":
+            view.apply_snapshot(message.snapshot)
+        elif body == "update":
+            view.apply_update(message.update, message.first_seq)
+
+
+def state(view: ChannelView) -> tuple[object, ...]:
+    return (view.position, view.series())
+
+
+CHANGES: list[dict[str, object]] = [
+    {"values": {1: 1.0, 2: 20.0}, "added": (2,)},
+    {"values": {1: 2.0}},
+    {"values": {3: 30.0}, "added": (3,)},
+    {"values": {1: 4.0}, "removed": (2,)},
+    {"values": {3: 31.0}},
+]
+
+
+def push(hub: Hub, first: int, count: int, now: float, received: float) -> None:
+    for seq in range(first, first + count):
+        change = CHANGES[(seq - 1) % len(CHANGES)]
+        event = update_event("svc", 7, seq, **change)  # type: ignore[arg-type]
+        hub.apply_event("col", event, now, received)
+
+
+def test_fresh_events_are_published_one_by_one_as_today() -> None:
+    hub = staleness_hub(1.0)
+    sink, _ = follower(hub)
+    push(hub, 1, 3, now=10.0, received=9.5)
+    messages = sink.drain()
+    assert [(m.update.seq, m.first_seq, m.resync) for m in messages] == [
+        (1, 0, 0),
+        (2, 0, 0),
+        (3, 0, 0),
+    ]
+    hub.release_held(10.0)
+    assert sink.drain() == []
+    assert hub.counters.drops == {}
+
+
+def test_stale_events_are_applied_at_once_and_go_out_at_release_as_one_marked_merged_update() -> (
+    None
+):
+    hub = staleness_hub(1.0)
+    sink, view = follower(hub)
+    every = staleness_hub(0.0)
+    every_sink, every_view = follower(every)
+    push(hub, 1, 5, now=10.0, received=8.0)
+    push(every, 1, 5, now=10.0, received=8.0)
+
+    assert sink.pending == []
+    assert hub.channels[CHANNEL].position == Position(7, 5)
+    hub.release_held(10.0)
+    messages = sink.drain()
+    assert [(m.update.seq, m.first_seq, m.resync) for m in messages] == [(5, 1, STALE)]
+    apply(view, messages)
+    apply(every_view, every_sink.drain())
+    assert state(view) == state(every_view)
+    assert view.position is not None and view.position.seq == 5
+    assert hub.counters.drops == {("handoff", "stale"): 4}
+    assert hub.counters.stage_resyncs == {("handoff", "stale"): 1}
+    hub.release_held(10.0)
+    assert sink.drain() == [], "a release publishes what was held once"
+
+
+def test_when_the_ring_cannot_bridge_the_held_updates_the_release_sends_the_snapshot_marked() -> (
+    None
+):
+    hub = staleness_hub(1.0)  # resume_window 8
+    sink, view = follower(hub)
+    every = staleness_hub(0.0)
+    every_sink, every_view = follower(every)
+    push(hub, 1, 20, now=10.0, received=8.0)
+    push(every, 1, 20, now=10.0, received=8.0)
+    hub.release_held(10.0)
+    messages = sink.drain()
+    assert [(m.WhichOneof("body"), m.snapshot.seq, m.resync) for m in messages] == [
+        ("snapshot", 20, STALE)
+    ]
+    apply(view, messages)
+    apply(every_view, every_sink.drain())
+    assert state(view) == state(every_view)
+    assert hub.counters.drops == {("handoff", "stale"): 20}
+    assert hub.counters.stage_resyncs == {("handoff", "stale"): 1}
+
+
+def test_one_held_event_goes_out_as_it_came() -> None:
+    hub = staleness_hub(1.0)
+    sink, _ = follower(hub)
+    push(hub, 1, 1, now=10.0, received=8.0)
+    assert sink.pending == []
+    hub.release_held(10.0)
+    assert [(m.update.seq, m.first_seq, m.resync) for m in sink.drain()] == [(1, 0, 0)]
+    assert hub.counters.drops == {}
+    assert hub.counters.stage_resyncs == {}
+
+
+def test_a_fresh_event_after_stale_ones_of_its_channel_waits_for_the_release_too() -> None:
+    hub = staleness_hub(1.0)
+    sink, _ = follower(hub)
+    push(hub, 1, 2, now=10.0, received=8.0)
+    push(hub, 3, 1, now=10.0, received=9.9)
+    assert sink.pending == [], "publishing seq 3 now would skip 1 and 2 for the clients"
+    hub.release_held(10.0)
+    assert [(m.update.seq, m.first_seq, m.resync) for m in sink.drain()] == [(3, 1, STALE)]
+    push(hub, 4, 1, now=10.0, received=9.9)
+    assert [(m.update.seq, m.first_seq) for m in sink.drain()] == [(4, 0)]
+
+
+def test_a_bound_of_zero_holds_nothing() -> None:
+    hub = staleness_hub(0.0)
+    sink, _ = follower(hub)
+    push(hub, 1, 3, now=100.0, received=1.0)
+    assert [m.update.seq for m in sink.drain()] == [1, 2, 3]
+    hub.release_held(100.0)
+    assert sink.drain() == []
+    assert hub.counters.drops == {}
+
+
+def test_events_without_a_receive_time_are_never_held() -> None:
+    hub = staleness_hub(1.0)
+    sink, _ = follower(hub)
+    hub.apply_event("col", update_event("svc", 7, 1, {1: 1.0}), 100.0)
+    assert [m.update.seq for m in sink.drain()] == [1]
+
+
+def test_a_stale_snapshot_after_an_outage_goes_out_at_release_as_the_latest_state() -> None:
+    hub = staleness_hub(1.0)
+    sink, view = follower(hub)
+    every = staleness_hub(0.0)
+    every_sink, every_view = follower(every)
+    for target in (hub, every):
+        target.set_collector_state("col", bridge_pb2.UPSTREAM_STATE_STALE, "collector down", 5.0)
+        target.apply_event("col", snapshot_event("svc", 8, 0, {1: 5.0}), 10.0, 8.0)
+        target.apply_event("col", update_event("svc", 8, 1, {1: 6.0}), 10.0, 8.0)
+    held = sink.drain()
+    assert [m.status.state for m in held] == [
+        bridge_pb2.UPSTREAM_STATE_STALE,
+        bridge_pb2.UPSTREAM_STATE_LIVE,
+    ], "state changes are not held"
+    hub.release_held(10.0)
+    messages = sink.drain()
+    assert [
+        (m.WhichOneof("body"), m.snapshot.epoch, m.snapshot.seq, m.resync) for m in messages
+    ] == [("snapshot", 8, 1, STALE)]
+    apply(view, messages)
+    apply(every_view, every_sink.drain())
+    assert state(view) == state(every_view)
+
+
+def test_a_channel_removed_while_held_gets_nothing_more() -> None:
+    hub = staleness_hub(1.0)
+    sink, _ = follower(hub)
+    push(hub, 1, 3, now=10.0, received=8.0)
+    removed = collector_pb2.CollectorEvent(
+        source_removed=collector_pb2.SourceRemoved(source="svc")
+    ).SerializeToString()
+    hub.apply_event("col", removed, 10.0, 8.0)
+    assert [m.status.state for m in sink.drain()] == [bridge_pb2.UPSTREAM_STATE_REMOVED]
+    hub.release_held(10.0)
+    assert sink.drain() == []
+
+
+def test_a_snapshot_the_collector_marked_counts_as_a_collector_resync() -> None:
+    hub = staleness_hub(1.0)
+    sink, _ = follower(hub)
+    snapshot = collector_pb2.CollectorEvent.FromString(snapshot_event("svc", 7, 12, {1: 9.0}))
+    snapshot.resync = OVERFLOW
+    hub.apply_event("col", snapshot.SerializeToString(), 10.0, 9.9)
+    messages = sink.drain()
+    assert [(m.snapshot.seq, m.resync) for m in messages] == [(12, OVERFLOW)]
+    assert hub.counters.drops == {("collector", "overflow"): 12}
+    assert hub.counters.stage_resyncs == {("collector", "overflow"): 1}
+
+
+def test_hop_delays_and_the_delivered_age_are_measured_per_event() -> None:
+    hub = staleness_hub(1.0, wall_ms=lambda: 10_000)
+    follower(hub)
+    update = metrics_pb2.Update(source="svc", epoch=7, seq=1, time_unix_ms=9_000)
+    event = collector_pb2.CollectorEvent(update=update).SerializeToString()
+    hub.apply_event("col", event, 5.0, 4.75)
+    assert hub.hops.handoff.count == 1
+    assert hub.hops.handoff.sum == 0.25
+    assert hub.hops.upstream.sum == 0.75  # read at 9,750 ms wall, made at 9,000
+    assert hub.delivered_ages == {CHANNEL: 1.0}
+
+
+def test_rate_tier_members_are_left_to_their_tick() -> None:
+    limits = replace(DEFAULTS.limits(), resume_window=8, rate_tiers_ms=(1000,))
+    hub = staleness_hub(1.0, limits=limits)
+    client, sink = connected(hub)
+    request = bridge_pb2.ChannelRequest(channel=CHANNEL, min_interval_ms=1000)
+    message = bridge_pb2.ClientMessage(subscribe=bridge_pb2.Subscribe(channels=[request]))
+    hub.receive(client, message.SerializeToString(), 0)  # type: ignore[arg-type]
     sink.drain()
-    hub.tick(0.5)
-    (resync,) = sink.drain()
-    assert bodies([resync]) == ["snapshot"] and resync.resync == OVERFLOW
-    skipped = hub.counters.updates_skipped
-    assert hub.counters.drops == {("client", "overflow"): skipped}
-    assert hub.counters.stage_resyncs == {("client", "overflow"): 1}
-
-
-def test_client_queue_ages_estimate_buffered_over_the_drain_rate() -> None:
-    hub = timed_hub()
-    slow_client, slow, _, fast = two_clients(hub)
-    overload(hub, slow, fast, ticks=12)
-    rate = slow_client.outbound.rate  # type: ignore[attr-defined]
-    ages = hub.client_queue_ages()
-    assert ages == {"col/svc": slow.buffered() / rate}
-    assert 0 < ages["col/svc"] <= 1
-
-
-def test_a_client_that_stopped_reading_has_an_infinite_queue_age() -> None:
-    hub = timed_hub()
-    _, slow, _, fast = two_clients(hub)
-    overload(hub, DrainingSink(), fast, ticks=4)
-    assert slow.buffered() > 0
-    assert hub.client_queue_ages() == {"col/svc": float("inf")}
+    push(hub, 1, 3, now=10.0, received=8.0)
+    hub.release_held(10.0)
+    assert sink.drain() == []
+    hub.tick(11.0)
+    updates = [m for m in sink.drain() if m.WhichOneof("body") == "update"]
+    assert [(m.update.seq, m.first_seq, m.resync) for m in updates] == [(3, 1, 0)]
