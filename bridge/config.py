@@ -420,7 +420,9 @@ class BridgeConfig:
 
     def client_policy(self) -> ClientPolicy:
         return ClientPolicy(
-            buffer_bytes=self.client_buffer_bytes, slow_timeout=self.slow_client_timeout
+            buffer_bytes=self.client_buffer_bytes,
+            slow_timeout=self.slow_client_timeout,
+            max_staleness=self.max_staleness,
         )
 
     def collector_tls(self) -> ClientTls:

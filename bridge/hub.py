@@ -6,7 +6,12 @@ Rules:
   client of the pool; there is no per-client encoding and no task per message.
 - Every frame to a client passes its `OutboundBuffer`, which decides write,
   skip, resync (the channel's latest snapshot instead) or close; a slow client
-  therefore never delays the others, and its memory stays bounded.
+  therefore never delays the others, and its memory stays bounded. With
+  `ClientPolicy.max_staleness`, it also bounds by time what the buffer holds
+  (from the drain rate measured on each tick), and a resync snapshot is marked
+  with why (`ServerMessage.resync`: STALE or OVERFLOW). Skipped frames and
+  resyncs are counted by reason in `Counters.drops`/`stage_resyncs`, stage
+  "client"; `client_queue_ages()` estimates the age of what is queued.
 - On connect a client gets Hello then Catalog; with tokens required
   (`access`, bridge/auth.py) only once its Connect{token} is accepted, and
   its Catalog lists only the channels its grant allows. A refused token
@@ -43,8 +48,8 @@ Rules:
 - Hop delays (`hops`, bridge/hops.py) are observed per event; each
   channel's `delivered_ages` is the age of its newest data when published.
 - `tick(now)` runs each client's timers, in this order: close it if its pong
-  is overdue or it stayed behind too long, the new catalog, owed resyncs, the
-  heartbeat, the WebSocket ping.
+  is overdue or it stayed behind too long, measure its drain rate, the new
+  catalog, owed resyncs, the heartbeat, the WebSocket ping.
 - Counters are plain ints in `Counters`, for an operations endpoint.
 The hub never blocks and does no I/O itself: it writes to `Sink`s.
 """
@@ -75,7 +80,7 @@ from bridge.errors import (
 from bridge.frame import Frame, FrameKind, control_frame, with_resync
 from bridge.history import HistoryLimits
 from bridge.hops import HopDelays
-from bridge.outbound import Admit, OutboundBuffer
+from bridge.outbound import BUDGET_FLOOR, Admit, OutboundBuffer
 from bridge.registry import ChannelRegistry, Published, Removed, Resync
 from bridge.session import (
     AnswerPing,
@@ -101,7 +106,12 @@ UpstreamState = bridge_pb2.UpstreamState
 
 
 class Sink(Protocol):
-    """One client connection, as the hub sees it."""
+    """One client connection, as the hub sees it.
+
+    A sink may also have `queued_total: int`, every byte it was ever given to
+    send (`ConnectionSink` has); without it the client has no drain rate and
+    only the byte limit bounds its buffer.
+    """
 
     def buffered(self) -> int:
         """Bytes written but not yet sent."""
@@ -164,10 +174,18 @@ class Counters:
 
 @dataclass(frozen=True, slots=True)
 class ClientPolicy:
-    """Outbound buffer bytes and lag allowed per client; built by `BridgeConfig.client_policy()`."""
+    """Outbound buffer bytes, staleness and lag allowed per client (see bridge/outbound.py);
+    built by `BridgeConfig.client_policy()`. `max_staleness` 0 turns the time bound off."""
 
     buffer_bytes: int
     slow_timeout: float
+    max_staleness: float = 0.0
+    budget_floor: int = BUDGET_FLOOR
+
+    def outbound(self) -> OutboundBuffer:
+        return OutboundBuffer(
+            self.buffer_bytes, self.slow_timeout, self.max_staleness, self.budget_floor
+        )
 
 
 class Client:
@@ -260,9 +278,7 @@ class Hub:
             token_required=self.access.required,
             token_timeout=self.token_timeout,
         )
-        client = Client(
-            session, OutboundBuffer(self.policy.buffer_bytes, self.policy.slow_timeout), sink
-        )
+        client = Client(session, self.policy.outbound(), sink)
         self.clients[client] = None
         self.counters.connections_accepted += 1
         if session.grant is not None:
@@ -417,6 +433,8 @@ class Hub:
             self._write(client, frame)
         elif decision is Admit.SKIP:
             self.counters.updates_skipped += 1
+            reason = client.outbound.owed_reason(frame.channel)
+            self.counters.dropped("client", RESYNC_REASONS[reason])
         elif decision is Admit.RESYNC:
             self._resync(client, frame.channel)
         else:
@@ -428,11 +446,12 @@ class Hub:
 
     def _resync(self, client: Client, name: str) -> None:
         channel = self.channels.get(name)
-        client.outbound.settle(name)
+        reason = client.outbound.settle(name)
         if channel is not None:
-            self._write(client, channel.snapshot_frame())
+            self._write(client, channel.resync_frame(reason))
             self.tiers.moved(client, name, channel.position)
             self.counters.resyncs += 1
+            self.counters.resynced("client", RESYNC_REASONS[reason])
 
     def publish(self, frame: Frame, now: float) -> None:
         """Offer one channel frame to every client of its pool."""
@@ -643,9 +662,12 @@ class Hub:
         """Run every client's timers; call often (a few times per second)."""
         catalog = self.registry.take_change()
         heartbeats: dict[tuple[tuple[str, int], ...], Frame] = {}
+        timed = self.policy.max_staleness > 0
         for client in list(self.clients):
             if self._close_if_dead(client, now):
                 continue
+            if timed:
+                self._observe_drain(client, now)
             grant = client.session.grant
             if catalog is not None and grant is not None:
                 self._deliver(client, self.catalog_for(grant), now)
@@ -704,17 +726,44 @@ class Hub:
             return True
         return False
 
+    def _observe_drain(self, client: Client, now: float) -> None:
+        queued: int | None = getattr(client.sink, "queued_total", None)
+        if queued is not None:
+            client.outbound.observe(queued, client.sink.buffered(), now)
+
     def _pay_owed_resyncs(self, client: Client, now: float) -> None:
-        """Snapshots for the channels a lagging client owes, once its buffer drained."""
-        for name in client.outbound.owed_resyncs(client.sink.buffered()):
+        """Marked snapshots for the channels a lagging client owes, once its buffer drained."""
+        for name, reason in client.outbound.owed_resyncs(client.sink.buffered()):
             channel = self.channels.get(name)
             if channel is None:
                 client.outbound.settle(name)
                 continue
-            self._deliver(client, channel.snapshot_frame(), now)
+            self._deliver(client, channel.resync_frame(reason), now)
             if not client.outbound.is_owed(name):
                 self.tiers.moved(client, name, channel.position)
                 self.counters.resyncs += 1
+                self.counters.resynced("client", RESYNC_REASONS[reason])
+
+    def client_queue_ages(self) -> dict[str, float]:
+        """Per channel: how old the oldest data queued for it in a client buffer is, estimated.
+
+        A client's estimate is its buffered bytes over its measured drain
+        rate (`OutboundBuffer.queue_age`): 0 for a client that has no rate
+        (never backlogged over a tick, so it drains within one) or holds
+        nothing, +inf for one that stopped reading. A channel's age is the
+        largest over its subscribers, rate tiers included; 0 with none.
+        """
+        ages: dict[Client, float] = {}
+        oldest: dict[str, float] = {}
+        for name in self.channels:
+            age = 0.0
+            for client in self._subscribers(name):
+                mine = ages.get(client)
+                if mine is None:
+                    mine = ages[client] = client.outbound.queue_age(client.sink.buffered())
+                age = max(age, mine)
+            oldest[name] = age
+        return oldest
 
     def _heartbeat_if_due(
         self, client: Client, frames: dict[tuple[tuple[str, int], ...], Frame], now: float

@@ -18,6 +18,9 @@ Rules:
   side, so each frame is compressed once for every such connection and an
   idle connection holds no zlib state.
 - Closing waits at most `CLOSE_TIMEOUT` for the peer, then aborts.
+- `ConnectionSink.queued_total` counts every byte ever queued (pending batch
+  and written), so `queued_total - buffered()` is what has left for the
+  kernel: the hub measures a client's drain rate from it (bridge/outbound.py).
 """
 
 from __future__ import annotations
@@ -137,6 +140,7 @@ class ConnectionSink:
         "connection",
         "deflate_bits",
         "fd",
+        "queued_total",
         "transport",
     )
 
@@ -151,6 +155,7 @@ class ConnectionSink:
         self._batch = batch
         self._pending: list[bytes] = []
         self._pending_bytes = 0
+        self.queued_total = 0
         self._closing: asyncio.Task[None] | None = None
 
     def buffered(self) -> int:
@@ -165,7 +170,9 @@ class ConnectionSink:
         if not self._pending:
             self._batch.mark(self)
         self._pending.append(data)
-        self._pending_bytes += len(data)
+        size = len(data)
+        self._pending_bytes += size
+        self.queued_total += size
 
     def take(self) -> bytes | None:
         """What is pending, as one chunk; None if nothing or no longer open."""

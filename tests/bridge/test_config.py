@@ -113,7 +113,9 @@ def test_the_core_limits_come_from_the_config() -> None:
         rate_tiers_ms=(1000, 5000, 10000),
     )
     assert config.timers() == Timers(heartbeat_interval=2.0, ping_interval=20.0, ping_timeout=20.0)
-    assert config.client_policy() == ClientPolicy(buffer_bytes=4096, slow_timeout=30.0)
+    assert config.client_policy() == ClientPolicy(
+        buffer_bytes=4096, slow_timeout=30.0, max_staleness=1.0
+    )
 
 
 def test_history_and_rate_tiers_come_from_the_config() -> None:
