@@ -36,6 +36,10 @@ histograms are plain counts the core keeps). Every name starts with
 - `channel_delivered_age_seconds{channel}`: how old the channel's newest
   data (its `time_unix_ms`) was when the bridge last published it to the
   channel's full-rate subscribers.
+- `channel_queued_age_seconds{channel}`: how old the oldest data queued for
+  the channel in a client's outbound buffer is, estimated from each client's
+  buffered bytes and measured drain rate (`Hub.client_queue_ages`; +Inf for
+  a client that stopped reading).
 - `upstream_queued_age_seconds{collector,address}`: how long the oldest
   message read off the collector's stream has waited for the event loop (0
   when none waits).
@@ -134,6 +138,7 @@ class HubReading(Protocol):
     def delivered_ages(self) -> Mapping[str, float]: ...
     @property
     def hops(self) -> HopDelays: ...
+    def client_queue_ages(self) -> Mapping[str, float]: ...
 
 
 class UpstreamReading(Protocol):
@@ -245,6 +250,14 @@ class BridgeMetrics:
         for name, seconds in sorted(hub.delivered_ages.items()):
             delivered.add_metric([name], max(0.0, seconds))
         yield delivered
+        queued = GaugeMetricFamily(
+            PREFIX + "channel_queued_age_seconds",
+            "estimated age of the oldest data queued for the channel in a client's buffer",
+            labels=["channel"],
+        )
+        for name, seconds in sorted(hub.client_queue_ages().items()):
+            queued.add_metric([name], seconds)
+        yield queued
         up = GaugeMetricFamily(
             PREFIX + "upstream_up",
             "1 while the collector's stream is live",

@@ -204,6 +204,7 @@ def test_the_age_of_delivered_and_of_queued_data() -> None:
     upstreams = [Upstream("a", "127.0.0.1:1", True, waiting=0.25)]
     samples = scrape(BridgeMetrics(hub, lambda: upstreams))
     assert samples[("metrics_bridge_channel_delivered_age_seconds", (("channel", CHANNEL),))] == 0.4
+    assert ("metrics_bridge_channel_queued_age_seconds", (("channel", CHANNEL),)) in samples
     key = (
         "metrics_bridge_upstream_queued_age_seconds",
         (("address", "127.0.0.1:1"), ("collector", "a")),
