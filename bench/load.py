@@ -18,7 +18,11 @@ Windows are set by receive timestamps, not by when a command is read, so a
 load process too busy to read stdin promptly still measures the right span.
 In latency and bytes windows connections decode deliveries (inflating
 permessage-deflate when negotiated), count update sizes and compare the pushed
-`bench_publish_time_ms` gauge with the receive time. Only every k-th
+`bench_publish_time_ms` gauge with the receive time (in updates, and in
+snapshots received inside the window: resyncs, whose data is as old as the
+gauge says), and with the data's `time_unix_ms` (the collector's stamp when
+the pusher leaves it to the collector: the Push hop before it, collector and
+server after it). Only every k-th
 connection decodes, so at most --latency-clients connections pay for it; on
 Linux those read with recvmsg and take the kernel's receive timestamp
 (SO_TIMESTAMPNS), so the load process's own backlog does not count as latency.
@@ -41,7 +45,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 from urllib.parse import urlsplit
 
-from metrics_bridge.v1 import bridge_pb2
+from metrics_bridge.v1 import bridge_pb2, metrics_pb2
 
 PUBLISH_SERIES = "bench_publish_time_ms"
 _DATA_TAGS = (0x52, 0x5A)  # ServerMessage fields 10 (snapshot) and 11 (update), length-delimited
@@ -71,6 +75,9 @@ class Totals:
     update_bytes: int = 0
     all_deliveries: int = 0
     latencies_ms: list[float] = field(default_factory=list)
+    stamp_lags_ms: list[float] = field(default_factory=list)
+    after_stamp_ms: list[float] = field(default_factory=list)
+    resyncs_timed: int = 0
     max_latency_samples: int = 500_000
 
     def active(self, now: float) -> str | None:
@@ -244,9 +251,11 @@ class LeanClient(asyncio.Protocol):
         return out
 
     def _measure(self, payload: bytes, opcode: int, wire: int, now: float, record: bool) -> None:
-        """Counts an update's wire bytes and, if it carries the publish time, its latency."""
+        """Counts an update's wire bytes and, if it carries the publish time, its latency;
+        a snapshot (a resync, inside a window) counts for latency, not for bytes."""
         totals = self.totals
         published: float | None = None
+        stamp = 0
         if opcode == 1:
             message = json.loads(payload)
             if message.get("snapshot"):
@@ -259,26 +268,41 @@ class LeanClient(asyncio.Protocol):
             server.ParseFromString(payload)
             body = server.WhichOneof("body")
             if body == "snapshot":
-                for series in server.snapshot.series:
-                    if series.name == PUBLISH_SERIES:
-                        self.publish_id = series.id
+                data: metrics_pb2.Snapshot | metrics_pb2.Update = server.snapshot
+                described = server.snapshot.series
+            elif body == "update":
+                data = server.update
+                described = server.update.added
+            else:
                 return
-            if body != "update":
-                return
-            for series in server.update.added:
+            for series in described:
                 if series.name == PUBLISH_SERIES:
                     self.publish_id = series.id
-            values = server.update.values
             if self.publish_id is not None:
+                values = data.values
                 for series_id, number in zip(values.ids, values.numbers, strict=False):
                     if series_id == self.publish_id:
                         published = number
+            stamp = data.time_unix_ms
+            if body == "snapshot":
+                if record and published is not None:
+                    totals.resyncs_timed += 1
+                    self._time(now, published, stamp)
+                return
         if not record:
             return
         totals.updates += 1
         totals.update_bytes += wire
-        if published is not None and len(totals.latencies_ms) < totals.max_latency_samples:
+        if published is not None:
+            self._time(now, published, stamp)
+
+    def _time(self, now: float, published: float, stamp: int) -> None:
+        totals = self.totals
+        if len(totals.latencies_ms) < totals.max_latency_samples:
             totals.latencies_ms.append(now * 1000 - published)
+            if stamp:
+                totals.stamp_lags_ms.append(stamp - published)
+                totals.after_stamp_ms.append(now * 1000 - stamp)
 
 
 class TimestampedSocket:
@@ -429,7 +453,15 @@ def summarize(totals: Totals, clients: list[LeanClient]) -> dict[str, object]:
     samples = sorted(totals.latencies_ms)
     if samples:
         cuts = statistics.quantiles(samples, n=100, method="inclusive")
-        result.update(p50_ms=cuts[49], p99_ms=cuts[98], max_ms=samples[-1])
+        result.update(
+            p50_ms=cuts[49], p99_ms=cuts[98], max_ms=samples[-1], mean_ms=statistics.fmean(samples)
+        )
+    for prefix, values in (("stamp", totals.stamp_lags_ms), ("after_stamp", totals.after_stamp_ms)):
+        if values:
+            cuts = statistics.quantiles(sorted(values), n=100, method="inclusive")
+            result[f"{prefix}_p50_ms"], result[f"{prefix}_p99_ms"] = cuts[49], cuts[98]
+            result[f"{prefix}_mean_ms"] = statistics.fmean(values)
+    result["resyncs_timed"] = totals.resyncs_timed
     return result
 
 
@@ -461,6 +493,9 @@ async def main_async(args: argparse.Namespace) -> int:
         if command == "window":
             totals.deliveries = totals.delivered_bytes = totals.updates = totals.update_bytes = 0
             totals.latencies_ms = []
+            totals.stamp_lags_ms = []
+            totals.after_stamp_ms = []
+            totals.resyncs_timed = 0
             totals.mode, totals.opens, totals.closes = words[0], float(words[1]), float(words[2])
         elif command == "result":
             emit(summarize(totals, clients))

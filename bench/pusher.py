@@ -5,6 +5,9 @@ and queue gauges); each batch changes about half of them plus the gauge
 `bench_publish_time_ms`, the wall-clock time in ms (float) at which the batch
 was handed to gRPC. Load clients subtract it from their receive time: that is
 the publish-to-receive latency, through collector and server, on one host clock.
+The batch's `time_unix_ms` is the same time, or with `stamp=False` left to the
+collector, which then stamps the update with its own clock when it applies it
+(so a client can tell the Push hop from the rest).
 """
 
 from __future__ import annotations
@@ -28,9 +31,12 @@ def _label(name: str, value: str) -> metrics_pb2.Label:
 
 
 class Pusher:
-    def __init__(self, address: str, source: str, series: int = 40, seed: int = 1) -> None:
+    def __init__(
+        self, address: str, source: str, series: int = 40, seed: int = 1, stamp: bool = True
+    ) -> None:
         self.address = address
         self.source = source
+        self.stamp = stamp
         self.rng = random.Random(seed)
         self.totals: list[float] = []
         self.samples: list[collector_pb2.Sample] = []
@@ -81,7 +87,7 @@ class Pusher:
             )
         )
         return collector_pb2.PushRequest(
-            source=self.source, samples=chosen, time_unix_ms=int(now * 1000)
+            source=self.source, samples=chosen, time_unix_ms=int(now * 1000) if self.stamp else 0
         )
 
     async def push(self, rate: float, seconds: float) -> float:

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from bench.capacity import capacity_lines
+from bench.freshness import render_freshness
+
 FLOOR_CLIENTS = 1000
 FLOOR_RATIO = 1.3
 FLOOR_P99_MS = 30.0
@@ -133,16 +136,19 @@ def render(data: dict[str, Any]) -> str:
         f"{settings['latency_seconds']} s at {settings['latency_rate']:g} updates/s; "
         "throughput offered "
         f"{settings['offered']:,.0f} deliveries/s (push rate capped at "
-        f"{settings['max_push_rate']:g}/s). Collector, server under test, pusher and load "
-        "client share the machine. CPU columns: share of one core used by the server "
+        f"{settings['max_push_rate']:g}/s). {_placement(settings)} "
+        "CPU columns: share of one core used by the server "
         "and by the load client during the throughput window (a load client near 100 % "
         "means the figure is bounded by the load client, not the server).",
-        "",
-        "| clients | clients offer | server | deliveries/s | x ws | x picows | x broadcast "
-        "| x naive | x raw | server CPU | load CPU | p50 ms | p99 ms | bytes/update |",
-        "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     runs = data["runs"]
+    if runs:
+        lines += [
+            "",
+            "| clients | clients offer | server | deliveries/s | x ws | x picows | x broadcast "
+            "| x naive | x raw | server CPU | load CPU | p50 ms | p99 ms | bytes/update |",
+            "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ]
     for run in runs:
         key = (run["clients"], run["compression"])
         lines.append(
@@ -214,5 +220,21 @@ def render(data: dict[str, Any]) -> str:
         for verdict in data["verdicts"]:
             holds = "yes" if verdict["ok"] else "**no**"
             lines.append(f"| {verdict['floor']} | {verdict['measured']} | {holds} |")
-    lines += ["", f"Total run time {data.get('elapsed_s', 0):.0f} s.", ""]
+    lines += render_freshness(data)
+    if data.get("capacity"):
+        lines += capacity_lines(data["capacity"])
+    times = data.get("section_times") or {}
+    spent = ", ".join(f"{name} {t['seconds']:.0f} s ({t['finished']})" for name, t in times.items())
+    lines += ["", f"Total run time {data.get('elapsed_s', 0):.0f} s. Sections: {spent}.", ""]
     return "\n".join(lines)
+
+
+def _placement(settings: dict[str, Any]) -> str:
+    """Which cores the server under test and the rest of the bench ran on."""
+    server, rest = settings.get("server_cores"), settings.get("rest_cores")
+    if not server:
+        return "Collector, server under test, pusher and load client share the machine."
+    return (
+        f"Every server under test is pinned to core(s) {','.join(map(str, server))}; "
+        f"collector, pusher and load client run on core(s) {','.join(map(str, rest or []))}."
+    )

@@ -18,6 +18,17 @@ protobuf vs naive JSON, over the same collector updates. Last, the pipeline
 to a WebSocket client, in order, and the collector's CPU per event with 1 and
 10 Subscribe streams.
 
+Every server under test runs on the same cores (`--server-cores`, default
+core 0; bench.pinning), the collector, pusher and load client on the others.
+Sections of issue 13 (bench.overload, bench.budget, bench.send_threads):
+overload (the pusher flat out, with and without --max-staleness), the latency
+budget hop by hop at 10 updates/s, and the bridge's send threads on one core.
+`--sections` runs some sections only; their results replace those sections'
+in an existing latest.json, the others are kept. The capacity section
+(bench.capacity, issue 12) finds the most clients one bridge serves at p99
+<= 100 ms in three scenarios. Last, bench.charts draws capacity.png and
+fanout.png next to latest.md.
+
 The table (with ratios to the baselines measured in the same run) is printed
 and written to `--out`/latest.md and latest.json.
 """
@@ -38,6 +49,9 @@ from typing import Any
 import grpc
 import psutil
 
+from bench.capacity import CapacitySettings, measure_capacity
+from bench.charts import draw
+from bench.pinning import CorePlan, Pinned, available_cores, pin
 from bench.pipeline import measure_pipeline
 from bench.processes import REPO, Server
 from bench.pusher import Pusher
@@ -51,6 +65,16 @@ CHANNEL = f"{COLLECTOR_NAME}/{SOURCE}"
 SERVERS = ("bridge", "ws", "picows", "broadcast", "naive", "raw")
 # Decline permessage-deflate whatever clients offer: measured once, with the first kind.
 NEVER_COMPRESS = ("raw", "picows")
+# Each section and the keys of latest.json it fills.
+SECTIONS: dict[str, tuple[str, ...]] = {
+    "fanout": ("runs",),
+    "memory": ("rss", "host_bytes"),
+    "pipeline": ("pipeline",),
+    "overload": ("overload",),
+    "budget": ("budget",),
+    "threads": ("send_threads",),
+    "capacity": ("capacity",),
+}
 
 
 def cpu_seconds(process: psutil.Process) -> float:
@@ -84,6 +108,18 @@ class Settings:
     warmup: float = 0.5
     pipeline_subscribers: list[int] = field(default_factory=lambda: [1, 10])
     pipeline_seconds: float = 5.0
+    sections: list[str] = field(default_factory=lambda: list(SECTIONS))
+    server_cores: list[int] = field(default_factory=list)
+    rest_cores: list[int] = field(default_factory=list)
+    freshness_clients: int = 1000
+    overload_seconds: float = 15.0
+    overload_warmup: float = 5.0
+    budget_seconds: float = 20.0
+    capacity_budget: float = 360.0
+
+    @property
+    def plan(self) -> CorePlan:
+        return CorePlan(frozenset(self.server_cores), frozenset(self.rest_cores))
 
 
 @dataclass
@@ -94,6 +130,11 @@ class Results:
     rss: list[dict[str, Any]] = field(default_factory=list)
     host_bytes: dict[str, Any] = field(default_factory=dict)
     pipeline: list[dict[str, Any]] = field(default_factory=list)
+    overload: list[dict[str, Any]] = field(default_factory=list)
+    budget: dict[str, Any] = field(default_factory=dict)
+    send_threads: list[dict[str, Any]] = field(default_factory=list)
+    section_times: dict[str, dict[str, Any]] = field(default_factory=dict)
+    capacity: dict[str, Any] = field(default_factory=dict)
 
 
 class LoadProcess:
@@ -194,8 +235,23 @@ class LoadProcess:
             await self.proc.wait()
 
 
-def start_server(kind: str, collector: str, compression: str | None = None) -> Server:
-    """A server following `collector`; the bridge with its default compression unless given."""
+def start_server(
+    kind: str,
+    collector: str,
+    compression: str | None = None,
+    cores: frozenset[int] = frozenset(),
+    extra: tuple[str, ...] = (),
+) -> Server:
+    """A server following `collector`, pinned to `cores` once it serves; the bridge with
+    its default compression unless given, and `extra` options."""
+    server = _start_server(kind, collector, compression, extra)
+    pin(server.pid, cores)
+    return server
+
+
+def _start_server(
+    kind: str, collector: str, compression: str | None, extra: tuple[str, ...]
+) -> Server:
     if kind == "bridge":
         chosen = ["--compression", compression] if compression else []
         return Server.module(
@@ -206,6 +262,7 @@ def start_server(kind: str, collector: str, compression: str | None = None) -> S
                 *chosen,
                 "--max-connections", "20000",
                 "--log-level", "WARNING",
+                *extra,
             ],
         )  # fmt: skip
     follow = ["--collector", collector, "--name", COLLECTOR_NAME, "--wait-source", SOURCE]
@@ -237,9 +294,14 @@ def host_source(collector: str) -> str:
 
 
 async def measure_server(
-    kind: str, settings: Settings, collector: str, pusher: Pusher, results: Results
+    kind: str,
+    settings: Settings,
+    collector: str,
+    pusher: Pusher,
+    results: Results,
+    extra: tuple[str, ...] = (),
 ) -> None:
-    server = start_server(kind, collector)
+    server = start_server(kind, collector, cores=settings.plan.server, extra=extra)
     try:
         url = server.addresses["url"]
         if kind == "bridge":
@@ -309,7 +371,7 @@ async def measure_server(
 
 async def measure_rss(settings: Settings, collector: str, results: Results) -> None:
     for compression in ("none", "deflate"):
-        server = start_server("bridge", collector, compression)
+        server = start_server("bridge", collector, compression, settings.plan.server)
         try:
             url = server.addresses["url"]
             await wait_for_channel(url, CHANNEL)
@@ -341,8 +403,8 @@ async def measure_rss(settings: Settings, collector: str, results: Results) -> N
 async def measure_host_bytes(settings: Settings, collector: str, results: Results) -> None:
     """Bridge protobuf vs naive JSON bytes for the same host-metrics updates."""
     host_channel = f"{COLLECTOR_NAME}/{host_source(collector)}"
-    bridge = start_server("bridge", collector)
-    naive = start_server("naive", collector)
+    bridge = start_server("bridge", collector, cores=settings.plan.server)
+    naive = start_server("naive", collector, cores=settings.plan.server)
     try:
         await wait_for_channel(bridge.addresses["url"], host_channel)
         loads = [
@@ -385,23 +447,29 @@ async def run(settings: Settings) -> Results:
             "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         },
     )
-    interval = max(0.25, settings.latency_seconds / 8)
-    collector = Server.module(
-        "collector",
-        ["--listen", "127.0.0.1:0", "--interval", str(interval), "--log-level", "WARNING"],
-    )
-    try:
-        address = collector.addresses["grpc"]
-        pusher = Pusher(address, SOURCE)
-        await pusher.push(rate=100, seconds=0.05)
-        for kind in settings.servers:
-            print(f"{kind}:", flush=True)
-            await measure_server(kind, settings, address, pusher, results)
-        print("memory and bytes:", flush=True)
-        await measure_rss(settings, address, results)
-        await measure_host_bytes(settings, address, results)
-    finally:
-        collector.stop()
+    chosen = settings.sections
+    print(f"cores: {settings.plan.describe()}", flush=True)
+    with Pinned(settings.plan.rest):
+        if "fanout" in chosen or "memory" in chosen:
+            await measure_fanout_and_memory(settings, results)
+        # These modules import this one (LoadProcess, start_server), hence imported here.
+        from bench.budget import measure_budget
+        from bench.overload import measure_overload
+        from bench.send_threads import measure_send_threads
+
+        for name, measure in (
+            ("overload", measure_overload),
+            ("budget", measure_budget),
+            ("threads", measure_send_threads),
+            ("capacity", measure_capacity_section),
+        ):
+            if name in chosen:
+                began = time.monotonic()
+                await measure(settings, results)
+                timed(results, name, began)
+    if "pipeline" not in chosen:
+        return results
+    began = time.monotonic()
     if settings.pipeline_subscribers:
         print("pipeline (Push -> collector -> bridge -> WebSocket client):", flush=True)
     for subscribers in settings.pipeline_subscribers:
@@ -413,7 +481,58 @@ async def run(settings: Settings) -> Results:
             f"{row['collector_cpu_us_per_event']:.0f} us CPU per event",
             flush=True,
         )
+    timed(results, "pipeline", began)
     return results
+
+
+async def measure_capacity_section(settings: Settings, results: Results) -> None:
+    """bench.capacity: the most clients one bridge serves at p99 <= 100 ms."""
+    print("capacity (clients per bridge at p99 <= 100 ms):", flush=True)
+    results.capacity = await measure_capacity(
+        CapacitySettings(
+            budget_s=settings.capacity_budget,
+            server_cores=settings.server_cores,
+            rest_cores=settings.rest_cores,
+        )
+    )
+
+
+def timed(results: Results, section: str, began: float) -> None:
+    """Record and print how long `section` took, and the load average after it."""
+    seconds = time.monotonic() - began
+    results.section_times[section] = {
+        "seconds": seconds,
+        "finished": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "load_average": os.getloadavg()[0],
+    }
+    print(f"  ({section}: {seconds:.0f} s)", flush=True)
+
+
+async def measure_fanout_and_memory(settings: Settings, results: Results) -> None:
+    """The fan-out rows, then memory and bytes, over one collector."""
+    interval = max(0.25, settings.latency_seconds / 8)
+    collector = Server.module(
+        "collector",
+        ["--listen", "127.0.0.1:0", "--interval", str(interval), "--log-level", "WARNING"],
+    )
+    try:
+        address = collector.addresses["grpc"]
+        pusher = Pusher(address, SOURCE)
+        await pusher.push(rate=100, seconds=0.05)
+        if "fanout" in settings.sections:
+            began = time.monotonic()
+            for kind in settings.servers:
+                print(f"{kind}:", flush=True)
+                await measure_server(kind, settings, address, pusher, results)
+            timed(results, "fanout", began)
+        if "memory" in settings.sections:
+            began = time.monotonic()
+            print("memory and bytes:", flush=True)
+            await measure_rss(settings, address, results)
+            await measure_host_bytes(settings, address, results)
+            timed(results, "memory", began)
+    finally:
+        collector.stop()
 
 
 def parse_args(argv: list[str] | None) -> Settings:
@@ -446,6 +565,43 @@ def parse_args(argv: list[str] | None) -> Settings:
     parser.add_argument(
         "--pipeline-seconds", type=float, default=5.0, help="each pipeline push window"
     )
+    parser.add_argument(
+        "--sections",
+        default=",".join(SECTIONS),
+        help=f"sections to run, of {','.join(SECTIONS)}; a part of them replaces only its "
+        "own results in an existing latest.json",
+    )
+    parser.add_argument(
+        "--server-cores",
+        default="0",
+        help="cores every server under test is pinned to (the collector, pusher and load "
+        "client get the others); '' pins nothing",
+    )
+    parser.add_argument(
+        "--freshness-clients",
+        type=int,
+        default=1000,
+        help="clients in the overload, budget and threads sections",
+    )
+    parser.add_argument("--overload-seconds", type=float, default=15.0, help="each overload window")
+    parser.add_argument(
+        "--overload-warmup",
+        type=float,
+        default=5.0,
+        help="seconds of overload before its window opens (queues fill up)",
+    )
+    parser.add_argument(
+        "--budget-seconds",
+        type=float,
+        default=20.0,
+        help="each latency budget window (at --latency-rate)",
+    )
+    parser.add_argument(
+        "--capacity-budget",
+        type=float,
+        default=360.0,
+        help="seconds for the capacity sweep, all scenarios (python -m bench.capacity --help)",
+    )
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
     args = parser.parse_args(argv)
     clients = [int(n) for n in args.clients.split(",")]
@@ -453,6 +609,13 @@ def parse_args(argv: list[str] | None) -> Settings:
     unknown = set(servers) - set(SERVERS)
     if unknown:
         parser.error(f"unknown servers: {sorted(unknown)}")
+    sections = [name for name in args.sections.split(",") if name]
+    if set(sections) - set(SECTIONS):
+        parser.error(f"unknown sections: {sorted(set(sections) - set(SECTIONS))}")
+    try:
+        plan = CorePlan.parse(args.server_cores, available_cores())
+    except ValueError as exc:
+        parser.error(f"--server-cores: {exc}")
     return Settings(
         clients=clients,
         servers=servers,
@@ -467,7 +630,34 @@ def parse_args(argv: list[str] | None) -> Settings:
         out=args.out,
         pipeline_subscribers=[int(n) for n in args.pipeline_subscribers.split(",") if n],
         pipeline_seconds=args.pipeline_seconds,
+        sections=sections,
+        server_cores=sorted(plan.server),
+        rest_cores=sorted(plan.rest),
+        freshness_clients=args.freshness_clients,
+        overload_seconds=args.overload_seconds,
+        overload_warmup=args.overload_warmup,
+        budget_seconds=args.budget_seconds,
+        capacity_budget=args.capacity_budget,
     )
+
+
+def kept_sections(data: dict[str, Any], previous: Path, ran: list[str]) -> dict[str, Any]:
+    """`data` with the results of the sections not run taken from `previous` (a latest.json),
+    when some were not run and it exists; their times say when they were measured."""
+    skipped = [name for name in SECTIONS if name not in ran]
+    if not skipped or not previous.exists():
+        return data
+    old = json.loads(previous.read_text())
+    merged = dict(data)
+    merged["section_times"] = {
+        **{k: v for k, v in old.get("section_times", {}).items() if k in skipped},
+        **data["section_times"],
+    }
+    for name in skipped:
+        for key in SECTIONS[name]:
+            if key in old:
+                merged[key] = old[key]
+    return merged
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -475,9 +665,10 @@ def main(argv: list[str] | None = None) -> int:
     began = time.monotonic()
     results = asyncio.run(run(settings))
     data = asdict(results)
+    data["elapsed_s"] = time.monotonic() - began
+    data = kept_sections(data, settings.out / "latest.json", settings.sections)
     data["verdicts"] = verdicts(data)
     data["goal"] = goal(data)
-    data["elapsed_s"] = time.monotonic() - began
     data["machine"]["load_average_at_end"] = os.getloadavg()
     text = render(data)
     print()
@@ -486,6 +677,8 @@ def main(argv: list[str] | None = None) -> int:
     (settings.out / "latest.md").write_text(text)
     (settings.out / "latest.json").write_text(json.dumps(data, indent=2) + "\n")
     print(f"wrote {settings.out / 'latest.md'} and latest.json")
+    for message in draw(data, settings.out):
+        print(message)
     return 0
 
 

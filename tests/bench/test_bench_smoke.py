@@ -26,6 +26,7 @@ def test_bench_smoke_run_writes_its_table_and_results(tmp_path: Path) -> None:
             "--latency-seconds", "0.5",
             "--pipeline-subscribers", "2",
             "--pipeline-seconds", "0.5",
+            "--sections", "fanout,memory,pipeline",
             "--out", str(tmp_path),
         ],
         cwd=REPO,
