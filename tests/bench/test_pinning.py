@@ -23,13 +23,13 @@ def test_cores_are_listed_with_commas_and_ranges() -> None:
 
 def test_the_server_gets_its_cores_and_the_rest_of_the_bench_the_others() -> None:
     plan = CorePlan.parse("0", frozenset({0, 1}))
-    assert (plan.server, plan.rest, plan.shared) == ({0}, {1}, False)
+    assert (plan.server, plan.rest, plan.shared) == (frozenset({0}), frozenset({1}), False)
     assert "core(s) 0" in plan.describe() and "core(s) 1" in plan.describe()
 
 
 def test_with_no_core_left_over_the_rest_shares_the_servers() -> None:
     plan = CorePlan.parse("0", frozenset({0}))
-    assert (plan.server, plan.rest, plan.shared) == ({0}, {0}, True)
+    assert (plan.server, plan.rest, plan.shared) == (frozenset({0}), frozenset({0}), True)
 
 
 def test_an_empty_list_pins_nothing_and_a_missing_core_is_refused() -> None:
