@@ -11,7 +11,8 @@ Rules:
   quantile in the +Inf bucket is the largest finite bound): an estimate,
   as good as the buckets are fine. `mean` (sum / count) is exact.
 - `counters(samples, name)` maps each label set of a counter to its value;
-  `labelled` names each label set by its values joined with "/".
+  `labelled` names each label set by its values joined with "/" (in the
+  order asked for: label order differs between exposition and parser).
 - `window_summary(before, after, names)`: p50/p99/mean in ms of histograms
   between two scrapes (since the start if the first scrape failed).
 """
@@ -126,12 +127,16 @@ def counters(samples: Samples, name: str) -> dict[Labels, float]:
     return {labels: value for (sample, labels), value in samples.items() if sample == name}
 
 
-def labelled(samples: Samples | None, name: str) -> dict[str, float]:
-    """Each label set of `name` as its values joined with "/" ("client/stale") -> value."""
+def labelled(samples: Samples | None, name: str, keys: tuple[str, ...] = ()) -> dict[str, float]:
+    """Each label set of `name` as the values of `keys` (default: every label, by name)
+    joined with "/" ("client/stale") -> value."""
     if samples is None:
         return {}
-    found = counters(samples, name)
-    return {"/".join(v for _, v in labels): value for labels, value in found.items()}
+    out: dict[str, float] = {}
+    for labels, value in counters(samples, name).items():
+        found = dict(labels)
+        out["/".join(found.get(key, "") for key in keys or sorted(found))] = value
+    return out
 
 
 def window_summary(

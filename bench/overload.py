@@ -43,6 +43,7 @@ __all__ = ["BOUNDS", "measure_overload"]
 BOUNDS = (0.0, 1.0)
 FLAT_OUT = 1e9  # updates/s: the pusher never waits, gRPC flow control paces it
 SAMPLE_EVERY = 0.5
+STAGE_REASON = ("stage", "reason")
 HOPS = {key: metric for key, metric, _ in BUDGET_HOPS}
 
 
@@ -78,7 +79,8 @@ async def measure_bound(bound: float, settings: Settings) -> dict[str, Any]:
         address = collector.addresses["grpc"]
         pusher = Pusher(address, SOURCE, stamp=False)
         await pusher.push(rate=100, seconds=0.05)
-        bridge = start_server("bridge", address, cores=settings.plan.server, extra=staleness)
+        extra = (*staleness, *settings.overload_bridge_args)
+        bridge = start_server("bridge", address, cores=settings.plan.server, extra=extra)
         try:
             return await measure_window(bound, settings, pusher, bridge, collector)
         finally:
@@ -125,6 +127,7 @@ async def measure_window(
         "warmup": warmup,
         "seconds": seconds,
         "cores": settings.plan.describe(),
+        "bridge_args": " ".join(settings.overload_bridge_args),
         "push_rate": result["push_rate"],
         "offered_deliveries_per_s": result["push_rate"] * connected,
         "deliveries_per_s": result["deliveries_per_s"],
@@ -135,10 +138,11 @@ async def measure_window(
         "collector_cpu": collector_cpu,
         "open_after": result["open"],
         "hops": window_summary(before, after, HOPS),
-        "drops": labelled(after, "metrics_bridge_dropped_updates_total"),
-        "stage_resyncs": labelled(after, "metrics_bridge_stage_resyncs_total"),
+        "drops": labelled(after, "metrics_bridge_dropped_updates_total", STAGE_REASON),
+        "stage_resyncs": labelled(after, "metrics_bridge_stage_resyncs_total", STAGE_REASON),
         "delivered_age_s": labelled(after, "metrics_bridge_channel_delivered_age_seconds"),
         "upstream_queued_age_s": labelled(after, "metrics_bridge_upstream_queued_age_seconds"),
+        "client_queued_age_s": labelled(after, "metrics_bridge_channel_queued_age_seconds"),
         "metrics_scraped": [before is not None, after is not None],
     }
     for key in (

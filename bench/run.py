@@ -40,6 +40,7 @@ import asyncio
 import json
 import os
 import platform
+import shlex
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -114,6 +115,7 @@ class Settings:
     freshness_clients: int = 1000
     overload_seconds: float = 15.0
     overload_warmup: float = 5.0
+    overload_bridge_args: list[str] = field(default_factory=list)
     budget_seconds: float = 20.0
     capacity_budget: float = 360.0
 
@@ -591,6 +593,11 @@ def parse_args(argv: list[str] | None) -> Settings:
         help="seconds of overload before its window opens (queues fill up)",
     )
     parser.add_argument(
+        "--overload-bridge-args",
+        default="",
+        help="more bridge options in the overload section, e.g. '--send-buffer-bytes 16384'",
+    )
+    parser.add_argument(
         "--budget-seconds",
         type=float,
         default=20.0,
@@ -636,6 +643,7 @@ def parse_args(argv: list[str] | None) -> Settings:
         freshness_clients=args.freshness_clients,
         overload_seconds=args.overload_seconds,
         overload_warmup=args.overload_warmup,
+        overload_bridge_args=shlex.split(args.overload_bridge_args),
         budget_seconds=args.budget_seconds,
         capacity_budget=args.capacity_budget,
     )

@@ -55,7 +55,9 @@ def test_a_window_leaves_out_what_was_observed_before_it() -> None:
 
 def test_counters_are_named_by_their_label_values() -> None:
     samples = parse(exposition((0, 0, 0), 0.0, drops=7))
-    assert labelled(samples, "metrics_bridge_dropped_updates_total") == {"client/stale": 7.0}
+    drops = "metrics_bridge_dropped_updates_total"
+    assert labelled(samples, drops, ("stage", "reason")) == {"client/stale": 7.0}
+    assert labelled(samples, drops) == {"stale/client": 7.0}
     assert labelled(None, "metrics_bridge_dropped_updates_total") == {}
 
 
