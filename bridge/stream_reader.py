@@ -12,9 +12,12 @@ Rules:
   order; `received_at` is the `clock` (monotonic, the loop's) when the
   thread read the message off the stream.
 - The loop takes events in drain passes. A pass takes at most what was
-  queued when it started, so it ends even while the thread keeps feeding;
-  after each pass that delivered anything, `drained()` runs (the hub
-  releases what it held back for staleness there).
+  queued when it started, so it ends even while the thread keeps feeding,
+  and stops once it has run `budget` seconds (by `clock`), leaving the rest
+  to the next pass, so that the frames it made are flushed meanwhile rather
+  than wait for a long pass to end. After each pass that delivered
+  anything, `drained()` runs (the hub releases what it held back for
+  staleness there).
 - `oldest_received()` is the receive time of the oldest event still queued
   (None when none is): the age of what waits at the hand-off.
 - At most `limit` events wait for the loop; a full queue blocks the reading
@@ -35,7 +38,10 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Protocol
 
-__all__ = ["StreamCall", "StreamReader"]
+__all__ = ["PASS_BUDGET", "StreamCall", "StreamReader"]
+
+PASS_BUDGET = 0.05
+"""Seconds a drain pass may run before it lets the loop flush what it made."""
 
 
 class StreamCall(Protocol):
@@ -60,11 +66,13 @@ class StreamReader:
         limit: int = 1024,
         clock: Callable[[], float] = time.monotonic,
         drained: Callable[[], None] = _nothing,
+        budget: float = PASS_BUDGET,
     ) -> None:
         self.start = start
         self.deliver = deliver
         self.clock = clock
         self.drained = drained
+        self.budget = budget
         self._events: queue.Queue[tuple[bytes, float]] = queue.Queue(maxsize=limit)
         self._woken = False
         self._lock = threading.Lock()
@@ -78,7 +86,9 @@ class StreamReader:
         def finish(error: BaseException | None) -> None:
             if ended.done():
                 return
-            self._drain(call, ended)
+            if self._drain(loop, call, ended):
+                loop.call_soon(finish, error)
+                return
             if ended.done():
                 return
             if error is None:
@@ -119,7 +129,7 @@ class StreamReader:
             if self._woken:
                 return
             self._woken = True
-        loop.call_soon_threadsafe(self._drain, call, ended)
+        loop.call_soon_threadsafe(self._drain, loop, call, ended)
 
     def oldest_received(self) -> float | None:
         """When the oldest event still waiting for the loop was read; None if none waits."""
@@ -127,23 +137,29 @@ class StreamReader:
             waiting = self._events.queue
             return waiting[0][1] if waiting else None
 
-    def _drain(self, call: StreamCall, ended: asyncio.Future[None]) -> None:
+    def _drain(
+        self, loop: asyncio.AbstractEventLoop, call: StreamCall, ended: asyncio.Future[None]
+    ) -> bool:
+        """One pass; True when it left events queued (another pass is scheduled)."""
         with self._lock:
             self._woken = False
+        deadline = self.clock() + self.budget
+        left = self._events.qsize()
         taken = 0
-        for _ in range(self._events.qsize()):
-            if ended.done():
-                break
+        while left and not ended.done():
             try:
                 event, received = self._events.get_nowait()
             except queue.Empty:
                 break
+            left -= 1
             taken += 1
             try:
                 self.deliver(event, received)
             except BaseException as exc:
                 call.cancel()
                 ended.set_exception(exc)
+            if self.clock() >= deadline:
+                break
         if taken:
             try:
                 self.drained()
@@ -151,3 +167,7 @@ class StreamReader:
                 call.cancel()
                 if not ended.done():
                     ended.set_exception(exc)
+        more = not ended.done() and not self._events.empty()
+        if more:
+            self._wake(loop, call, ended)
+        return more

@@ -239,9 +239,8 @@ class Upstream:
         name = self.name
 
         def deliver(message: bytes, received: float) -> None:
-            now = self.clock()
             for data in events_of(message):
-                self.hub.apply_event(name, data, now, received)
+                self.hub.apply_event(name, data, self.clock(), received)
 
         def drained() -> None:
             self.hub.release_held(self.clock())

@@ -119,18 +119,17 @@ async def test_each_event_carries_the_clock_reading_of_its_read_and_passes_end_w
 ):
     call = FakeCall([str(i).encode() for i in range(200)])
     call.release_all()
-    stamps = itertools.count(1000)
     seen: list[tuple[bytes, float] | str] = []
     reader = StreamReader(
         lambda: call,
         lambda event, received: seen.append((event, received)),
-        clock=lambda: float(next(stamps)),
+        clock=lambda: 1000.0 + call.read,  # the thread stamps event i once it read i + 1
         drained=lambda: seen.append("drained"),
     )
     async with asyncio.timeout(scaled(10)):
         await reader.run()
     events = [item for item in seen if item != "drained"]
-    assert events == [(str(i).encode(), 1000.0 + i) for i in range(200)]
+    assert events == [(str(i).encode(), 1001.0 + i) for i in range(200)]
     assert seen[-1] == "drained"
     assert seen[0] != "drained", "a pass that delivered nothing calls drained()"
     for i, item in enumerate(seen[:-1]):
@@ -189,3 +188,21 @@ async def test_the_oldest_queued_event_tells_its_receive_time() -> None:
     async with asyncio.timeout(scaled(10)):
         await task
     assert reader.oldest_received() is None
+
+
+async def test_a_pass_stops_at_its_time_budget_and_the_next_one_goes_on_in_order() -> None:
+    call = FakeCall([str(i).encode() for i in range(30)])
+    call.release_all()
+    seen: list[bytes | str] = []
+    reader = StreamReader(
+        lambda: call,
+        lambda event, received: seen.append(event),
+        drained=lambda: seen.append("drained"),
+        budget=0.0,
+    )
+    async with asyncio.timeout(scaled(10)):
+        await reader.run()
+    assert [item for item in seen if item != "drained"] == call.events
+    assert seen == [item for event in call.events for item in (event, "drained")], (
+        "with no budget, every pass delivers one message"
+    )
