@@ -213,7 +213,9 @@ def _overload_lines(rows: list[dict[str, Any]]) -> list[str]:
         f"with the --max-staleness shown (0: off, the behaviour before issue 13)"
         f"{'; bridge options ' + first['bridge_args'] if first.get('bridge_args') else ''}. "
         f"{cores}. "
-        "Latency: receive time minus the update's publish time, resync snapshots included, "
+        f"Latency, on {first.get('timing_clients', '-')} of the clients in a load process of "
+        "their own (light, so it reads as data arrives): receive time minus the update's "
+        "publish time, resync snapshots included, "
         "split at the collector's stamp (when it applied the Push) into the Push hop and "
         "collector -> client, the part the staleness bounds govern. RSS in MB at the "
         "window's start -> end (max).",

@@ -4,10 +4,11 @@ For each bound in `BOUNDS` (0 first: off, the behaviour before issue 13), a
 fresh collector and bridge both run with `--max-staleness BOUND`, the bridge
 pinned like every server under test (bench.pinning). The pusher streams
 batches through one Push call as fast as the collector takes them; after
-`--overload-warmup` seconds (the queues fill up) the load client counts
-deliveries for `--overload-seconds` and times the updates and resync
-snapshots its timing clients receive (receive time minus publish time, split
-at the collector's stamp into the Push hop and the rest). Bridge and
+`--overload-warmup` seconds (the queues fill up) two load processes count
+deliveries for `--overload-seconds`: one holds all clients but
+`TIMING_CLIENTS`, the other those, which time every update and resync
+snapshot they receive (receive time minus publish time, split at the
+collector's stamp into the Push hop and the rest). Bridge and
 collector RSS are read before the overload (idle) and sampled through the
 window, the collector's CPU too; the bridge's /metrics is read at the
 window's start and end: hop histograms over the window, drops by stage and
@@ -43,6 +44,10 @@ __all__ = ["BOUNDS", "measure_overload"]
 BOUNDS = (0.0, 1.0)
 FLAT_OUT = 1e9  # updates/s: the pusher never waits, gRPC flow control paces it
 SAMPLE_EVERY = 0.5
+# Clients that time what they receive, in a load process of their own: light enough to
+# read as soon as data arrives, so their figures are the servers' and not a backlog of the
+# process that counts the other clients (which falls behind on the shared core).
+TIMING_CLIENTS = 20
 STAGE_REASON = ("stage", "reason")
 HOPS = {key: metric for key, metric, _ in BUDGET_HOPS}
 
@@ -94,10 +99,11 @@ async def measure_window(
 ) -> dict[str, Any]:
     url = bridge.addresses["url"]
     await wait_for_channel(url, CHANNEL)
-    load = await LoadProcess.start(
-        url, CHANNEL, settings.freshness_clients, "none", settings.latency_clients
-    )
+    timers = min(TIMING_CLIENTS, settings.freshness_clients // 2)
+    load = await LoadProcess.start(url, CHANNEL, settings.freshness_clients - timers, "none", 0)
+    timing: LoadProcess | None = None
     try:
+        timing = await LoadProcess.start(url, CHANNEL, timers, "none", timers)
         await settle(bridge.pid)
         warmup, seconds = settings.overload_warmup, settings.overload_seconds
         opens = time.time() + warmup
@@ -106,8 +112,9 @@ async def measure_window(
             {"bridge": psutil.Process(bridge.pid), "collector": psutil.Process(collector.pid)}
         )
         idle = {name: p.memory_info().rss for name, p in inside.processes.items()}
-        window = asyncio.create_task(
-            load.window("latency", pusher, FLAT_OUT, seconds, warmup, bridge.pid)
+        windows = asyncio.gather(
+            load.window("count", pusher, FLAT_OUT, seconds, warmup, bridge.pid),
+            timing.window("latency", None, 0, seconds, warmup),
         )
         await asyncio.sleep(max(0.0, opens - time.time()))
         collector_cpu = cpu_seconds(inside.processes["collector"])
@@ -116,27 +123,32 @@ async def measure_window(
         collector_cpu = (cpu_seconds(inside.processes["collector"]) - collector_cpu) / seconds
         after = await try_scrape(metrics_url(url))
         before = await scraping
-        result = await window
+        result, timed = await windows
     finally:
+        if timing is not None:
+            await timing.close()
         await load.close()
-    connected = load.ready["clients"]
+    connected = load.ready["clients"] + timing.ready["clients"]
     row: dict[str, Any] = {
         "max_staleness": bound,
         "clients": settings.freshness_clients,
         "connected": connected,
+        "timing_clients": timing.ready["clients"],
         "warmup": warmup,
         "seconds": seconds,
         "cores": settings.plan.describe(),
         "bridge_args": " ".join(settings.overload_bridge_args),
         "push_rate": result["push_rate"],
         "offered_deliveries_per_s": result["push_rate"] * connected,
-        "deliveries_per_s": result["deliveries_per_s"],
-        "latency_samples": result["updates_timed"],
-        "resyncs_timed": result.get("resyncs_timed", 0),
+        "deliveries_per_s": result["deliveries_per_s"] + timed["deliveries_per_s"],
+        "timing_deliveries_per_s": timed["deliveries_per_s"],
+        "latency_samples": timed["updates_timed"],
+        "resyncs_timed": timed.get("resyncs_timed", 0),
         "bridge_cpu": result["server_cpu"],
         "load_cpu": result["load_cpu"],
+        "timing_load_cpu": timed["load_cpu"],
         "collector_cpu": collector_cpu,
-        "open_after": result["open"],
+        "open_after": result["open"] + timed["open"],
         "hops": window_summary(before, after, HOPS),
         "drops": labelled(after, "metrics_bridge_dropped_updates_total", STAGE_REASON),
         "stage_resyncs": labelled(after, "metrics_bridge_stage_resyncs_total", STAGE_REASON),
@@ -155,7 +167,7 @@ async def measure_window(
         "after_stamp_p50_ms",
         "after_stamp_p99_ms",
     ):
-        row[key] = result.get(key)
+        row[key] = timed.get(key)
     for name in ("bridge", "collector"):
         row[f"{name}_rss_idle"] = idle[name]
         row[f"{name}_rss_start"] = inside.first.get(name)

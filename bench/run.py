@@ -651,12 +651,15 @@ def parse_args(argv: list[str] | None) -> Settings:
 
 def kept_sections(data: dict[str, Any], previous: Path, ran: list[str]) -> dict[str, Any]:
     """`data` with the results of the sections not run taken from `previous` (a latest.json),
-    when some were not run and it exists; their times say when they were measured."""
+    when some were not run and it exists; their times say when they were measured. Kept
+    fan-out rows keep the settings and machine that the table's header describes."""
     skipped = [name for name in SECTIONS if name not in ran]
     if not skipped or not previous.exists():
         return data
     old = json.loads(previous.read_text())
     merged = dict(data)
+    if "fanout" in skipped and old.get("runs"):
+        merged["settings"], merged["machine"] = old["settings"], old["machine"]
     merged["section_times"] = {
         **{k: v for k, v in old.get("section_times", {}).items() if k in skipped},
         **data["section_times"],

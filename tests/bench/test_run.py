@@ -33,14 +33,23 @@ def test_a_partial_run_keeps_the_other_sections_of_the_last_results(tmp_path: Pa
         json.dumps(
             {
                 "runs": [{"server": "bridge"}],
+                "settings": {"clients": [100]},
+                "machine": {"started": "then"},
                 "overload": [{"old": True}],
                 "section_times": {"fanout": {"seconds": 500}, "overload": {"seconds": 60}},
             }
         )
     )
-    new = {"runs": [], "overload": [{"new": True}], "section_times": {"overload": {"seconds": 70}}}
+    new = {
+        "runs": [],
+        "settings": {"clients": [20]},
+        "machine": {"started": "now"},
+        "overload": [{"new": True}],
+        "section_times": {"overload": {"seconds": 70}},
+    }
     merged = kept_sections(new, previous, ["overload"])
     assert merged["runs"] == [{"server": "bridge"}]
+    assert (merged["settings"], merged["machine"]) == ({"clients": [100]}, {"started": "then"})
     assert merged["overload"] == [{"new": True}]
     assert merged["section_times"] == {"fanout": {"seconds": 500}, "overload": {"seconds": 70}}
     assert kept_sections(new, previous, list(SECTIONS)) is new
