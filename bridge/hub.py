@@ -34,17 +34,23 @@ Rules:
   Upstream state changes reach subscribers as Status; a removed source gets
   Status REMOVED and its subscriptions end. Catalog changes are sent to every
   client on the next tick, at most once per tick.
-- Staleness at the hand-off (`max_staleness` seconds, 0 = off): an event
-  read off the stream longer ago than that is applied at once (state, ring
-  and position stay exact) but its frames are held, as are those of every
-  later event of its channel, until `release_held` (after each drain pass
-  of the stream reader). The release publishes each held channel to its pool
-  with one frame: a lone held event as it came; more as one update merged
-  from where the pool was, or the latest snapshot when the ring cannot
-  bridge that, marked RESYNC_REASON_STALE and counted in `Counters.drops` /
-  `stage_resyncs` as ("handoff", "stale"). Status frames are never held;
-  rate-tier members are left to their tick. A snapshot the collector marked
-  is counted as ("collector", its reason), with the updates it replaced.
+- The hand-off, with the staleness bound on (`max_staleness` seconds; 0 =
+  off, every event published as it is applied): events read off a stream
+  are applied at once (state, ring and position stay exact), but their
+  frames are held until `release_held`, after each drain pass of the stream
+  reader, which publishes each held channel to its pool with one frame. So a
+  channel goes out once per pass, latest wins: a lone event as it came; more
+  as one update merged from where the pool was (the net change), or the
+  latest snapshot when the ring cannot bridge that. A bridge that keeps up
+  has one event per channel per pass and changes nothing; one that falls
+  behind sends the latest state instead of a queue of old steps, and its
+  drain passes catch up. The merged frame is marked RESYNC_REASON_STALE
+  when a held event was read longer than `max_staleness` before it was
+  applied. Counted in `Counters.drops` as ("handoff", "stale") or
+  ("handoff", "coalesced"), and `stage_resyncs` ("handoff", "stale") for the
+  marked ones. Status frames are never held; rate-tier members are left to
+  their tick. A snapshot the collector marked is counted as ("collector",
+  its reason), with the updates it replaced.
 - Hop delays (`hops`, bridge/hops.py) are observed per event; each
   channel's `delivered_ages` is the age of its newest data when published.
 - `tick(now)` runs each client's timers, in this order: close it if its pong
@@ -216,6 +222,9 @@ class _Held:
     before: Position | None
     first: Frame
     count: int
+    stale: bool
+    mark: int
+    """The ResyncReason the collector marked the first held snapshot with (0: none)."""
 
 
 class Hub:
@@ -485,9 +494,9 @@ class Hub:
     ) -> None:
         """Take one raw CollectorEvent; bad data asks for a resync (`resyncs_wanted`).
 
-        `received`: when it was read off the stream (the clock of `now`). An
-        event older than `max_staleness` is applied but its frames are held
-        until `release_held`, as is every later one of its channel until then.
+        `received`: when it was read off the stream (the clock of `now`).
+        With the staleness bound on, such an event is applied but its frames
+        are held until `release_held`, which sends its channel once.
         """
         self.counters.upstream_events += 1
         stale = False
@@ -507,11 +516,11 @@ class Hub:
                 self.hops.upstream.observe((read_ms - channel.time_unix_ms) / 1000)
             if outcome.revived:
                 self._set_state(channel, UpstreamState.UPSTREAM_STATE_LIVE, "", now)
-            held = self._held.get(channel.name)
-            if held is not None and held.channel is not channel:
-                held = None  # a channel of that name that was removed meanwhile
-            if stale or held is not None:
-                self._hold(outcome, held)
+            if received is not None and self.max_staleness > 0:
+                held = self._held.get(channel.name)
+                if held is not None and held.channel is not channel:
+                    held = None  # a channel of that name that was removed meanwhile
+                self._hold(outcome, held, stale)
                 return
             self._delivered(channel)
             self.publish(outcome.frame, now)
@@ -523,26 +532,30 @@ class Hub:
         elif isinstance(outcome, Resync):
             self._want_resync(outcome)
 
-    def _hold(self, outcome: Published, held: _Held | None) -> None:
-        """Keep back the frames of a stale event: its channel goes out once, at release."""
+    def _hold(self, outcome: Published, held: _Held | None, stale: bool) -> None:
+        """Keep back the frames of an event: its channel goes out once, at release."""
         frame = outcome.frame
         count = 1 + len(outcome.then)
         if held is None:
             before = None
             if frame.kind is FrameKind.UPDATE:
                 before = Position(frame.epoch, frame.seq - 1)
-            self._held[outcome.channel.name] = _Held(outcome.channel, before, frame, count)
+            self._held[outcome.channel.name] = _Held(
+                outcome.channel, before, frame, count, stale, outcome.resync
+            )
         else:
             held.count += count
+            held.stale = held.stale or stale
 
     def release_held(self, now: float) -> None:
-        """Publish each held channel with one frame: the latest state, marked STALE.
+        """Publish each held channel with one frame: its latest state.
 
         One held event goes out as it came. More go out as one update merged
         from where the pool was (`merged_frame`) when the ring bridges it,
-        else as the latest snapshot; either is marked `RESYNC_REASON_STALE`
-        and counted as a hand-off drop and resync. A channel removed
-        meanwhile, or with no pool, gets nothing.
+        else as the latest snapshot; marked `RESYNC_REASON_STALE` and counted
+        as a stale hand-off drop and resync if one of them was stale, else
+        counted as coalesced. A channel removed meanwhile, or with no pool,
+        gets nothing.
         """
         if not self._held:
             return
@@ -553,14 +566,20 @@ class Hub:
                 continue
             frame = record.first
             if record.count > 1:
+                reason = "stale" if record.stale else "coalesced"
                 merged = None if record.before is None else channel.merged_frame(record.before)
                 if merged is not None:
-                    frame = with_resync(merged, STALE)
-                    self.counters.dropped("handoff", "stale", record.count - 1)
+                    frame = with_resync(merged, STALE) if record.stale else merged
+                    self.counters.dropped("handoff", reason, record.count - 1)
                 else:
-                    frame = channel.resync_frame(STALE)
-                    self.counters.dropped("handoff", "stale", record.count)
-                self.counters.resynced("handoff", "stale")
+                    mark = STALE if record.stale else record.mark
+                    frame = channel.resync_frame(mark) if mark else channel.snapshot_frame()
+                    if record.before is not None:
+                        self.counters.dropped("handoff", reason, record.count)
+                    else:  # the first held frame was a snapshot: it replaced no update
+                        self.counters.dropped("handoff", reason, record.count - 1)
+                if record.stale:
+                    self.counters.resynced("handoff", "stale")
             self._delivered(channel)
             self.publish(frame, now)
 

@@ -1,8 +1,9 @@
 """Hub: the hand-off's staleness bound (issue 13), with plain sinks and fake times.
 
-An event read off the stream more than `max_staleness` before the loop applies
-it is folded into the channel at once, but its channel goes out only at
-`release_held`, with one frame marked RESYNC_REASON_STALE.
+Events read off the stream are folded into the channel at once, but their
+channel goes out only at `release_held` (the end of the drain pass), with one
+frame: merged when there were several, and marked RESYNC_REASON_STALE when one
+of them had waited longer than `max_staleness`.
 """
 
 from __future__ import annotations
@@ -68,19 +69,37 @@ def push(hub: Hub, first: int, count: int, now: float, received: float) -> None:
         hub.apply_event("col", event, now, received)
 
 
-def test_fresh_events_are_published_one_by_one_as_today() -> None:
+def test_fresh_events_each_in_its_own_drain_pass_are_published_one_by_one_as_today() -> None:
     hub = staleness_hub(1.0)
     sink, _ = follower(hub)
-    push(hub, 1, 3, now=10.0, received=9.5)
+    for seq in (1, 2, 3):
+        push(hub, seq, 1, now=10.0, received=9.5)
+        hub.release_held(10.0)
     messages = sink.drain()
     assert [(m.update.seq, m.first_seq, m.resync) for m in messages] == [
         (1, 0, 0),
         (2, 0, 0),
         (3, 0, 0),
     ]
-    hub.release_held(10.0)
-    assert sink.drain() == []
     assert hub.counters.drops == {}
+
+
+def test_fresh_events_of_one_channel_in_one_drain_pass_go_out_merged_and_unmarked() -> None:
+    hub = staleness_hub(1.0)
+    sink, view = follower(hub)
+    every = staleness_hub(0.0)
+    every_sink, every_view = follower(every)
+    push(hub, 1, 3, now=10.0, received=9.5)
+    push(every, 1, 3, now=10.0, received=9.5)
+    assert sink.pending == [], "a pass's frames wait for its end"
+    hub.release_held(10.0)
+    messages = sink.drain()
+    assert [(m.update.seq, m.first_seq, m.resync) for m in messages] == [(3, 1, 0)]
+    apply(view, messages)
+    apply(every_view, every_sink.drain())
+    assert state(view) == state(every_view)
+    assert hub.counters.drops == {("handoff", "coalesced"): 2}
+    assert hub.counters.stage_resyncs == {}
 
 
 def test_stale_events_are_applied_at_once_and_go_out_at_release_as_one_marked_merged_update() -> (
@@ -149,7 +168,8 @@ def test_a_fresh_event_after_stale_ones_of_its_channel_waits_for_the_release_too
     hub.release_held(10.0)
     assert [(m.update.seq, m.first_seq, m.resync) for m in sink.drain()] == [(3, 1, STALE)]
     push(hub, 4, 1, now=10.0, received=9.9)
-    assert [(m.update.seq, m.first_seq) for m in sink.drain()] == [(4, 0)]
+    hub.release_held(10.0)
+    assert [(m.update.seq, m.first_seq, m.resync) for m in sink.drain()] == [(4, 0, 0)]
 
 
 def test_a_bound_of_zero_holds_nothing() -> None:
@@ -212,6 +232,7 @@ def test_a_snapshot_the_collector_marked_counts_as_a_collector_resync() -> None:
     snapshot = collector_pb2.CollectorEvent.FromString(snapshot_event("svc", 7, 12, {1: 9.0}))
     snapshot.resync = OVERFLOW
     hub.apply_event("col", snapshot.SerializeToString(), 10.0, 9.9)
+    hub.release_held(10.0)
     messages = sink.drain()
     assert [(m.snapshot.seq, m.resync) for m in messages] == [(12, OVERFLOW)]
     assert hub.counters.drops == {("collector", "overflow"): 12}
@@ -224,6 +245,7 @@ def test_hop_delays_and_the_delivered_age_are_measured_per_event() -> None:
     update = metrics_pb2.Update(source="svc", epoch=7, seq=1, time_unix_ms=9_000)
     event = collector_pb2.CollectorEvent(update=update).SerializeToString()
     hub.apply_event("col", event, 5.0, 4.75)
+    hub.release_held(5.0)
     assert hub.hops.handoff.count == 1
     assert hub.hops.handoff.sum == 0.25
     assert hub.hops.upstream.sum == 0.75  # read at 9,750 ms wall, made at 9,000
