@@ -32,7 +32,8 @@ histograms are plain counts the core keeps). Every name starts with
   `collector` (its queue for this bridge; counted from the marked snapshots
   it sends), `handoff` (the bridge's upstream queue, bridge/hub.py) or
   `client` (a client's outbound buffer); `reason` is `stale` (past
-  --max-staleness) or `overflow` (a count or byte bound).
+  --max-staleness), `overflow` (a count or byte bound) or `coalesced`
+  (merged, unmarked, at the hand-off of a bridge that fell behind).
 - `channel_delivered_age_seconds{channel}`: how old the channel's newest
   data (its `time_unix_ms`) was when the bridge last published it to the
   channel's full-rate subscribers.
