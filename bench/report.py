@@ -224,9 +224,17 @@ def render(data: dict[str, Any]) -> str:
     if data.get("capacity"):
         lines += capacity_lines(data["capacity"])
     times = data.get("section_times") or {}
-    spent = ", ".join(f"{name} {t['seconds']:.0f} s ({t['finished']})" for name, t in times.items())
+    spent = ", ".join(
+        f"{name} {t['seconds']:.0f} s (finished {t['finished']}, load average "
+        f"{_load(t.get('load_average_before'))} -> {_load(t.get('load_average'))})"
+        for name, t in times.items()
+    )
     lines += ["", f"Total run time {data.get('elapsed_s', 0):.0f} s. Sections: {spent}.", ""]
     return "\n".join(lines)
+
+
+def _load(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
 
 
 def _placement(settings: dict[str, Any]) -> str:

@@ -466,12 +466,12 @@ async def run(settings: Settings) -> Results:
             ("capacity", measure_capacity_section),
         ):
             if name in chosen:
-                began = time.monotonic()
+                began, load = time.monotonic(), os.getloadavg()[0]
                 await measure(settings, results)
-                timed(results, name, began)
+                timed(results, name, began, load)
     if "pipeline" not in chosen:
         return results
-    began = time.monotonic()
+    began, load = time.monotonic(), os.getloadavg()[0]
     if settings.pipeline_subscribers:
         print("pipeline (Push -> collector -> bridge -> WebSocket client):", flush=True)
     for subscribers in settings.pipeline_subscribers:
@@ -483,7 +483,7 @@ async def run(settings: Settings) -> Results:
             f"{row['collector_cpu_us_per_event']:.0f} us CPU per event",
             flush=True,
         )
-    timed(results, "pipeline", began)
+    timed(results, "pipeline", began, load)
     return results
 
 
@@ -499,12 +499,13 @@ async def measure_capacity_section(settings: Settings, results: Results) -> None
     )
 
 
-def timed(results: Results, section: str, began: float) -> None:
-    """Record and print how long `section` took, and the load average after it."""
+def timed(results: Results, section: str, began: float, load: float | None = None) -> None:
+    """Record and print how long `section` took, and the load average before and after it."""
     seconds = time.monotonic() - began
     results.section_times[section] = {
         "seconds": seconds,
         "finished": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "load_average_before": load,
         "load_average": os.getloadavg()[0],
     }
     print(f"  ({section}: {seconds:.0f} s)", flush=True)
@@ -522,17 +523,17 @@ async def measure_fanout_and_memory(settings: Settings, results: Results) -> Non
         pusher = Pusher(address, SOURCE)
         await pusher.push(rate=100, seconds=0.05)
         if "fanout" in settings.sections:
-            began = time.monotonic()
+            began, load = time.monotonic(), os.getloadavg()[0]
             for kind in settings.servers:
                 print(f"{kind}:", flush=True)
                 await measure_server(kind, settings, address, pusher, results)
-            timed(results, "fanout", began)
+            timed(results, "fanout", began, load)
         if "memory" in settings.sections:
-            began = time.monotonic()
+            began, load = time.monotonic(), os.getloadavg()[0]
             print("memory and bytes:", flush=True)
             await measure_rss(settings, address, results)
             await measure_host_bytes(settings, address, results)
-            timed(results, "memory", began)
+            timed(results, "memory", began, load)
     finally:
         collector.stop()
 
@@ -675,12 +676,12 @@ def main(argv: list[str] | None = None) -> int:
     settings = parse_args(argv)
     began = time.monotonic()
     results = asyncio.run(run(settings))
+    results.machine["load_average_at_end"] = os.getloadavg()
     data = asdict(results)
     data["elapsed_s"] = time.monotonic() - began
     data = kept_sections(data, settings.out / "latest.json", settings.sections)
     data["verdicts"] = verdicts(data)
     data["goal"] = goal(data)
-    data["machine"]["load_average_at_end"] = os.getloadavg()
     text = render(data)
     print()
     print(text)
