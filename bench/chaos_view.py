@@ -3,9 +3,11 @@
 Rules (docs/protocol.md, "Resuming"):
 - A Snapshot replaces the state and sets the position; an Update's values
   are full (`ids`/`numbers`) or whole-number changes (`delta_ids`/`deltas`).
-- An Update must continue the position: same epoch, seq + 1. Anything else
-  (a gap, a duplicate, another epoch) is counted in `gaps` and never applied
-  silently; the view then waits for the next snapshot.
+- An Update must continue the position: same epoch, seq + 1; a merged update
+  (`ServerMessage.first_seq`, sent by a bridge that fell behind or to a rate
+  tier) continues it when the position is (epoch, first_seq - 1). Anything
+  else (a gap, a duplicate, another epoch) is counted in `gaps` and never
+  applied silently; the view then waits for the next snapshot.
 - After a resume, Subscribed(recovered=true) is followed by the missed
   updates; recovered=false by a snapshot: a *fallback*, counted apart when
   the snapshot's epoch differs from the one the client had (the collector
@@ -55,7 +57,7 @@ class ChannelView:
         elif body == "snapshot":
             self._snapshot(message.snapshot)
         elif body == "update":
-            self._update(message.update)
+            self._update(message.update, message.first_seq)
 
     def _subscribed(self, ack: bridge_pb2.Subscribed) -> None:
         if self.position is None or self._broken:
@@ -81,10 +83,10 @@ class ChannelView:
         self._broken = False
         self._record()
 
-    def _update(self, update: metrics_pb2.Update) -> None:
+    def _update(self, update: metrics_pb2.Update, first_seq: int = 0) -> None:
         if self._broken:
             return
-        if self.position != (update.epoch, update.seq - 1):
+        if self.position != (update.epoch, (first_seq or update.seq) - 1):
             self.gaps += 1
             if len(self.problems) < 5:
                 self.problems.append(

@@ -39,6 +39,19 @@ def test_updates_that_continue_the_position_apply() -> None:
     assert (view.position, view.state, view.gaps) == ((7, 1), {1: 2.0}, 0)
 
 
+def test_a_merged_update_continues_the_position_before_its_first_seq() -> None:
+    view = ChannelView(CHANNEL)
+    view.take(snapshot(7, 0, {1: 1.0}))
+    merged = update(7, 3, {1: 4.0})
+    merged.first_seq = 1
+    view.take(merged)
+    assert (view.position, view.state, view.gaps) == ((7, 3), {1: 4.0}, 0)
+    late = update(7, 5, {1: 6.0})
+    late.first_seq = 5
+    view.take(late)
+    assert view.gaps == 1, "a merged update from seq 5 does not continue (7, 3)"
+
+
 def test_whole_number_changes_add_to_the_held_value() -> None:
     view = ChannelView(CHANNEL)
     view.take(snapshot(7, 0, {1: 10.0, 2: 5.0}))
