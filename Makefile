@@ -84,8 +84,22 @@ lint: install web-deps
 
 # Fan-out to 100/1,000/5,000 clients vs the Node ws, broadcast(), naive and raw
 # baselines; a few minutes. BENCH_ARGS passes options (python -m bench --help).
-bench: install bench-deps
-	ulimit -n 20000 2>/dev/null || true; $(PY) -m bench $(BENCH_ARGS)
+# Then the capacity sweep (--capacity-budget, 6 minutes) and PNG charts.
+BENCH_STAMP := $(VENV)/.installed-bench
+bench: install bench-deps $(BENCH_STAMP)
+	ulimit -n 65536 2>/dev/null || ulimit -n 20000 2>/dev/null || true; \
+	$(PY) -m bench $(BENCH_ARGS)
+
+# The capacity sweep alone: replaces that section of bench/results/latest.*.
+.PHONY: bench-capacity
+bench-capacity: install $(BENCH_STAMP)
+	ulimit -n 65536 2>/dev/null || ulimit -n 20000 2>/dev/null || true; \
+	$(PY) -m bench --sections capacity $(BENCH_ARGS)
+
+# matplotlib for bench/charts.py (the [soak] extra, which bench/soak.py plots with).
+$(BENCH_STAMP): pyproject.toml
+	PYTHONWARNINGS=ignore::UserWarning $(PY) -m pip install -q -e '.[dev,soak]'
+	touch $(BENCH_STAMP)
 
 # The Node ws baseline's npm packages, from bench/node/package-lock.json.
 bench-deps: $(BENCH_DEPS)

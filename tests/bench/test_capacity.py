@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
@@ -130,19 +131,17 @@ def test_the_body_tag_is_read_past_the_channel() -> None:
     assert body_tag(bare + b"\x00", 0, len(bare) + 1) == 0x52
 
 
-def point(clients: int, passed: bool, **figures: float) -> Point:
-    values: dict[str, float] = dict(
-        bridge_cpu=0.5, load_cpu=0.4, load_cpu_max=0.2, machine_cpu=0.5, p99_ms=40.0
-    )
-    values.update(figures)
-    return Point(
+def point(clients: int, passed: bool, **figures: Any) -> Point:
+    measured = Point(
         scenario="1ch-1hz", clients=clients, connected=clients, failed=0, open_after=clients,
-        p50_ms=10.0, max_ms=200.0, latency_samples=100, updates_per_client_s=1.0, resyncs=0,
-        bridge_rss=100 * 2**20, collector_cpu=0.01, connect_s=1.0, passed=passed, **values,
+        p50_ms=10.0, p99_ms=40.0, max_ms=200.0, latency_samples=100, updates_per_client_s=1.0,
+        resyncs=0, bridge_cpu=0.5, bridge_rss=100 * 2**20, load_cpu=0.4, load_cpu_max=0.2,
+        collector_cpu=0.01, machine_cpu=0.5, connect_s=1.0, passed=passed,
     )  # fmt: skip
+    return replace(measured, **figures)
 
 
-def test_clients_per_core_divides_the_best_count_by_the_bridges_cores_there() -> None:
+def test_clients_per_core_divides_the_best_count_by_the_cores_the_bridge_had() -> None:
     search = Search(start=2000, maximum=16000)
     search.record(2000, True)
     search.record(4000, False)
@@ -156,8 +155,12 @@ def test_clients_per_core_divides_the_best_count_by_the_bridges_cores_there() ->
     ]
     row = summarize(SCENARIOS[0], points, search, "converged")
     assert row["clients"] == 3000 and row["first_failure"] == 3500
-    assert row["clients_per_core"] == pytest.approx(5000)
-    assert row["limited_by"] == "load client CPU"
+    assert row["clients_per_core"] == 3000  # unpinned, 0.6 cores used: one core
+    assert row["limited_by"] == "load side CPU"
+    on_two = [replace(p, server_cores=[0, 1]) for p in points]
+    assert summarize(SCENARIOS[0], on_two, search, "converged")["clients_per_core"] == 1500
+    over_one = [replace(p, bridge_cpu=1.5) for p in points]
+    assert summarize(SCENARIOS[0], over_one, search, "converged")["clients_per_core"] == 2000
     text = "\n".join(
         capacity_lines(
             {
@@ -169,7 +172,7 @@ def test_clients_per_core_divides_the_best_count_by_the_bridges_cores_there() ->
             }
         )
     )
-    assert "| 1 update/s, 1 channel | 3,000 | 3,500 | 60% | 100 MiB | 40.0 | 40% | 5,000 |" in text
+    assert "| 1 update/s, 1 channel | 3,000 | 3,500 | 60% | 100 MiB | 40.0 | 40% | 3,000 |" in text
     assert text.count("| 1ch-1hz |") == 4
 
 
@@ -178,6 +181,13 @@ def test_what_limited_a_failing_point() -> None:
     assert limit_of(replace(failing, bridge_cpu=0.95)) == "bridge CPU"
     assert limit_of(replace(failing, machine_cpu=0.99)).startswith("machine CPU")
     assert limit_of(failing).startswith("bridge fan-out time")
+    pinned = replace(failing, server_cores=[0], core_cpu=[0.5, 0.95], machine_cpu=0.72)
+    assert limit_of(pinned).startswith("bridge fan-out time")  # core 1 busy, not with ours
+    loaded = replace(pinned, load_cpu=0.8, collector_cpu=0.15)
+    assert limit_of(loaded) == "load side CPU"
+    assert limit_of(replace(loaded, bridge_cpu=0.95)) == "bridge CPU and load side CPU"
+    assert limit_of(replace(failing, load_catch_up_s=3.0)) == "load side CPU"
+    assert limit_of(replace(failing, bridge_cpu=1.5, server_cores=[0, 1])).startswith("bridge fan")
     assert limit_of(replace(failing, connected=10)).startswith("connections")
     assert limit_of(None).startswith("none found")
 
