@@ -217,19 +217,23 @@ def _overload_lines(rows: list[dict[str, Any]]) -> list[str]:
         "their own (light, so it reads as data arrives): receive time minus the update's "
         "publish time, resync snapshots included, "
         "split at the collector's stamp (when it applied the Push) into the Push hop and "
-        "collector -> client, the part the staleness bounds govern. RSS in MB at the "
+        "collector -> client, the part the staleness bounds govern. Position advance: how "
+        "many of the channel's events a timing client's position moved per second (a "
+        "merged update or resync snapshot covers many in one delivery). RSS in MB at the "
         "window's start -> end (max).",
         "",
         "| max-staleness | offered events/s | offered deliveries/s | deliveries/s "
+        "| position advance events/s "
         "| p50 ms | p99 ms | max ms | Push hop p50 / p99 ms | collector -> client p50 / p99 ms "
         "| bridge RSS MB | collector RSS MB | bridge CPU | drops by stage/reason |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---:|---|",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---:|---|",
     ]
     for row in rows:
         drops = ", ".join(f"{k} {v:,.0f}" for k, v in sorted(row.get("drops", {}).items()))
         lines.append(
             f"| {row['max_staleness']:g} s | {row['push_rate']:,.0f} "
             f"| {row['offered_deliveries_per_s']:,.0f} | {row['deliveries_per_s']:,.0f} "
+            f"| {row.get('position_rate', 0):,.0f} "
             f"| {_ms(row.get('p50_ms'))} | {_ms(row.get('p99_ms'))} | {_ms(row.get('max_ms'))} "
             f"| {_ms(row.get('stamp_p50_ms'))} / {_ms(row.get('stamp_p99_ms'))} "
             f"| {_ms(row.get('after_stamp_p50_ms'))} / {_ms(row.get('after_stamp_p99_ms'))} "

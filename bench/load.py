@@ -22,7 +22,8 @@ permessage-deflate when negotiated), count update sizes and compare the pushed
 snapshots received inside the window: resyncs, whose data is as old as the
 gauge says), and with the data's `time_unix_ms` (the collector's stamp when
 the pusher leaves it to the collector: the Push hop before it, collector and
-server after it). Only every k-th
+server after it); `seq_advance` sums how far their positions moved (a merged
+update or a resync covers many events in one delivery). Only every k-th
 connection decodes, so at most --latency-clients connections pay for it; on
 Linux those read with recvmsg and take the kernel's receive timestamp
 (SO_TIMESTAMPNS), so the load process's own backlog does not count as latency.
@@ -83,6 +84,7 @@ class Totals:
     stamp_lags_ms: list[float] = field(default_factory=list)
     after_stamp_ms: list[float] = field(default_factory=list)
     resyncs_timed: int = 0
+    seq_advance: int = 0
     max_latency_samples: int = 500_000
 
     def active(self, now: float) -> str | None:
@@ -130,6 +132,7 @@ class LeanClient(asyncio.Protocol):
         self.synced = asyncio.get_running_loop().create_future()
         self.closed = asyncio.get_running_loop().create_future()
         self.publish_id: int | None = None
+        self.last_seq: int | None = None
         self.negotiated = ""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -289,6 +292,9 @@ class LeanClient(asyncio.Protocol):
                     if series_id == self.publish_id:
                         published = number
             stamp = data.time_unix_ms
+            if record and self.last_seq is not None and data.seq > self.last_seq:
+                totals.seq_advance += data.seq - self.last_seq
+            self.last_seq = data.seq
             if body == "snapshot":
                 if record and published is not None:
                     totals.resyncs_timed += 1
@@ -470,6 +476,7 @@ def summarize(totals: Totals, clients: list[LeanClient]) -> dict[str, object]:
             result[f"{prefix}_p50_ms"], result[f"{prefix}_p99_ms"] = cuts[49], cuts[98]
             result[f"{prefix}_mean_ms"] = statistics.fmean(values)
     result["resyncs_timed"] = totals.resyncs_timed
+    result["seq_advance"] = totals.seq_advance
     return result
 
 
@@ -504,6 +511,7 @@ async def main_async(args: argparse.Namespace) -> int:
             totals.stamp_lags_ms = []
             totals.after_stamp_ms = []
             totals.resyncs_timed = 0
+            totals.seq_advance = 0
             totals.mode, totals.opens, totals.closes = words[0], float(words[1]), float(words[2])
         elif command == "result":
             emit(summarize(totals, clients))

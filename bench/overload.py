@@ -142,6 +142,7 @@ async def measure_window(
         "offered_deliveries_per_s": result["push_rate"] * connected,
         "deliveries_per_s": result["deliveries_per_s"] + timed["deliveries_per_s"],
         "timing_deliveries_per_s": timed["deliveries_per_s"],
+        "position_rate": timed.get("seq_advance", 0) / seconds / max(1, timing.ready["clients"]),
         "latency_samples": timed["updates_timed"],
         "resyncs_timed": timed.get("resyncs_timed", 0),
         "bridge_cpu": result["server_cpu"],
@@ -189,7 +190,8 @@ async def measure_overload(settings: Settings, results: Results) -> None:
         print(
             f"  max-staleness {bound:g} s: offered {row['push_rate']:,.0f} events/s "
             f"({row['offered_deliveries_per_s']:,.0f} deliveries/s), delivered "
-            f"{row['deliveries_per_s']:,.0f}/s, p50 {row['p50_ms'] or 0:,.0f} ms p99 "
+            f"{row['deliveries_per_s']:,.0f}/s (clients' positions advanced "
+            f"{row['position_rate']:,.0f} events/s), p50 {row['p50_ms'] or 0:,.0f} ms p99 "
             f"{row['p99_ms'] or 0:,.0f} ms (Push hop p50 {row['stamp_p50_ms'] or 0:,.0f}, "
             f"collector stamp to client p99 {row['after_stamp_p99_ms'] or 0:,.0f} ms), "
             f"bridge RSS {(row['bridge_rss_start'] or 0) / 2**20:.0f} -> "

@@ -21,6 +21,7 @@ def overload_row(bound: float, p99: float, delivered: float, rss_end: float) -> 
         "push_rate": 600.0,
         "offered_deliveries_per_s": 600_000.0,
         "deliveries_per_s": delivered,
+        "position_rate": 550.0,
         "p50_ms": p99 / 2,
         "p99_ms": p99,
         "after_stamp_p99_ms": p99 - 50,
@@ -122,6 +123,6 @@ def test_the_tables_render_only_the_sections_measured() -> None:
     text = "\n".join(
         render_freshness({"overload": [overload_row(0.0, 9e3, 1e5, 1e8)], "send_threads": threads})
     )
-    assert "| 0 s | 600 | 600,000 | 100,000 |" in text
+    assert "| 0 s | 600 | 600,000 | 100,000 | 550 |" in text
     assert "client/stale 1,234" in text
     assert "| 2 | 100,000 | 9.0 | 20.0 | 90% | 50% |" in text
