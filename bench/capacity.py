@@ -17,7 +17,10 @@ Rules (Search, without sockets or clocks):
 - A point passes when every client is connected and stays open, p99 <= 100 ms,
   and no client got a resync snapshot (the bridge skipped no update). A point
   that fails on latency alone gets a second window, which decides (a burst of
-  other work on a shared machine should not end the search).
+  other work on a shared machine should not end the search). A window that
+  cannot tell (opened late, under 90 % of the updates arrived, or failed while
+  other work took over a quarter of the bridge's core) is measured again; a
+  point has at most 4 windows, and the last one is judged as it is.
 - Counts double from `start` while points pass, up to `maximum`; after the
   first failure they bisect between the best pass and the lowest failure
   until the two are within `resolution` (and one `step`) of each other.
@@ -78,7 +81,11 @@ P99_LIMIT_MS = 100.0
 COLLECTOR_NAME = "c1"
 CONNECTS_IN_FLIGHT = 80
 SATURATED = 0.9
-LATE_S = 0.5  # a share of one core (or of the machine) that counts as saturated
+LATE_S = 0.5
+OTHER_WORK = 0.25  # of a bridge core, taken by processes that are not the bench's
+WINDOWS = (
+    4  # at most, per point  # a share of one core (or of the machine) that counts as saturated
+)
 
 
 @dataclass(frozen=True)
@@ -165,8 +172,32 @@ class Point:
     core_cpu: list[float] = field(default_factory=list)  # each core's busy share
     server_cores: list[int] = field(default_factory=list)  # the bridge's, if pinned
     late_s: float = 0.0  # how late the bench opened the window
+    expected_per_client_s: float = 0.0  # updates each client should get per second
+    disturbed: str = ""  # why the window does not tell (Point.disturbance), if it does not
     passed: bool = False
     first_p99_ms: float | None = None  # when the first window failed on latency alone
+
+    def disturbance(self) -> str:
+        """Why this window cannot tell about the bridge: the bench opened it late (this
+        process was starved), fewer than 90 % of the updates arrived in it at all (a
+        stall before the bridge), or other work took over a quarter of the bridge's
+        cores while it failed. Empty when it can."""
+        if self.late_s > LATE_S:
+            return f"the bench opened the window {self.late_s:.1f} s late"
+        if self.updates_per_client_s < 0.9 * self.expected_per_client_s:
+            return "under 90 % of the updates arrived"
+        other = self.other_work_on_bridge_cores()
+        if not self.passed and other > OTHER_WORK:
+            return f"other work took {other:.0%} of a bridge core"
+        return ""
+
+    def other_work_on_bridge_cores(self) -> float:
+        """CPU (in cores) that neither the bridge nor the bench used where the bridge ran."""
+        if self.server_cores:
+            busy = sum(self.core_cpu[c] for c in self.server_cores if c < len(self.core_cpu))
+            return max(0.0, busy - self.bridge_cpu)
+        ours = self.bridge_cpu + self.load_cpu + self.collector_cpu
+        return max(0.0, sum(self.core_cpu) - ours)
 
     def judge(self) -> bool:
         self.passed = self._served() and self.p99_ms is not None and self.p99_ms <= P99_LIMIT_MS
@@ -425,8 +456,10 @@ async def measure_window(
         core_cpu=cores,
         server_cores=settings.server_cores,
         late_s=late,
+        expected_per_client_s=scenario.channels * scenario.rate,
     )
     point.judge()
+    point.disturbed = point.disturbance()
     return point
 
 
@@ -438,18 +471,19 @@ async def measure_point(
     collector: psutil.Process,
     settings: CapacitySettings,
 ) -> Point:
-    """Grow or shrink to `clients`, then one window; a point that failed on latency
-    alone is measured once more and judged on that second window (a shared
-    machine's burst should not end the search). A window the bench itself opened
-    late (starved of CPU) does not count and is measured again, up to 3 times."""
+    """Grow or shrink to `clients`, then windows until one is judged (at most 4).
+
+    A disturbed window (Point.disturbance) is measured again. A point that failed on
+    latency alone is measured once more and judged on that second window."""
     replies = await grow(loads, clients)
     first_p99: float | None = None
-    for _ in range(4):
+    for attempt in range(WINDOWS):
         point = await measure_window(scenario, clients, replies, loads, bridge, collector, settings)
-        if point.late_s > LATE_S:
-            print(f"{describe(point)} (the bench opened it {point.late_s:.1f} s late)", flush=True)
+        last = attempt == WINDOWS - 1
+        if point.disturbed and not last:
+            print(f"{describe(point)} ({point.disturbed}: measured again)", flush=True)
             continue
-        if point.passed or not point.latency_only_failure() or first_p99 is not None:
+        if point.passed or not point.latency_only_failure() or first_p99 is not None or last:
             break
         first_p99 = point.p99_ms
         print(describe(point).replace("->", "-> measured again:"), flush=True)
@@ -463,7 +497,8 @@ def describe(point: Point) -> str:
         f"    {point.clients:6,} clients: p99 {p99:>7} ms, {point.updates_per_client_s:.2f} "
         f"updates/s per client, {point.resyncs} resyncs, bridge {point.bridge_cpu:.0%} CPU "
         f"{point.bridge_rss / 2**20:.0f} MiB, load {point.load_cpu:.0%} "
-        f"(busiest {point.load_cpu_max:.0%}), machine {point.machine_cpu:.0%}, "
+        f"(busiest {point.load_cpu_max:.0%}), machine {point.machine_cpu:.0%} "
+        f"(other work on the bridge's cores {point.other_work_on_bridge_cores():.0%}), "
         f"connected in {point.connect_s:.1f} s, load caught up in {point.load_catch_up_s:.1f} s"
         f"{'' if point.connected == point.clients else f', {point.connected} connected'}"
         f" -> {'pass' if point.passed else 'FAIL'}"
@@ -624,7 +659,8 @@ def capacity_lines(capacity: dict[str, Any]) -> list[str]:
                 f"| {_ms(p['p50_ms'])} | {_ms(p['p99_ms'])} | {p['updates_per_client_s']:.2f} "
                 f"| {p['resyncs']} | {p['bridge_cpu']:.0%} | {p['bridge_rss'] / 2**20:.0f} MiB "
                 f"| {p['load_cpu']:.0%} ({p['load_cpu_max']:.0%}) | {p['collector_cpu']:.0%} "
-                f"| {p['machine_cpu']:.0%} | {'yes' if p['passed'] else '**no**'} |"
+                f"| {p['machine_cpu']:.0%} | {'yes' if p['passed'] else '**no**'}"
+                f"{' (' + p['disturbed'] + ')' if p.get('disturbed') else ''} |"
             )
     return lines
 

@@ -176,6 +176,20 @@ def test_clients_per_core_divides_the_best_count_by_the_cores_the_bridge_had() -
     assert text.count("| 1ch-1hz |") == 4
 
 
+def test_a_window_that_cannot_tell_is_disturbed() -> None:
+    clean = point(3000, True, expected_per_client_s=1.0, server_cores=[0], core_cpu=[0.6, 0.5])
+    assert clean.disturbance() == ""
+    assert "late" in replace(clean, late_s=2.0).disturbance()
+    assert "90 %" in replace(clean, updates_per_client_s=0.5).disturbance()
+    busy = replace(clean, core_cpu=[0.95, 0.5])  # 0.45 of core 0 was not the bridge's
+    assert busy.other_work_on_bridge_cores() == pytest.approx(0.45)
+    assert busy.disturbance() == ""  # it passed all the same
+    assert "other work took 45%" in replace(busy, passed=False).disturbance()
+    unpinned = replace(clean, server_cores=[], core_cpu=[0.9, 0.9], passed=False)
+    assert unpinned.other_work_on_bridge_cores() == pytest.approx(1.8 - 0.5 - 0.4 - 0.01)
+    assert "other work" in unpinned.disturbance()
+
+
 def test_what_limited_a_failing_point() -> None:
     failing = point(4000, False, p99_ms=300)
     assert limit_of(replace(failing, bridge_cpu=0.95)) == "bridge CPU"
