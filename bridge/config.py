@@ -78,7 +78,8 @@ def parse_collector(text: str) -> CollectorTarget:
 
 
 def default_send_threads() -> int:
-    return 2 if (os.cpu_count() or 1) > 1 else 1
+    """2 when the process may run on more than one core (its affinity, not the machine's)."""
+    return 2 if len(os.sched_getaffinity(0)) > 1 else 1
 
 
 @dataclass(frozen=True)

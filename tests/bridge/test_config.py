@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
-from bridge.config import BridgeConfig, CollectorTarget, Keepalive, command_line, parse_config
+from bridge.config import (
+    BridgeConfig,
+    CollectorTarget,
+    Keepalive,
+    command_line,
+    default_send_threads,
+    parse_config,
+)
 from bridge.hub import ClientPolicy
 from bridge.session import Limits, Timers
 from metrics_shared.address import Address
@@ -146,3 +155,13 @@ def test_help_shows_each_default_and_variable_and_what_is_off_unless_set() -> No
 def test_every_config_field_is_an_option() -> None:
     names = {option.name for option in command_line().options}
     assert names == set(BridgeConfig.__dataclass_fields__)
+
+
+def test_send_threads_default_follows_the_cores_the_process_may_run_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0})
+    assert default_send_threads() == 1
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
+    assert default_send_threads() == 2
