@@ -217,8 +217,8 @@ class Point:
 
 def limit_of(point: Point | None) -> str:
     """What most likely stopped a failing point: whichever of the bridge's cores and the
-    load side's were saturated, else the whole machine, else the time one event's
-    fan-out to every client takes."""
+    load side's were saturated, else what disturbed its last window, else the whole
+    machine, else the time one event's fan-out to every client takes."""
     if point is None:
         return "none found (passed at the maximum tried)"
     if point.connected < point.clients:
@@ -234,6 +234,8 @@ def limit_of(point: Point | None) -> str:
         or (point.server_cores and rest and ours >= SATURATED * len(rest))
     ):
         found.append("load side CPU")
+    if not found and point.disturbed:
+        found.append(f"undetermined ({point.disturbed})")
     if not found and point.machine_cpu >= SATURATED:
         found.append("machine CPU (other work on the cores)")
     return " and ".join(found) or "bridge fan-out time (p99 of one event's sweep)"

@@ -201,6 +201,9 @@ def test_what_limited_a_failing_point() -> None:
     assert limit_of(loaded) == "load side CPU"
     assert limit_of(replace(loaded, bridge_cpu=0.95)) == "bridge CPU and load side CPU"
     assert limit_of(replace(failing, load_catch_up_s=3.0)) == "load side CPU"
+    assert limit_of(replace(failing, disturbed="other work took 50% of a bridge core")) == (
+        "undetermined (other work took 50% of a bridge core)"
+    )
     assert limit_of(replace(failing, bridge_cpu=1.5, server_cores=[0, 1])).startswith("bridge fan")
     assert limit_of(replace(failing, connected=10)).startswith("connections")
     assert limit_of(None).startswith("none found")
