@@ -1,11 +1,11 @@
 """The bridge process: the hub, its WebSocket server, its upstreams and its timer.
 
 The node wires the parts together and owns their lifetimes:
-- the WebSocket server (websockets' asyncio API) accepts connections; one
-  task per connection reads client messages into the hub, and the hub's
-  frames leave through `ConnectionSink`s gathered by one `WriteBatch`
-  (bridge/transport.py, bridge/write_batch.py), whose sends spread over
-  `--send-threads` threads;
+- the WebSocket server (websockets' asyncio API) accepts connections; a
+  connection's messages reach the hub as they are parsed (its handler task
+  only waits for it to end), and the hub's frames leave through
+  `ConnectionSink`s gathered by one `WriteBatch` (bridge/transport.py,
+  bridge/write_batch.py), whose sends spread over `--send-threads` threads;
 - plain HTTP requests on the same port go to `HttpRoutes` (health,
   readiness, Prometheus metrics, the dashboard's files);
 - one `Upstream` task per collector follows its Subscribe stream, which is
@@ -29,20 +29,20 @@ import asyncio
 import errno
 import logging
 import signal
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
 from websockets.asyncio.server import Server, ServerConnection, serve
-from websockets.exceptions import ConnectionClosed, NegotiationError
+from websockets.exceptions import NegotiationError
 from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
 from bridge.channel_resync import ChannelResyncs
 from bridge.config import BridgeConfig
 from bridge.dns_upstreams import DnsUpstreams
-from bridge.errors import ClientError, CloseCode, InternalError, MissingSubprotocol
+from bridge.errors import ClientError, CloseCode, MissingSubprotocol
 from bridge.http import DEFAULT_STATIC_DIR, HttpRoutes
 from bridge.hub import PROTOCOL, Hub
 from bridge.pacing import FlushPacer
@@ -166,37 +166,24 @@ class BridgeServer:
             return connection.respond(HTTPStatus.FORBIDDEN, f"Origin {origin} is not allowed\n")
         return self.http.handle(request)
 
-    async def handle(self, connection: ServerConnection) -> None:
+    def handle(self, connection: ServerConnection) -> Awaitable[None]:
+        """The connection's handler: join the hub, then wait for the connection to be
+        lost. Not a coroutine: what it returns is all the handler task awaits while
+        the connection is open (bridge/transport.py reads its messages)."""
         assert isinstance(connection, BridgeConnection)
         if connection.subprotocol is None:
             error: ClientError = MissingSubprotocol(
                 f"offer the WebSocket subprotocol {PROTOCOL} (Sec-WebSocket-Protocol)"
             )
-            await connection.close(error.code, error.reason)
-            return
+            return connection.close(error.code, error.reason)
         sink = ConnectionSink(connection, self.batch)
         try:
             client = self.hub.connect(sink, self.loop.time())
         except ClientError as exc:
             if exc.code == CloseCode.TRY_AGAIN_LATER:
                 self._log_capacity_refusal()
-            await connection.close(exc.code, exc.reason)
-            return
-        connection.hub = self.hub
-        connection.client = client
-        connection.forget_handshake()
-        try:
-            while True:
-                data = await connection.recv()
-                self.hub.receive(client, data, self.loop.time())
-        except ConnectionClosed:
-            pass
-        except Exception:
-            log.exception("internal error on connection %s", connection.id)
-            self.hub.close(client, InternalError("internal error"))
-        finally:
-            self.hub.disconnect(client)
-        await connection.wait_closed()
+            return connection.close(exc.code, exc.reason)
+        return connection.attach(self.hub, client)
 
     def _log_capacity_refusal(self) -> None:
         if self.capacity_refusals.refused(self.loop.time()):

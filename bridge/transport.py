@@ -26,10 +26,12 @@ Rules:
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from websockets.asyncio.messages import MAX_FRAGMENTS
 from websockets.asyncio.server import ServerConnection
 from websockets.datastructures import Headers
 from websockets.extensions.base import Extension
@@ -37,11 +39,11 @@ from websockets.extensions.permessage_deflate import (
     PerMessageDeflate,
     ServerPerMessageDeflateFactory,
 )
+from websockets.frames import DATA_OPCODES, CloseCode, Opcode
 from websockets.frames import Frame as WsFrame
-from websockets.frames import Opcode
 from websockets.protocol import OPEN, Event
 
-from bridge.errors import clip_reason
+from bridge.errors import InternalError, MalformedMessage, clip_reason
 from bridge.frame import Frame, deflated_wire, ping_frame
 from bridge.hub import Client, Hub
 from bridge.write_batch import WriteBatch
@@ -53,6 +55,8 @@ __all__ = [
     "deflate_factory",
     "negotiated_deflate_bits",
 ]
+
+log = logging.getLogger(__name__)
 
 CLOSE_TIMEOUT = 5.0
 NO_HEADERS = Headers()
@@ -71,12 +75,19 @@ class ListQueue(list[Any]):
 
 
 class BridgeConnection(ServerConnection):
-    """A ServerConnection that reports pongs to the hub, leaves the hub as soon as it
-    stops being OPEN, and caps its kernel send buffer."""
+    """A ServerConnection whose messages go straight to the hub once it joins it
+    (`attach`), which reports pongs to the hub, leaves the hub as soon as it stops
+    being OPEN, and caps its kernel send buffer.
+
+    An attached connection has no task reading it: each complete message is handed
+    to the hub as its last frame is parsed (fragments are joined here, as
+    websockets' `recv()` would), and the connection's handler only waits for the
+    connection to be lost (`attach` returns what it awaits)."""
 
     client: Client | None = None
     hub: Hub | None = None
     send_buffer_bytes = 0
+    _fragments: list[WsFrame] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # A fixed SO_SNDBUF stops Linux from growing it to megabytes for a peer
@@ -94,6 +105,25 @@ class BridgeConnection(ServerConnection):
         self.drain_waiters = waiters
         self.recv_messages.frames.queue = frames
 
+    def attach(self, hub: Hub, client: Client) -> asyncio.Future[None]:
+        """Join the hub as `client`: from now on its messages go to `hub.receive`.
+        Returns the future the connection's handler awaits: done when the
+        connection is lost (the handler returning would close the connection)."""
+        self.hub = hub
+        self.client = client
+        self.forget_handshake()
+        # Frames a client sent right behind its handshake request were queued
+        # for recv(): they are the first messages.
+        assembler = self.recv_messages
+        queued = list(assembler.frames.queue)
+        assembler.frames.queue.clear()
+        if assembler.paused:
+            assembler.paused = False
+            self.transport.resume_reading()
+        for frame in queued:
+            self._receive_frame(frame)
+        return self.connection_lost_waiter
+
     def forget_handshake(self) -> None:
         """Drop the handshake's headers and Response (about 3 KiB): once the
         connection is open nothing reads them again. The Request object stays
@@ -104,14 +134,57 @@ class BridgeConnection(ServerConnection):
         self.response = None
 
     def process_event(self, event: Event) -> None:
-        super().process_event(event)
-        if (
-            isinstance(event, WsFrame)
-            and event.opcode is Opcode.PONG
-            and self.client is not None
-            and self.hub is not None
-        ):
-            self.hub.pong(self.client, bytes(event.data), self.loop.time())
+        if self.client is None or not isinstance(event, WsFrame):
+            super().process_event(event)  # the handshake request, or frames before attach
+        elif event.opcode in DATA_OPCODES:
+            self._receive_frame(event)
+        else:
+            super().process_event(event)
+            if event.opcode is Opcode.PONG and self.hub is not None:
+                self.hub.pong(self.client, bytes(event.data), self.loop.time())
+
+    def _receive_frame(self, frame: WsFrame) -> None:
+        """Join a message's frames and hand it to the hub, as `recv()` would."""
+        if frame.opcode is Opcode.CONT or not frame.fin:
+            fragments = self._fragments
+            if frame.opcode is not Opcode.CONT or fragments is None:
+                self._fragments = fragments = []
+            fragments.append(frame)
+            if len(fragments) > MAX_FRAGMENTS:
+                self._fragments = None
+                self.protocol.fail(CloseCode.MESSAGE_TOO_BIG, "too many fragments")
+                self.send_data()
+                self.loop.call_later(CLOSE_TIMEOUT, self.transport.abort)
+                if self.hub is not None and self.client is not None:
+                    self.hub.disconnect(self.client)
+                return
+            if not frame.fin:
+                return
+            self._fragments = None
+            text = fragments[0].opcode is Opcode.TEXT
+            data = b"".join(part.data for part in fragments)
+        else:
+            text = frame.opcode is Opcode.TEXT
+            data = bytes(frame.data)
+        self._deliver(data, text)
+
+    def _deliver(self, data: bytes, text: bool) -> None:
+        client, hub = self.client, self.hub
+        if client is None or hub is None or self.protocol.state is not OPEN:
+            return
+        try:
+            if text:
+                try:
+                    message: bytes | str = data.decode()
+                except UnicodeDecodeError as exc:
+                    hub.close(client, MalformedMessage(f"{exc.reason} at position {exc.start}"))
+                    return
+            else:
+                message = data
+            hub.receive(client, message, self.loop.time())
+        except Exception:
+            log.exception("internal error on connection %s", self.id)
+            hub.close(client, InternalError("internal error"))
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
@@ -119,6 +192,10 @@ class BridgeConnection(ServerConnection):
             self.hub.disconnect(self.client)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self.connection_lost_waiter.cancelled():
+            # The handler task awaits this future itself (see attach): cancelling the
+            # task cancelled it, and websockets sets its result below.
+            self.connection_lost_waiter = self.loop.create_future()
         super().connection_lost(exc)
         if self.client is not None and self.hub is not None:
             self.hub.disconnect(self.client)

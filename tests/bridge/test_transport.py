@@ -1,4 +1,5 @@
-"""ConnectionSink: pre-encoded frames gathered per connection, never written after a close."""
+"""ConnectionSink: pre-encoded frames gathered per connection, never written after a close.
+BridgeConnection: an attached connection's messages reach the hub with no task reading them."""
 
 from __future__ import annotations
 
@@ -6,16 +7,27 @@ import asyncio
 import socket
 import zlib
 from collections import deque
+from collections.abc import AsyncIterator, Awaitable
+from types import CoroutineType
 from typing import Any
 
 import pytest
+from websockets.asyncio.client import connect
+from websockets.asyncio.messages import MAX_FRAGMENTS
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.client import ClientProtocol
+from websockets.exceptions import ConnectionClosed
 from websockets.extensions.permessage_deflate import PerMessageDeflate
+from websockets.frames import Frame as WsFrame
+from websockets.frames import Opcode
 from websockets.protocol import CLOSING, OPEN, State
+from websockets.uri import parse_uri
 
+from bridge.errors import ClientError
 from bridge.frame import FrameKind, make_frame
 from bridge.pacing import FlushPacer
 from bridge.sender import ParallelSender
-from bridge.transport import ConnectionSink, ListQueue, negotiated_deflate_bits
+from bridge.transport import BridgeConnection, ConnectionSink, ListQueue, negotiated_deflate_bits
 from bridge.write_batch import WriteBatch
 from tests.bridge.fake_loop import FakeLoop
 
@@ -194,3 +206,175 @@ def test_list_queue_does_what_websockets_asks_of_its_deques() -> None:
     assert list(ours) == list(theirs) == [4, 3, 1]
     assert ours.popleft() == theirs.popleft() == 4
     assert len(ours) == len(theirs) == 2
+
+
+class Hub:
+    """What an attached connection hands the hub."""
+
+    def __init__(self) -> None:
+        self.received: list[bytes | str] = []
+        self.pongs: list[bytes] = []
+        self.closed: list[ClientError] = []
+        self.disconnects = 0
+        self.got = asyncio.Event()
+
+    def receive(self, client: object, data: bytes | str, now: float) -> None:
+        self.received.append(data)
+        self.got.set()
+
+    def pong(self, client: object, payload: bytes, now: float) -> None:
+        self.pongs.append(payload)
+        self.got.set()
+
+    def close(self, client: object, error: ClientError) -> None:
+        self.closed.append(error)
+        self.got.set()
+
+    def disconnect(self, client: object) -> None:
+        self.disconnects += 1
+
+    async def wait_for(self, count: int) -> None:
+        """Until `count` messages, pongs and closes arrived in all."""
+        async with asyncio.timeout(10):
+            while len(self.received) + len(self.pongs) + len(self.closed) < count:
+                self.got.clear()
+                await self.got.wait()
+
+
+@pytest.fixture
+async def attached() -> AsyncIterator[tuple[Server, Hub, list[BridgeConnection]]]:
+    """A server whose handler attaches each connection to a recording hub."""
+    hub, connections = Hub(), list[BridgeConnection]()
+
+    def handler(connection: ServerConnection) -> Awaitable[None]:
+        assert isinstance(connection, BridgeConnection)
+        connections.append(connection)
+        return connection.attach(hub, object())  # type: ignore[arg-type]
+
+    server = await serve(
+        handler, "127.0.0.1", 0, create_connection=BridgeConnection, ping_interval=None,
+        max_queue=4, max_size=2**16,
+    )  # fmt: skip
+    yield server, hub, connections
+    server.close()
+    await server.wait_closed()
+
+
+def port_of(server: Server) -> int:
+    return int(server.sockets[0].getsockname()[1])
+
+
+def masked(opcode: Opcode, data: bytes, fin: bool = True) -> bytes:
+    return WsFrame(opcode, data, fin).serialize(mask=True)
+
+
+async def raw_client(server: Server, *frames: bytes) -> tuple[Any, Any]:
+    """A client that writes its handshake request and `frames` in one send, then
+    reads the server's 101 response."""
+    protocol = ClientProtocol(parse_uri(f"ws://127.0.0.1:{port_of(server)}/"))
+    protocol.send_request(protocol.connect())
+    reader, writer = await asyncio.open_connection("127.0.0.1", port_of(server))
+    writer.write(b"".join(protocol.data_to_send()) + b"".join(frames))
+    response = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+    assert response.startswith(b"HTTP/1.1 101")
+    return reader, writer
+
+
+async def test_an_attached_connections_messages_reach_the_hub_whole_and_in_order(
+    attached: tuple[Server, Hub, list[BridgeConnection]],
+) -> None:
+    server, hub, _ = attached
+    async with connect(f"ws://127.0.0.1:{port_of(server)}/") as ws:
+        await ws.send(b"one")
+        await ws.send("two")
+        await ws.send([b"thr", b"ee"])  # fragmented: two frames
+        await ws.send(b"")
+        await hub.wait_for(4)
+    assert hub.received == [b"one", "two", b"three", b""]
+
+
+def awaited_coroutines(task: asyncio.Task[Any]) -> list[str]:
+    """The names of the coroutines a suspended task is in, outermost first."""
+    names: list[str] = []
+    awaiting: Any = task.get_coro()
+    while isinstance(awaiting, CoroutineType):
+        names.append(awaiting.cr_code.co_name)
+        awaiting = awaiting.cr_await
+    return names
+
+
+async def test_an_attached_connections_handler_task_runs_no_reader(
+    attached: tuple[Server, Hub, list[BridgeConnection]],
+) -> None:
+    server, hub, [] = attached
+    async with connect(f"ws://127.0.0.1:{port_of(server)}/") as ws:
+        await ws.send(b"one")
+        await hub.wait_for(1)
+        [task] = server.handler_tasks
+        assert awaited_coroutines(task) == ["protocol_handler"]  # websockets' own
+
+
+async def test_frames_sent_right_behind_the_handshake_request_are_the_first_messages(
+    attached: tuple[Server, Hub, list[BridgeConnection]],
+) -> None:
+    server, hub, _ = attached
+    early = [masked(Opcode.BINARY, b"%d" % n) for n in range(10)]  # over max_queue: paused
+    _reader, writer = await raw_client(server, *early)
+    writer.write(masked(Opcode.BINARY, b"late"))
+    await hub.wait_for(11)
+    assert hub.received == [b"%d" % n for n in range(10)] + [b"late"]
+    writer.close()
+
+
+async def test_a_pong_is_reported_to_the_hub(
+    attached: tuple[Server, Hub, list[BridgeConnection]],
+) -> None:
+    server, hub, _ = attached
+    _reader, writer = await raw_client(server)
+    writer.write(masked(Opcode.PONG, b"\x00\x01\x02\x03"))
+    await hub.wait_for(1)
+    assert hub.pongs == [b"\x00\x01\x02\x03"] and hub.received == []
+    writer.close()
+
+
+async def test_a_text_message_that_is_not_utf8_is_closed_as_malformed(
+    attached: tuple[Server, Hub, list[BridgeConnection]],
+) -> None:
+    server, hub, _ = attached
+    _reader, writer = await raw_client(server, masked(Opcode.TEXT, b"\xff\xfe"))
+    await hub.wait_for(1)
+    [error] = hub.closed
+    assert error.code == 1007 and hub.received == []
+    writer.close()
+
+
+async def test_a_message_in_too_many_fragments_fails_the_connection_with_1009(
+    attached: tuple[Server, Hub, list[BridgeConnection]],
+) -> None:
+    server, hub, [] = attached
+    fragments = [masked(Opcode.BINARY, b"x", fin=False)]
+    fragments += [masked(Opcode.CONT, b"x", fin=False)] * MAX_FRAGMENTS
+    reader, writer = await raw_client(server, *fragments)
+    closing = await asyncio.wait_for(reader.read(100), 10)
+    assert closing[0] == 0x88 and int.from_bytes(closing[2:4], "big") == 1009
+    assert hub.received == [] and hub.disconnects >= 1
+    writer.close()
+
+
+async def test_cancelling_the_handler_task_leaves_closing_working(
+    attached: tuple[Server, Hub, list[BridgeConnection]],
+) -> None:
+    server, hub, connections = attached
+    errors: list[dict[str, Any]] = []
+    asyncio.get_running_loop().set_exception_handler(lambda _loop, context: errors.append(context))
+    async with connect(f"ws://127.0.0.1:{port_of(server)}/") as ws:
+        await ws.send(b"one")
+        await hub.wait_for(1)
+        [task] = server.handler_tasks
+        task.cancel()
+        await asyncio.wait([task], timeout=10)
+        with pytest.raises(ConnectionClosed):
+            await asyncio.wait_for(ws.recv(), 10)
+    [connection] = connections
+    await asyncio.wait_for(connection.wait_closed(), 10)
+    assert errors == [] and hub.disconnects >= 1
