@@ -26,6 +26,7 @@ Rules:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 from collections.abc import Iterable, Sequence
@@ -41,7 +42,10 @@ from websockets.extensions.permessage_deflate import (
 )
 from websockets.frames import DATA_OPCODES, CloseCode, Opcode
 from websockets.frames import Frame as WsFrame
-from websockets.protocol import OPEN, Event
+from websockets.http11 import Request
+from websockets.protocol import OPEN, Event, Protocol
+from websockets.server import ServerProtocol
+from websockets.streams import StreamReader
 
 from bridge.errors import InternalError, MalformedMessage, clip_reason
 from bridge.frame import Frame, deflated_wire, ping_frame
@@ -53,14 +57,15 @@ __all__ = [
     "BridgeConnection",
     "ConnectionSink",
     "deflate_factory",
+    "frame_parser_only",
     "negotiated_deflate_bits",
 ]
 
 log = logging.getLogger(__name__)
 
 CLOSE_TIMEOUT = 5.0
-NO_HEADERS = Headers()
-"""What an open connection's handshake request holds instead of its headers."""
+NO_REQUEST = Request("/", Headers())
+"""What an open connection holds instead of its handshake request."""
 
 
 class ListQueue(list[Any]):
@@ -125,13 +130,16 @@ class BridgeConnection(ServerConnection):
         return self.connection_lost_waiter
 
     def forget_handshake(self) -> None:
-        """Drop the handshake's headers and Response (about 3 KiB): once the
-        connection is open nothing reads them again. The Request object stays
-        (websockets tells the handshake from later events by `request is None`,
-        and its frame parser keeps a reference), with one shared empty Headers."""
-        if self.request is not None:
-            self.request.headers = NO_HEADERS
+        """Drop what only the handshake needed (about 4 KiB with the headers):
+        the Request and Response, the subprotocol selector's closure, and the
+        handshake parser's generator, which holds the Request (see
+        `frame_parser_only`). websockets tells the handshake from later events by
+        `request is None`, so the request becomes one shared empty Request."""
+        self.request = NO_REQUEST
         self.response = None
+        with contextlib.suppress(AttributeError):  # the per-connection closure serve() bound
+            del self.protocol.select_subprotocol
+        frame_parser_only(self.protocol)
 
     def process_event(self, event: Event) -> None:
         if self.client is None or not isinstance(event, WsFrame):
@@ -199,6 +207,26 @@ class BridgeConnection(ServerConnection):
         super().connection_lost(exc)
         if self.client is not None and self.hub is not None:
             self.hub.disconnect(self.client)
+
+
+def frame_parser_only(protocol: Protocol) -> None:
+    """Swap a server protocol's parser, `ServerProtocol.parse` (the handshake, then
+    `Protocol.parse` for frames, with the handshake Request still among its
+    locals), for a plain `Protocol.parse`, when it waits between two frames (for
+    more data, the stream reader's buffer empty): nothing of its state is lost
+    then. websockets swaps parsers the same way (for `discard()` on closing)."""
+    outer = protocol.parser
+    frames = getattr(outer, "gi_yieldfrom", None)
+    waiting = getattr(frames, "gi_yieldfrom", None)
+    if (
+        getattr(outer, "gi_code", None) is ServerProtocol.parse.__code__
+        and getattr(frames, "gi_code", None) is Protocol.parse.__code__
+        and getattr(waiting, "gi_code", None) is StreamReader.at_eof.__code__
+        and not protocol.reader.buffer
+    ):
+        parser = Protocol.parse(protocol)
+        next(parser)
+        protocol.parser = parser
 
 
 class ConnectionSink:

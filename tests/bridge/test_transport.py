@@ -4,7 +4,9 @@ BridgeConnection: an attached connection's messages reach the hub with no task r
 from __future__ import annotations
 
 import asyncio
+import gc
 import socket
+import weakref
 import zlib
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable
@@ -20,14 +22,24 @@ from websockets.exceptions import ConnectionClosed
 from websockets.extensions.permessage_deflate import PerMessageDeflate
 from websockets.frames import Frame as WsFrame
 from websockets.frames import Opcode
+from websockets.http11 import Request
 from websockets.protocol import CLOSING, OPEN, State
+from websockets.protocol import Protocol as WsProtocol
+from websockets.server import ServerProtocol
 from websockets.uri import parse_uri
 
 from bridge.errors import ClientError
 from bridge.frame import FrameKind, make_frame
 from bridge.pacing import FlushPacer
 from bridge.sender import ParallelSender
-from bridge.transport import BridgeConnection, ConnectionSink, ListQueue, negotiated_deflate_bits
+from bridge.transport import (
+    NO_REQUEST,
+    BridgeConnection,
+    ConnectionSink,
+    ListQueue,
+    frame_parser_only,
+    negotiated_deflate_bits,
+)
 from bridge.write_batch import WriteBatch
 from tests.bridge.fake_loop import FakeLoop
 
@@ -241,19 +253,26 @@ class Hub:
                 await self.got.wait()
 
 
+handshake: list[weakref.ref[Any]] = []
+"""Each attached connection's handshake Request and subprotocol selector, weakly."""
+
+
 @pytest.fixture
 async def attached() -> AsyncIterator[tuple[Server, Hub, list[BridgeConnection]]]:
     """A server whose handler attaches each connection to a recording hub."""
     hub, connections = Hub(), list[BridgeConnection]()
+    handshake.clear()
 
     def handler(connection: ServerConnection) -> Awaitable[None]:
         assert isinstance(connection, BridgeConnection)
         connections.append(connection)
+        handshake.append(weakref.ref(connection.request))
+        handshake.append(weakref.ref(connection.protocol.select_subprotocol.__func__))  # type: ignore[attr-defined]
         return connection.attach(hub, object())  # type: ignore[arg-type]
 
     server = await serve(
         handler, "127.0.0.1", 0, create_connection=BridgeConnection, ping_interval=None,
-        max_queue=4, max_size=2**16,
+        max_queue=4, max_size=2**16, select_subprotocol=lambda _connection, _offered: None,
     )  # fmt: skip
     yield server, hub, connections
     server.close()
@@ -378,3 +397,65 @@ async def test_cancelling_the_handler_task_leaves_closing_working(
     [connection] = connections
     await asyncio.wait_for(connection.wait_closed(), 10)
     assert errors == [] and hub.disconnects >= 1
+
+
+async def test_an_attached_connection_keeps_nothing_of_its_handshake(
+    attached: tuple[Server, Hub, list[BridgeConnection]],
+) -> None:
+    server, hub, connections = attached
+    async with connect(f"ws://127.0.0.1:{port_of(server)}/") as ws:
+        await ws.send(b"one")
+        await hub.wait_for(1)
+        [connection] = connections
+        assert connection.request is NO_REQUEST and connection.response is None
+        # The handshake parser (whose frame holds the Request) was swapped for the
+        # plain frame parser: if websockets changes its parsers, this says so.
+        assert connection.protocol.parser.gi_code is WsProtocol.parse.__code__  # type: ignore[attr-defined]
+        gc.collect()
+        assert [ref() for ref in handshake] == [None, None]
+        await ws.send([b"after ", b"the swap"])
+        assert await ws.ping() is not None
+        await hub.wait_for(2)
+    assert hub.received == [b"one", b"after the swap"]
+
+
+async def test_a_frame_half_received_when_attaching_is_kept_whole(
+    attached: tuple[Server, Hub, list[BridgeConnection]],
+) -> None:
+    server, hub, connections = attached
+    frame = masked(Opcode.BINARY, b"split across the attach")
+    _reader, writer = await raw_client(server, frame[:5])
+    [connection] = connections
+    assert connection.protocol.parser.gi_code is ServerProtocol.parse.__code__  # type: ignore[attr-defined]
+    writer.write(frame[5:])
+    await hub.wait_for(1)
+    assert hub.received == [b"split across the attach"]
+    writer.close()
+
+
+def test_the_frame_parser_is_swapped_only_between_frames() -> None:
+    protocol = ServerProtocol()
+    protocol.receive_data(handshake_request())
+    [request] = protocol.events_received()
+    assert isinstance(request, Request)
+    protocol.send_response(protocol.accept(request))
+    frame = masked(Opcode.BINARY, b"payload")
+    protocol.receive_data(frame[:3])
+    frame_parser_only(protocol)
+    assert protocol.parser.gi_code is ServerProtocol.parse.__code__  # type: ignore[attr-defined]
+    protocol.receive_data(frame[3:])
+    frame_parser_only(protocol)
+    assert protocol.parser.gi_code is WsProtocol.parse.__code__  # type: ignore[attr-defined]
+    protocol.receive_data(masked(Opcode.BINARY, b"next", fin=False))
+    protocol.receive_data(masked(Opcode.CONT, b" one"))
+    assert [bytes(event.data) for event in protocol.events_received()] == [  # type: ignore[union-attr]
+        b"payload",
+        b"next",
+        b" one",
+    ]
+
+
+def handshake_request() -> bytes:
+    client = ClientProtocol(parse_uri("ws://127.0.0.1:1/"))
+    client.send_request(client.connect())
+    return b"".join(client.data_to_send())
