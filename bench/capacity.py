@@ -633,8 +633,8 @@ def capacity_lines(capacity: dict[str, Any]) -> list[str]:
         f"{_placement(settings, capacity['cpus'])}",
         "",
         "| scenario | clients at p99 <= 100 ms | first failure | bridge CPU | bridge RSS "
-        "| p99 ms | load CPU | clients per bridge core | limited by |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| p99 ms | load CPU | clients per bridge core | first failure limited by | search ended |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|---|",
     ]
     for row in capacity["scenarios"]:
         first = row["first_failure"]
@@ -645,7 +645,7 @@ def capacity_lines(capacity: dict[str, Any]) -> list[str]:
             f"| {'-' if first is None else f'{first:,}'} | {row['bridge_cpu']:.0%} "
             f"| {row['bridge_rss'] / 2**20:.0f} MiB | {'-' if p99 is None else f'{p99:.1f}'} "
             f"| {row['load_cpu']:.0%} | {'-' if per_core is None else f'{per_core:,.0f}'} "
-            f"| {row['limited_by']} ({row['stopped']}) |"
+            f"| {row['limited_by']} | {row['stopped']} |"
         )
     lines += [
         "",

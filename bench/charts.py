@@ -26,6 +26,7 @@ __all__ = ["BASELINES", "draw", "fanout_ratios"]
 
 BASELINES = ("raw", "picows", "broadcast", "ws")
 P99_LIMIT_MS = 100.0
+LATENCY_TICKS = (5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000)
 
 
 def fanout_ratios(runs: list[dict[str, Any]]) -> dict[str, list[tuple[str, float | None]]]:
@@ -78,7 +79,15 @@ def _capacity(data: dict[str, Any], path: Path) -> str:
         right.plot(clients, [p["load_cpu"] * 100 for p in points], color=color, marker="x", ls="--")
     left.axhline(P99_LIMIT_MS, color="red", ls=":", label=f"p99 = {P99_LIMIT_MS:g} ms")
     left.set(xscale="log", yscale="log", xlabel="clients", ylabel="p99 publish-to-receive (ms)")
+    latencies = [
+        P99_LIMIT_MS,
+        *(p["p99_ms"] for s in scenarios for p in s["points"] if p["p99_ms"]),
+    ]
+    low, high = min(latencies), max(latencies)
+    left.set_yticks([t for t in LATENCY_TICKS if low / 2 <= t <= high * 2])
     left.yaxis.set_major_formatter(FuncFormatter(lambda y, _: f"{y:,g}"))
+    left.yaxis.set_minor_formatter(NullFormatter())
+    counts = sorted({p["clients"] for s in scenarios for p in s["points"]})
     left.set_title("one bridge: clients at p99 <= 100 ms (filled: pass)")
     left.legend(fontsize=8)
     right.plot([], [], color="gray", marker="o", label="bridge CPU")
@@ -88,10 +97,15 @@ def _capacity(data: dict[str, Any], path: Path) -> str:
     right.legend(fontsize=8)
     for axis in (left, right):
         axis.grid(alpha=0.3, which="both")
+        axis.set_xticks(counts)
         axis.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:,.0f}"))
         axis.xaxis.set_minor_formatter(NullFormatter())
-    cpus = (data.get("capacity") or {}).get("cpus")
-    figure.suptitle(f"make bench: capacity sweep ({cpus} CPUs shared by bridge and load)")
+        axis.tick_params(axis="x", labelrotation=45)
+    capacity = data.get("capacity") or {}
+    pinned = (capacity.get("settings") or {}).get("server_cores")
+    cores = ",".join(map(str, pinned or []))
+    where = f"bridge pinned to core(s) {cores}" if pinned else "bridge and load share the CPUs"
+    figure.suptitle(f"make bench: capacity sweep ({capacity.get('cpus')} CPUs, {where})")
     figure.tight_layout()
     figure.savefig(path, dpi=90)
     plt.close(figure)
