@@ -4,8 +4,14 @@ One task per collector:
 1. ListSources: learns the collector's name (unless configured) and which
    sources it still has; channels of sources it lost are removed.
 2. Subscribe to every source, resuming each known channel from its last
-   (epoch, seq); the stream's messages stay raw bytes (identity deserializer)
-   and the hub parses each once. The channels are marked live. The stream is
+   (epoch, seq). A source it has no position for (a fresh bridge), or one the
+   collector no longer holds the updates after, starts as far back as the
+   collector can replay, up to the bridge's own window (the larger of
+   --resume-window and --history-window; `replay_updates`): positions are
+   the source's, so clients resume here from positions they had on a bridge
+   that has gone (a restart, another replica). The stream's messages stay
+   raw bytes (identity deserializer) and the hub parses each once. The
+   channels are marked live. The stream is
    read on a thread of its own (`StreamReader`), so events that arrive while
    the loop fans out reach the hub together and leave in one flush. Each
    message is stamped when read; every event of a batch shares the stamp,
@@ -233,7 +239,12 @@ class Upstream:
             self.name = claim.name
         now = self.clock()
         self.hub.retain_sources(self.name, {source.name for source in listing.sources}, now)
-        request = collector_pb2.SubscribeRequest(max_batch_events=BATCH_EVENTS, value_deltas=True)
+        limits = self.hub.limits
+        request = collector_pb2.SubscribeRequest(
+            max_batch_events=BATCH_EVENTS,
+            value_deltas=True,
+            replay_updates=max(limits.resume_window, limits.history_window),
+        )
         for source, position in self.hub.positions(self.name).items():
             request.resume[source].CopyFrom(position.to_proto())
         name = self.name

@@ -13,6 +13,14 @@ Rules:
   subscriber's queue; otherwise it overflows into a Resync); anything else
   queues a Resync (snapshot). A source created later is queued as a Resync to every
   subscriber that wants it (subscribers naming a source wait for it to appear).
+- Replay on subscribe (`replay` updates, 0 = off): a source that would get
+  that Resync gets instead the source's oldest checkpoint at most `replay`
+  updates back (collector/source.py) and every update after it, queued in
+  order as events stamped now (so the staleness bound counts from the
+  subscribe); the subscriber holds those updates as if it had followed them.
+  Replays take at most half the subscriber's queue, counting what is queued
+  before them, so live updates do not overflow it; a source whose replay does
+  not fit, or that has none, gets the Resync.
 - `max_series_per_source` applies to pushed and OTLP sources; the host source
   is bounded by the sampler itself (collector.host caps mounts, disks, NICs).
 - At most `max_subscribers` subscribers exist (`TooManySubscribers`).
@@ -210,7 +218,9 @@ class CollectorHub:
         resume: Mapping[str, Position] | None = None,
         on_ready: Callable[[], None] | None = None,
         deltas: bool = False,
+        replay: int = 0,
     ) -> SubscriberQueue:
+        """`replay`: the most updates a source without a served position is replayed from."""
         if len(self._subscribers) >= self.limits.max_subscribers:
             raise TooManySubscribers(
                 f"the collector serves its limit of {self.limits.max_subscribers} subscribers"
@@ -237,7 +247,14 @@ class CollectorHub:
                 else None
             )
             if decision is None or not decision.recovered:
-                sub.resync(name)
+                room = min(replay, sub.capacity // 2 - len(sub) - 1)
+                held = source.replay(room, deltas) if room > 0 else None
+                if held is None:
+                    sub.resync(name)
+                    continue
+                sub.offer(name, held.snapshot)
+                for data in held.updates:
+                    sub.offer(name, data)
                 continue
             for data in decision.updates:
                 sub.offer(name, data)

@@ -7,6 +7,9 @@ asks for batches (SubscribeRequest.max_batch_events) gets every event waiting
 in its queue framed as one CollectorEvent{batch} (collector/event_batch.py):
 one gRPC message, one event-loop round, for many events. A source removed for
 idling (--source-ttl) reaches its subscribers as CollectorEvent{source_removed}.
+A subscriber that asks for it (SubscribeRequest.replay_updates) starts a source
+it has no served position for at an older snapshot, followed by the updates
+since (collector/hub.py, "Replay on subscribe").
 A snapshot sent in place of queued updates says why in CollectorEvent.resync:
 OVERFLOW (the queue's count, --subscriber-queue) or STALE (an update waited
 over --max-staleness while a newer one of its source was queued).
@@ -94,7 +97,11 @@ class MetricsCollectorService:
         resume = {name: Position(p.epoch, p.seq) for name, p in request.resume.items()}
         try:
             sub = self.hub.subscribe(
-                list(request.sources), resume, on_ready=ready.set, deltas=request.value_deltas
+                list(request.sources),
+                resume,
+                on_ready=ready.set,
+                deltas=request.value_deltas,
+                replay=request.replay_updates,
             )
         except CollectorError as exc:
             await context.abort(exc.status, str(exc))

@@ -19,8 +19,26 @@ Rules:
   in either form.
 - A Snapshot (also `CollectorEvent` bytes) is built on demand and cached until
   the next Update: many resyncing subscribers cost one encoding per seq.
+  Each series keeps its descriptor encoded (until it is re-declared), so a
+  Snapshot joins those bytes and encodes only the values: the same bytes
+  protobuf would give, at a fraction of the cost for a large source.
 - `resume(epoch, seq)`: the updates after seq if the ring holds all of them in
   this epoch, else "send a snapshot".
+- Checkpoints (with a ring): the encoded Snapshot at some seqs, each one the
+  `snapshot()` bytes of that seq (no extra encoding if a subscriber asked for
+  it too). One is taken at seq 0 and after an update once the updates since
+  the newest one reach half the ring's length (while the ring fills, at
+  seqs 1, 2, 3, 5, 9, 17, ...: each doubles). So the newest is at most half the ring behind and
+  the ring holds every update after it; one before the current seq stays
+  held unless the ring just shrank by more than half (the byte budget). One
+  the ring no longer continues is dropped, and at most `MAX_CHECKPOINTS` are
+  kept (over that the second oldest goes: the oldest replays furthest).
+  Cost: one Snapshot encoding per half ring of updates, and up to
+  `MAX_CHECKPOINTS` snapshots held besides the ring's bytes.
+- `replay(limit)`: the oldest checkpoint at most `limit` updates back and
+  every update after it (for a subscriber that holds no position: it starts
+  that far back, so it holds those updates for its own clients); None when
+  only the current state qualifies.
 - Every series belongs to the instance whose batch last set it (`apply`'s
   `instance`, "" when the sender names none): `remove_instance` removes
   exactly that instance's series in one Update (an instance that stopped
@@ -50,10 +68,20 @@ from collector.series import (
 )
 from metrics_bridge.v1 import collector_pb2, metrics_pb2
 
-__all__ = ["RESUME_BYTES", "Position", "ResumeDecision", "SourceState", "random_epoch"]
+__all__ = [
+    "MAX_CHECKPOINTS",
+    "RESUME_BYTES",
+    "Position",
+    "Replay",
+    "ResumeDecision",
+    "SourceState",
+    "random_epoch",
+]
 
 RESUME_BYTES = 16 * 1024 * 1024
 """Per source, the most encoded updates the resume ring holds."""
+MAX_CHECKPOINTS = 3
+"""Per source, the most checkpoint snapshots kept (a full ring spans at most three)."""
 
 
 def random_epoch() -> int:
@@ -75,12 +103,23 @@ class ResumeDecision:
     updates: tuple[bytes, ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class Replay:
+    """The encoded Snapshot at `seq`, then the encoded updates seq + 1 .. the source's seq."""
+
+    seq: int
+    snapshot: bytes
+    updates: tuple[bytes, ...]
+
+
 @dataclass(slots=True)
 class _Series:
     id: int
     key: SeriesKey
     descriptor: Descriptor
     value: Value
+    encoded: bytes = b""
+    """Its descriptor as Snapshot field `series` (tag, length, bytes); b"" until needed."""
 
 
 class SourceState:
@@ -110,10 +149,18 @@ class SourceState:
         self._ring_bytes = 0
         self._resume_bytes = resume_bytes
         self._snapshot: tuple[int, bytes] | None = None
+        self._checkpoints: deque[tuple[int, bytes]] = deque()
+        if self._ring.maxlen:
+            self._checkpoints.append((0, self.snapshot()))
 
     @property
     def position(self) -> Position:
         return Position(self.epoch, self.seq)
+
+    @property
+    def checkpoint_seqs(self) -> tuple[int, ...]:
+        """The seqs of the checkpoints held, oldest first."""
+        return tuple(seq for seq, _ in self._checkpoints)
 
     @property
     def series_count(self) -> int:
@@ -189,6 +236,7 @@ class SourceState:
                 previous = None
             elif current.descriptor != descriptor:
                 current.descriptor = descriptor
+                current.encoded = b""
                 current.value = value
                 added.append(_descriptor(current))
                 previous = None
@@ -275,6 +323,19 @@ class SourceState:
         self._ring_bytes += _held(encoded, compact)
         while self._ring_bytes > self._resume_bytes and len(self._ring) > 1:
             self._forget_oldest()
+        self._checkpoint()
+
+    def _checkpoint(self) -> None:
+        """Drop the checkpoints the ring no longer continues; take one if due."""
+        checkpoints, ring = self._checkpoints, self._ring
+        reach = ring[0][0] - 1
+        while checkpoints and checkpoints[0][0] < reach:
+            checkpoints.popleft()
+        if checkpoints and self.seq - checkpoints[-1][0] < max(1, len(ring) // 2):
+            return
+        checkpoints.append((self.seq, self.snapshot()))
+        if len(checkpoints) > MAX_CHECKPOINTS:
+            del checkpoints[1]
 
     def _forget_oldest(self) -> None:
         _, encoded, compact = self._ring.popleft()
@@ -284,19 +345,35 @@ class SourceState:
         """The current state as encoded `CollectorEvent(snapshot=...)`, cached per seq."""
         if self._snapshot is not None and self._snapshot[0] == self.seq:
             return self._snapshot[1]
-        values = metrics_pb2.Values()
-        for series in self._series.values():
-            _add_value(values, series.id, series.value)
-        snapshot = metrics_pb2.Snapshot(
+        head = metrics_pb2.Snapshot(
             source=self.name,
             kind=self.kind,
             epoch=self.epoch,
             seq=self.seq,
             time_unix_ms=self.time_unix_ms,
-            series=[_descriptor(s) for s in self._series.values()],
-            values=values,
-        )
-        encoded = collector_pb2.CollectorEvent(snapshot=snapshot).SerializeToString()
+        ).SerializeToString()
+        parts = [head]
+        ids: list[int] = []
+        numbers: list[float] = []
+        histograms: list[tuple[int, Value]] = []
+        for series in self._series.values():
+            if not series.encoded:
+                data = _descriptor(series).SerializeToString()
+                series.encoded = _SERIES_TAG + _varint(len(data)) + data
+            parts.append(series.encoded)
+            value = series.value
+            if isinstance(value, (HistogramData, ExponentialHistogramData)):
+                histograms.append((series.id, value))
+            else:
+                ids.append(series.id)
+                numbers.append(value)
+        values = metrics_pb2.Values(ids=ids, numbers=numbers)
+        for series_id, value in histograms:
+            _add_value(values, series_id, value)
+        data = values.SerializeToString()
+        parts += (_VALUES_TAG, _varint(len(data)), data)
+        body = b"".join(parts)
+        encoded = _SNAPSHOT_TAG + _varint(len(body)) + body
         self._snapshot = (self.seq, encoded)
         return encoded
 
@@ -315,8 +392,36 @@ class SourceState:
             ),
         )
 
+    def replay(self, limit: int, deltas: bool = False) -> Replay | None:
+        """The oldest checkpoint at most `limit` updates back, with every update after
+        it (`compact` ones for `deltas`); None if only the current state qualifies."""
+        for seq, snapshot in self._checkpoints:
+            if self.seq - seq > limit:
+                continue
+            if seq == self.seq:
+                return None
+            updates = tuple(
+                compact if deltas else data for s, data, compact in self._ring if s > seq
+            )
+            return Replay(seq, snapshot, updates)
+        return None
+
     def series_keys(self) -> Iterable[SeriesKey]:
         return self._series.keys()
+
+
+_SNAPSHOT_TAG = b"\x52"  # CollectorEvent.snapshot = 10, length-delimited
+_SERIES_TAG = b"\x32"  # Snapshot.series = 6, length-delimited
+_VALUES_TAG = b"\x3a"  # Snapshot.values = 7, length-delimited
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while value >= 0x80:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
 
 
 MAX_EXACT = 2.0**53

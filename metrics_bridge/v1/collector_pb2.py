@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from metrics_bridge.v1 import metrics_pb2 as metrics__bridge_dot_v1_dot_metrics__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!metrics_bridge/v1/collector.proto\x12\x11metrics_bridge.v1\x1a\x1fmetrics_bridge/v1/metrics.proto\"\xe0\x01\n\x10SubscribeRequest\x12\x0f\n\x07sources\x18\x01 \x03(\t\x12?\n\x06resume\x18\x02 \x03(\x0b\x32/.metrics_bridge.v1.SubscribeRequest.ResumeEntry\x12\x18\n\x10max_batch_events\x18\x03 \x01(\r\x12\x14\n\x0cvalue_deltas\x18\x04 \x01(\x08\x1aJ\n\x0bResumeEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12*\n\x05value\x18\x02 \x01(\x0b\x32\x1b.metrics_bridge.v1.Position:\x02\x38\x01\"\x94\x02\n\x0e\x43ollectorEvent\x12/\n\x08snapshot\x18\n \x01(\x0b\x32\x1b.metrics_bridge.v1.SnapshotH\x00\x12+\n\x06update\x18\x0b \x01(\x0b\x32\x19.metrics_bridge.v1.UpdateH\x00\x12:\n\x0esource_removed\x18\x0c \x01(\x0b\x32 .metrics_bridge.v1.SourceRemovedH\x00\x12.\n\x05\x62\x61tch\x18\r \x01(\x0b\x32\x1d.metrics_bridge.v1.EventBatchH\x00\x12/\n\x06resync\x18\x15 \x01(\x0e\x32\x1f.metrics_bridge.v1.ResyncReasonB\x07\n\x05\x65vent\"\x1c\n\nEventBatch\x12\x0e\n\x06\x65vents\x18\x01 \x03(\x0c\"2\n\rSourceRemoved\x12\x0e\n\x06source\x18\x01 \x01(\t\x12\x11\n\x05\x65poch\x18\x02 \x01(\x06\x42\x02\x30\x01\"\x8a\x02\n\x06Sample\x12\x0c\n\x04name\x18\x01 \x01(\t\x12(\n\x06labels\x18\x02 \x03(\x0b\x32\x18.metrics_bridge.v1.Label\x12+\n\x04kind\x18\x03 \x01(\x0e\x32\x1d.metrics_bridge.v1.MetricKind\x12\x0c\n\x04unit\x18\x04 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x05 \x01(\t\x12\x10\n\x06number\x18\x06 \x01(\x01H\x00\x12\x31\n\thistogram\x18\x07 \x01(\x0b\x32\x1c.metrics_bridge.v1.HistogramH\x00\x12\x1a\n\x12start_time_unix_ms\x18\x08 \x01(\x03\x12\x0e\n\x06remove\x18\t \x01(\x08\x42\x07\n\x05value\"q\n\x0bPushRequest\x12\x0e\n\x06source\x18\x01 \x01(\t\x12*\n\x07samples\x18\x02 \x03(\x0b\x32\x19.metrics_bridge.v1.Sample\x12\x14\n\x0ctime_unix_ms\x18\x03 \x01(\x03\x12\x10\n\x08instance\x18\x04 \x01(\t\"_\n\x0cPushResponse\x12\x0f\n\x07\x62\x61tches\x18\x01 \x01(\x04\x12\x0f\n\x07samples\x18\x02 \x01(\x04\x12-\n\x08position\x18\x03 \x01(\x0b\x32\x1b.metrics_bridge.v1.Position\"$\n\x12GetSnapshotRequest\x12\x0e\n\x06source\x18\x01 \x01(\t\"\xad\x01\n\nSourceInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12+\n\x04kind\x18\x02 \x01(\x0e\x32\x1d.metrics_bridge.v1.SourceKind\x12-\n\x08position\x18\x03 \x01(\x0b\x32\x1b.metrics_bridge.v1.Position\x12\x14\n\x0cseries_count\x18\x04 \x01(\r\x12\x1f\n\x13last_update_unix_ms\x18\x05 \x01(\x03\x42\x02\x30\x02\"\x14\n\x12ListSourcesRequest\"X\n\x13ListSourcesResponse\x12\x11\n\tcollector\x18\x01 \x01(\t\x12.\n\x07sources\x18\x02 \x03(\x0b\x32\x1d.metrics_bridge.v1.SourceInfo2\xe5\x02\n\x10MetricsCollector\x12U\n\tSubscribe\x12#.metrics_bridge.v1.SubscribeRequest\x1a!.metrics_bridge.v1.CollectorEvent0\x01\x12I\n\x04Push\x12\x1e.metrics_bridge.v1.PushRequest\x1a\x1f.metrics_bridge.v1.PushResponse(\x01\x12Q\n\x0bGetSnapshot\x12%.metrics_bridge.v1.GetSnapshotRequest\x1a\x1b.metrics_bridge.v1.Snapshot\x12\\\n\x0bListSources\x12%.metrics_bridge.v1.ListSourcesRequest\x1a&.metrics_bridge.v1.ListSourcesResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!metrics_bridge/v1/collector.proto\x12\x11metrics_bridge.v1\x1a\x1fmetrics_bridge/v1/metrics.proto\"\xf8\x01\n\x10SubscribeRequest\x12\x0f\n\x07sources\x18\x01 \x03(\t\x12?\n\x06resume\x18\x02 \x03(\x0b\x32/.metrics_bridge.v1.SubscribeRequest.ResumeEntry\x12\x18\n\x10max_batch_events\x18\x03 \x01(\r\x12\x14\n\x0cvalue_deltas\x18\x04 \x01(\x08\x12\x16\n\x0ereplay_updates\x18\x05 \x01(\r\x1aJ\n\x0bResumeEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12*\n\x05value\x18\x02 \x01(\x0b\x32\x1b.metrics_bridge.v1.Position:\x02\x38\x01\"\x94\x02\n\x0e\x43ollectorEvent\x12/\n\x08snapshot\x18\n \x01(\x0b\x32\x1b.metrics_bridge.v1.SnapshotH\x00\x12+\n\x06update\x18\x0b \x01(\x0b\x32\x19.metrics_bridge.v1.UpdateH\x00\x12:\n\x0esource_removed\x18\x0c \x01(\x0b\x32 .metrics_bridge.v1.SourceRemovedH\x00\x12.\n\x05\x62\x61tch\x18\r \x01(\x0b\x32\x1d.metrics_bridge.v1.EventBatchH\x00\x12/\n\x06resync\x18\x15 \x01(\x0e\x32\x1f.metrics_bridge.v1.ResyncReasonB\x07\n\x05\x65vent\"\x1c\n\nEventBatch\x12\x0e\n\x06\x65vents\x18\x01 \x03(\x0c\"2\n\rSourceRemoved\x12\x0e\n\x06source\x18\x01 \x01(\t\x12\x11\n\x05\x65poch\x18\x02 \x01(\x06\x42\x02\x30\x01\"\x8a\x02\n\x06Sample\x12\x0c\n\x04name\x18\x01 \x01(\t\x12(\n\x06labels\x18\x02 \x03(\x0b\x32\x18.metrics_bridge.v1.Label\x12+\n\x04kind\x18\x03 \x01(\x0e\x32\x1d.metrics_bridge.v1.MetricKind\x12\x0c\n\x04unit\x18\x04 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x05 \x01(\t\x12\x10\n\x06number\x18\x06 \x01(\x01H\x00\x12\x31\n\thistogram\x18\x07 \x01(\x0b\x32\x1c.metrics_bridge.v1.HistogramH\x00\x12\x1a\n\x12start_time_unix_ms\x18\x08 \x01(\x03\x12\x0e\n\x06remove\x18\t \x01(\x08\x42\x07\n\x05value\"q\n\x0bPushRequest\x12\x0e\n\x06source\x18\x01 \x01(\t\x12*\n\x07samples\x18\x02 \x03(\x0b\x32\x19.metrics_bridge.v1.Sample\x12\x14\n\x0ctime_unix_ms\x18\x03 \x01(\x03\x12\x10\n\x08instance\x18\x04 \x01(\t\"_\n\x0cPushResponse\x12\x0f\n\x07\x62\x61tches\x18\x01 \x01(\x04\x12\x0f\n\x07samples\x18\x02 \x01(\x04\x12-\n\x08position\x18\x03 \x01(\x0b\x32\x1b.metrics_bridge.v1.Position\"$\n\x12GetSnapshotRequest\x12\x0e\n\x06source\x18\x01 \x01(\t\"\xad\x01\n\nSourceInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12+\n\x04kind\x18\x02 \x01(\x0e\x32\x1d.metrics_bridge.v1.SourceKind\x12-\n\x08position\x18\x03 \x01(\x0b\x32\x1b.metrics_bridge.v1.Position\x12\x14\n\x0cseries_count\x18\x04 \x01(\r\x12\x1f\n\x13last_update_unix_ms\x18\x05 \x01(\x03\x42\x02\x30\x02\"\x14\n\x12ListSourcesRequest\"X\n\x13ListSourcesResponse\x12\x11\n\tcollector\x18\x01 \x01(\t\x12.\n\x07sources\x18\x02 \x03(\x0b\x32\x1d.metrics_bridge.v1.SourceInfo2\xe5\x02\n\x10MetricsCollector\x12U\n\tSubscribe\x12#.metrics_bridge.v1.SubscribeRequest\x1a!.metrics_bridge.v1.CollectorEvent0\x01\x12I\n\x04Push\x12\x1e.metrics_bridge.v1.PushRequest\x1a\x1f.metrics_bridge.v1.PushResponse(\x01\x12Q\n\x0bGetSnapshot\x12%.metrics_bridge.v1.GetSnapshotRequest\x1a\x1b.metrics_bridge.v1.Snapshot\x12\\\n\x0bListSources\x12%.metrics_bridge.v1.ListSourcesRequest\x1a&.metrics_bridge.v1.ListSourcesResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,29 +39,29 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SOURCEINFO'].fields_by_name['last_update_unix_ms']._loaded_options = None
   _globals['_SOURCEINFO'].fields_by_name['last_update_unix_ms']._serialized_options = b'0\002'
   _globals['_SUBSCRIBEREQUEST']._serialized_start=90
-  _globals['_SUBSCRIBEREQUEST']._serialized_end=314
-  _globals['_SUBSCRIBEREQUEST_RESUMEENTRY']._serialized_start=240
-  _globals['_SUBSCRIBEREQUEST_RESUMEENTRY']._serialized_end=314
-  _globals['_COLLECTOREVENT']._serialized_start=317
-  _globals['_COLLECTOREVENT']._serialized_end=593
-  _globals['_EVENTBATCH']._serialized_start=595
-  _globals['_EVENTBATCH']._serialized_end=623
-  _globals['_SOURCEREMOVED']._serialized_start=625
-  _globals['_SOURCEREMOVED']._serialized_end=675
-  _globals['_SAMPLE']._serialized_start=678
-  _globals['_SAMPLE']._serialized_end=944
-  _globals['_PUSHREQUEST']._serialized_start=946
-  _globals['_PUSHREQUEST']._serialized_end=1059
-  _globals['_PUSHRESPONSE']._serialized_start=1061
-  _globals['_PUSHRESPONSE']._serialized_end=1156
-  _globals['_GETSNAPSHOTREQUEST']._serialized_start=1158
-  _globals['_GETSNAPSHOTREQUEST']._serialized_end=1194
-  _globals['_SOURCEINFO']._serialized_start=1197
-  _globals['_SOURCEINFO']._serialized_end=1370
-  _globals['_LISTSOURCESREQUEST']._serialized_start=1372
-  _globals['_LISTSOURCESREQUEST']._serialized_end=1392
-  _globals['_LISTSOURCESRESPONSE']._serialized_start=1394
-  _globals['_LISTSOURCESRESPONSE']._serialized_end=1482
-  _globals['_METRICSCOLLECTOR']._serialized_start=1485
-  _globals['_METRICSCOLLECTOR']._serialized_end=1842
+  _globals['_SUBSCRIBEREQUEST']._serialized_end=338
+  _globals['_SUBSCRIBEREQUEST_RESUMEENTRY']._serialized_start=264
+  _globals['_SUBSCRIBEREQUEST_RESUMEENTRY']._serialized_end=338
+  _globals['_COLLECTOREVENT']._serialized_start=341
+  _globals['_COLLECTOREVENT']._serialized_end=617
+  _globals['_EVENTBATCH']._serialized_start=619
+  _globals['_EVENTBATCH']._serialized_end=647
+  _globals['_SOURCEREMOVED']._serialized_start=649
+  _globals['_SOURCEREMOVED']._serialized_end=699
+  _globals['_SAMPLE']._serialized_start=702
+  _globals['_SAMPLE']._serialized_end=968
+  _globals['_PUSHREQUEST']._serialized_start=970
+  _globals['_PUSHREQUEST']._serialized_end=1083
+  _globals['_PUSHRESPONSE']._serialized_start=1085
+  _globals['_PUSHRESPONSE']._serialized_end=1180
+  _globals['_GETSNAPSHOTREQUEST']._serialized_start=1182
+  _globals['_GETSNAPSHOTREQUEST']._serialized_end=1218
+  _globals['_SOURCEINFO']._serialized_start=1221
+  _globals['_SOURCEINFO']._serialized_end=1394
+  _globals['_LISTSOURCESREQUEST']._serialized_start=1396
+  _globals['_LISTSOURCESREQUEST']._serialized_end=1416
+  _globals['_LISTSOURCESRESPONSE']._serialized_start=1418
+  _globals['_LISTSOURCESRESPONSE']._serialized_end=1506
+  _globals['_METRICSCOLLECTOR']._serialized_start=1509
+  _globals['_METRICSCOLLECTOR']._serialized_end=1866
 # @@protoc_insertion_point(module_scope)

@@ -50,6 +50,7 @@ class SubscribeRequest(_message.Message):
     RESUME_FIELD_NUMBER: _builtins.int
     MAX_BATCH_EVENTS_FIELD_NUMBER: _builtins.int
     VALUE_DELTAS_FIELD_NUMBER: _builtins.int
+    REPLAY_UPDATES_FIELD_NUMBER: _builtins.int
     max_batch_events: _builtins.int
     """Above 1: the collector may put up to this many events, in stream order,
     into one CollectorEvent{batch} (fewer messages for the same events).
@@ -58,6 +59,18 @@ class SubscribeRequest(_message.Message):
     value_deltas: _builtins.bool
     """Updates may carry whole-number changes as Values.delta_ids/deltas (fewer
     bytes). false: every value in full, as a collector without deltas sends.
+    """
+    replay_updates: _builtins.int
+    """Above 0: a source that would get a Snapshot now (no `resume` position for
+    it, or one the collector no longer holds the updates after) gets instead
+    a Snapshot at most this many updates back, then every Update since, in
+    order, as if the subscriber had followed them; a bridge then holds them
+    for its clients to resume from. The collector goes back as far as it can
+    within this: it keeps snapshots of a source at some positions only (about
+    every half of its --resume-window updates), and replays take at most half
+    of the subscriber's queue (--subscriber-queue); a source with nothing to
+    replay gets the current Snapshot. 0: the current Snapshot, as a collector
+    without replay sends.
     """
     @_builtins.property
     def sources(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
@@ -76,10 +89,11 @@ class SubscribeRequest(_message.Message):
         resume: _abc.Mapping[_builtins.str, _metrics_pb2.Position] | None = ...,
         max_batch_events: _builtins.int = ...,
         value_deltas: _builtins.bool = ...,
+        replay_updates: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["max_batch_events", b"max_batch_events", "resume", b"resume", "sources", b"sources", "value_deltas", b"value_deltas"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["max_batch_events", b"max_batch_events", "replay_updates", b"replay_updates", "resume", b"resume", "sources", b"sources", "value_deltas", b"value_deltas"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

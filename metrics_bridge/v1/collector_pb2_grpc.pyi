@@ -39,8 +39,9 @@ class MetricsCollectorStub:
     A subscriber that falls behind its bounded queue is sent a fresh Snapshot
     instead of the updates it missed. With `resume`, a source whose updates
     after that position are still held by the collector gets exactly those
-    updates and no snapshot; otherwise it gets a Snapshot. A push or OTLP
-    source idle for the collector's --source-ttl is announced as
+    updates and no snapshot; otherwise it gets a Snapshot (with
+    `replay_updates`, possibly an older one followed by the Updates since). A
+    push or OTLP source idle for the collector's --source-ttl is announced as
     SourceRemoved; if it pushes again it starts over with a new epoch, sent as
     a Snapshot. The stream ends with OK when the collector shuts down, and with
     RESOURCE_EXHAUSTED when a subscriber has let more removals pile up unread
@@ -64,8 +65,9 @@ class MetricsCollectorAsyncStub(MetricsCollectorStub):
     A subscriber that falls behind its bounded queue is sent a fresh Snapshot
     instead of the updates it missed. With `resume`, a source whose updates
     after that position are still held by the collector gets exactly those
-    updates and no snapshot; otherwise it gets a Snapshot. A push or OTLP
-    source idle for the collector's --source-ttl is announced as
+    updates and no snapshot; otherwise it gets a Snapshot (with
+    `replay_updates`, possibly an older one followed by the Updates since). A
+    push or OTLP source idle for the collector's --source-ttl is announced as
     SourceRemoved; if it pushes again it starts over with a new epoch, sent as
     a Snapshot. The stream ends with OK when the collector shuts down, and with
     RESOURCE_EXHAUSTED when a subscriber has let more removals pile up unread
@@ -92,8 +94,9 @@ class MetricsCollectorServicer(metaclass=_abc_1.ABCMeta):
         A subscriber that falls behind its bounded queue is sent a fresh Snapshot
         instead of the updates it missed. With `resume`, a source whose updates
         after that position are still held by the collector gets exactly those
-        updates and no snapshot; otherwise it gets a Snapshot. A push or OTLP
-        source idle for the collector's --source-ttl is announced as
+        updates and no snapshot; otherwise it gets a Snapshot (with
+        `replay_updates`, possibly an older one followed by the Updates since). A
+        push or OTLP source idle for the collector's --source-ttl is announced as
         SourceRemoved; if it pushes again it starts over with a new epoch, sent as
         a Snapshot. The stream ends with OK when the collector shuts down, and with
         RESOURCE_EXHAUSTED when a subscriber has let more removals pile up unread

@@ -285,3 +285,74 @@ def test_without_a_clock_there_is_no_staleness_bound() -> None:
     for i in range(2, 5):
         h.apply("svc", PUSH, [gauge("a", i)], i, received=0)
     assert [type(i) for i in drain(sub)] == [Event, Event, Event]
+
+
+def event_of(item: Event | Resync | Removed) -> collector_pb2.CollectorEvent:
+    assert isinstance(item, Event), item
+    return collector_pb2.CollectorEvent.FromString(item.data)
+
+
+def replayed_seqs(items: list[Event | Resync | Removed]) -> tuple[int, list[int]]:
+    """The snapshot's seq and the updates' seqs of a replay."""
+    first, *rest = [event_of(i) for i in items]
+    assert first.WhichOneof("event") == "snapshot" and first.resync == 0
+    assert all(e.WhichOneof("event") == "update" for e in rest)
+    return first.snapshot.seq, [e.update.seq for e in rest]
+
+
+def test_replay_on_subscribe_queues_an_older_snapshot_then_every_update_since() -> None:
+    h = hub(resume_window=8)
+    for i in range(1, 21):
+        h.apply("svc", PUSH, [gauge("a", i)], i, received=0)
+    sub = h.subscribe(["svc"], replay=8)
+    start, seqs = replayed_seqs(drain(sub))
+    assert 20 - 8 <= start < 20 and seqs == list(range(start + 1, 21))
+    h.apply("svc", PUSH, [gauge("a", 21)], 21, received=0)
+    assert [event_of(i).update.seq for i in drain(sub)] == [21]
+
+
+def test_replay_replaces_the_snapshot_for_a_position_the_collector_cannot_resume() -> None:
+    h = hub(resume_window=8)
+    for i in range(1, 21):
+        position = h.apply("svc", PUSH, [gauge("a", i)], i, received=0)
+    for lost in (Position(position.epoch ^ 1, 20), Position(position.epoch, 2)):
+        start, seqs = replayed_seqs(drain(h.subscribe(["svc"], {"svc": lost}, replay=8)))
+        assert start < 20 and seqs == list(range(start + 1, 21))
+    held = drain(h.subscribe(["svc"], {"svc": Position(position.epoch, 18)}, replay=8))
+    assert [event_of(i).update.seq for i in held] == [19, 20]
+    assert drain(h.subscribe(["svc"])) == [Resync("svc")]
+
+
+def test_replay_sends_the_compact_form_to_a_subscriber_that_takes_deltas() -> None:
+    h = hub(resume_window=8)
+    for i in range(1, 11):
+        h.apply("svc", PUSH, [gauge("a", float(i))], i, received=0)
+    items = drain(h.subscribe(["svc"], deltas=True, replay=8))
+    updates = [event_of(i).update for i in items[1:]]
+    assert updates and all(u.values.delta_ids == [1] and not u.values.ids for u in updates)
+
+
+def test_replays_take_at_most_half_the_subscriber_queue() -> None:
+    h = hub(resume_window=8, subscriber_queue=10)
+    for name in ("one", "two"):
+        for i in range(1, 21):
+            h.apply(name, PUSH, [gauge("a", i)], i, received=0)
+    sub = h.subscribe(replay=8)
+    items = drain(sub)
+    assert sub.overflows == 0
+    assert 0 < sum(isinstance(i, Event) for i in items) <= 5
+    assert Resync("two") in items
+    start, seqs = replayed_seqs([i for i in items if i.source == "one"])
+    assert seqs == list(range(start + 1, 21))
+
+
+def test_replayed_updates_wait_from_the_subscribe_so_they_are_not_stale() -> None:
+    now = [0.0]
+    h = hub(clock=lambda: now[0], max_staleness=1.0, resume_window=8)
+    for i in range(1, 11):
+        h.apply("svc", PUSH, [gauge("a", i)], i, received=0)
+    now[0] = 60.0
+    sub = h.subscribe(["svc"], replay=8)
+    now[0] = 60.5
+    start, seqs = replayed_seqs(drain(sub))
+    assert seqs == list(range(start + 1, 11)) and sub.stale_resyncs == 0

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from collector.errors import SeriesLimitExceeded
 from collector.series import COUNTER, GAUGE, Descriptor, HistogramData, SeriesKey, SeriesSample
-from collector.source import SourceState
+from collector.source import MAX_CHECKPOINTS, SourceState
 from metrics_bridge.v1 import collector_pb2, metrics_pb2
 from tests.collector.replica import SourceReplica
 
@@ -112,6 +112,32 @@ def test_snapshot_bytes_are_cached_until_the_next_update() -> None:
     assert source.snapshot() is not before
 
 
+def test_snapshot_bytes_are_protobufs_own_encoding_and_follow_redeclared_series() -> None:
+    source = SourceState("svc", PUSH, epoch=7)
+    key = SeriesKey.of("requests_total", [("path", "/")])
+    latency = SeriesSample(
+        SeriesKey.of("latency"),
+        Descriptor(metrics_pb2.METRIC_KIND_HISTOGRAM, unit="s"),
+        HistogramData((1.0,), (1, 2), 3, 4.0, 0.5, 3.0),
+    )
+    source.apply([SeriesSample(key, Descriptor(COUNTER, start_time_unix_ms=10), 5.0)], 1)
+    source.apply([latency, gauge("a", 1), gauge("b", -0.0)], 2)
+    source.snapshot()
+    source.apply([SeriesSample(key, Descriptor(COUNTER, start_time_unix_ms=20), 1.0)], 3)
+    source.apply([SeriesSample(SeriesKey.of("a"), Descriptor(GAUGE), remove=True)], 4)
+    data = source.snapshot()
+    event = collector_pb2.CollectorEvent.FromString(data)
+    assert event.SerializeToString() == data
+    snap = event.snapshot
+    assert [(d.name, d.start_time_unix_ms) for d in snap.series] == [
+        ("requests_total", 20),
+        ("latency", 0),
+        ("b", 0),
+    ]
+    assert [h.id for h in snap.values.histograms] == [2]
+    assert list(snap.values.ids) == [1, 4] and list(snap.values.numbers) == [1.0, -0.0]
+
+
 def test_resume_within_the_ring_returns_exactly_the_missing_updates() -> None:
     source = SourceState("svc", PUSH, epoch=7, resume_window=4)
     sent = [source.apply([gauge("a", i)], i) for i in range(1, 7)]
@@ -185,3 +211,126 @@ def test_snapshot_then_updates_reproduce_the_source(
     expected = {key: source.value(key) for key in source.series_keys()}
     assert replica.by_key() == expected
     assert replica.seq == source.seq
+
+
+def held_updates(source: SourceState) -> int:
+    """How many updates the ring holds (the furthest position resume still serves)."""
+    count = 0
+    while count < source.seq and source.resume(source.epoch, source.seq - count - 1).recovered:
+        count += 1
+    return count
+
+
+def replayed(source: SourceState, limit: int, deltas: bool = False) -> SourceReplica:
+    """A replica rebuilt from `source.replay(limit)`: its snapshot, then its updates."""
+    held = source.replay(limit, deltas)
+    assert held is not None
+    replica = SourceReplica()
+    replica.apply_snapshot(collector_pb2.CollectorEvent.FromString(held.snapshot).snapshot)
+    assert replica.seq == held.seq
+    for data in held.updates:
+        replica.apply_update(update(data))
+    return replica
+
+
+def test_replay_is_a_snapshot_at_a_checkpoint_then_exactly_the_updates_after_it() -> None:
+    source = SourceState("svc", PUSH, epoch=7, resume_window=8)
+    sent = {}
+    for i in range(1, 21):
+        sent[i] = source.apply([gauge("a", i), gauge("b", i % 3)], i)
+    held = source.replay(8)
+    assert held is not None and 20 - 8 <= held.seq < 20
+    start = collector_pb2.CollectorEvent.FromString(held.snapshot).snapshot
+    assert (start.epoch, start.seq, start.time_unix_ms) == (7, held.seq, held.seq)
+    assert list(held.updates) == [sent[s] for s in range(held.seq + 1, 21)]
+    assert replayed(source, 8).by_key() == {k: source.value(k) for k in source.series_keys()}
+
+
+def test_replay_in_the_compact_form_for_a_subscriber_that_takes_deltas() -> None:
+    source = SourceState("svc", PUSH, epoch=7, resume_window=8)
+    compact = {}
+    for i in range(1, 13):
+        source.apply([gauge("a", i), gauge("b", 0.5 * i)], i)
+        compact[source.seq] = source.compact
+    held = source.replay(8, deltas=True)
+    assert held is not None
+    assert list(held.updates) == [compact[s] for s in range(held.seq + 1, 13)]
+    assert any(update(data).values.delta_ids for data in held.updates)
+    replica = replayed(source, 8, deltas=True)
+    assert replica.by_key() == {k: source.value(k) for k in source.series_keys()}
+
+
+def test_a_young_source_replays_from_seq_0() -> None:
+    source = SourceState("svc", PUSH, epoch=7, resume_window=1024)
+    for i in range(1, 6):
+        source.apply([gauge("a", i)], i)
+    held = source.replay(1024)
+    assert held is not None and held.seq == 0 and len(held.updates) == 5
+
+
+def test_replay_goes_back_at_most_the_limit_and_never_offers_the_current_state() -> None:
+    source = SourceState("svc", PUSH, epoch=7, resume_window=8)
+    for i in range(1, 21):
+        source.apply([gauge("a", i)], i)
+        for limit in range(0, 10):
+            held = source.replay(limit)
+            assert held is None or 0 < source.seq - held.seq <= limit
+        newest = source.checkpoint_seqs[-1]
+        assert newest == source.seq or source.replay(source.seq - newest - 1) is None
+    assert SourceState("svc", PUSH, resume_window=0).replay(10) is None
+
+
+def test_checkpoints_rotate_one_per_half_ring_and_the_ring_always_continues_one() -> None:
+    window = 100
+    source = SourceState("svc", PUSH, epoch=7, resume_window=window)
+    taken: set[int] = set()
+    for i in range(1, 2001):
+        source.apply([gauge("a", i)], i)
+        seqs = source.checkpoint_seqs
+        taken.update(seqs)
+        assert len(seqs) <= MAX_CHECKPOINTS
+        assert seqs[0] >= source.seq - min(source.seq, window)
+        held = source.replay(window)
+        assert held is not None and held.seq >= source.seq - window
+        if source.seq >= window:
+            assert source.seq - held.seq >= window // 2 - 1
+    steady = [s for s in taken if s > window]
+    assert len(steady) <= 2000 // (window // 2)
+    assert len(taken) < 2000 // (window // 2) + 20
+
+
+def test_a_ring_shortened_by_its_byte_budget_still_continues_a_checkpoint() -> None:
+    source = SourceState("svc", PUSH, epoch=7, resume_window=100, resume_bytes=300)
+    for i in range(1, 60):
+        source.apply([gauge("a", i + 0.5)], i)
+        held = source.replay(100)
+        if held is not None:
+            assert source.resume(7, held.seq).recovered
+        assert source.resume(7, source.checkpoint_seqs[0]).recovered
+    assert replayed(source, 100).by_key() == {k: source.value(k) for k in source.series_keys()}
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.integers(min_value=1, max_value=40), min_size=1, max_size=80),
+    st.integers(min_value=1, max_value=12),
+    st.integers(min_value=200, max_value=3000),
+)
+def test_every_checkpoint_is_continued_by_the_ring_whatever_the_sizes(
+    sizes: list[int], window: int, budget: int
+) -> None:
+    source = SourceState("svc", PUSH, epoch=7, resume_window=window, resume_bytes=budget)
+    ring = 0
+    for i, size in enumerate(sizes, 1):
+        source.apply([gauge(f"s{j}", i + 0.5) for j in range(size)], i)
+        seqs = source.checkpoint_seqs
+        assert 0 < len(seqs) <= MAX_CHECKPOINTS and seqs[-1] >= source.seq - window
+        assert all(source.resume(7, seq).recovered for seq in seqs)
+        before, ring = ring, held_updates(source)
+        held = source.replay(window)
+        if ring >= max(2, before):  # the ring did not shrink: a checkpoint inside it is kept
+            assert held is not None
+        if held is not None:
+            assert replayed(source, window).by_key() == {
+                k: source.value(k) for k in source.series_keys()
+            }

@@ -49,6 +49,22 @@ export declare type SubscribeRequest = Message<"metrics_bridge.v1.SubscribeReque
    * @generated from field: bool value_deltas = 4;
    */
   valueDeltas: boolean;
+
+  /**
+   * Above 0: a source that would get a Snapshot now (no `resume` position for
+   * it, or one the collector no longer holds the updates after) gets instead
+   * a Snapshot at most this many updates back, then every Update since, in
+   * order, as if the subscriber had followed them; a bridge then holds them
+   * for its clients to resume from. The collector goes back as far as it can
+   * within this: it keeps snapshots of a source at some positions only (about
+   * every half of its --resume-window updates), and replays take at most half
+   * of the subscriber's queue (--subscriber-queue); a source with nothing to
+   * replay gets the current Snapshot. 0: the current Snapshot, as a collector
+   * without replay sends.
+   *
+   * @generated from field: uint32 replay_updates = 5;
+   */
+  replayUpdates: number;
 };
 
 /**
@@ -390,8 +406,9 @@ export declare const MetricsCollector: GenService<{
    * A subscriber that falls behind its bounded queue is sent a fresh Snapshot
    * instead of the updates it missed. With `resume`, a source whose updates
    * after that position are still held by the collector gets exactly those
-   * updates and no snapshot; otherwise it gets a Snapshot. A push or OTLP
-   * source idle for the collector's --source-ttl is announced as
+   * updates and no snapshot; otherwise it gets a Snapshot (with
+   * `replay_updates`, possibly an older one followed by the Updates since). A
+   * push or OTLP source idle for the collector's --source-ttl is announced as
    * SourceRemoved; if it pushes again it starts over with a new epoch, sent as
    * a Snapshot. The stream ends with OK when the collector shuts down, and with
    * RESOURCE_EXHAUSTED when a subscriber has let more removals pile up unread
