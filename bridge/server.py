@@ -149,7 +149,7 @@ class BridgeServer:
             # Over the cap the hub closes with 1013 after the upgrade (a browser learns
             # why); once those refusals in flight eat half the headroom: 503 before it.
             cap = self.hub.max_connections
-            if self.server is not None and len(self.server.connections) >= cap + max(
+            if self.server is not None and len(self.server.all_connections) >= cap + max(
                 1, self.fd_reserve // 2
             ):
                 self.hub.counters.connections_rejected_capacity += 1
