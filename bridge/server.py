@@ -63,6 +63,9 @@ __all__ = ["BridgeServer", "run", "serve_forever", "server_version"]
 
 log = logging.getLogger(__name__)
 
+LISTEN_BACKLOG = 4096
+"""Connections the kernel may hold waiting for accept (before net.core.somaxconn caps it)."""
+
 SHUTDOWN_TIMEOUT = 10.0
 
 
@@ -232,6 +235,10 @@ class BridgeServer:
             write_limit=config.client_buffer_bytes,
             server_header=None,
             ssl=self.tls.context if self.tls else None,
+            # asyncio's default backlog (100) drops the SYNs of a reconnect
+            # storm, which then retry a second or more later; the kernel caps
+            # it at net.core.somaxconn.
+            backlog=min(config.max_connections, LISTEN_BACKLOG),
         )
         for upstream in self.upstreams:
             self._tasks.append(self.loop.create_task(upstream.run()))

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
 from collections.abc import Iterator
 
 import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from bridge.server import LISTEN_BACKLOG
 from metrics_bridge.v1 import bridge_pb2, metrics_pb2
 from tests.bridge.stack import Client, Pusher, bridge, collector, ready_client
 from tests.support.processes import ServerProcess, running
@@ -230,3 +232,12 @@ async def test_connection_over_max_connections_is_closed_with_1013() -> None:
         await first.send(bridge_pb2.ClientMessage(ping=bridge_pb2.Ping(nonce=3)))
         assert (await first.next("pong")).pong.nonce == 3
         await first.close()
+
+
+def test_the_listen_backlog_takes_a_reconnect_storm_not_asyncios_100(url: str) -> None:
+    port = url.rsplit(":", 1)[1].split("/")[0]
+    listing = subprocess.run(
+        ["ss", "-ltnH", f"sport = :{port}"], capture_output=True, text=True, check=True
+    ).stdout.split()
+    # ss shows a listening socket's backlog as its Send-Q (the third column).
+    assert int(listing[2]) == min(LISTEN_BACKLOG, 10_000), listing
