@@ -29,10 +29,10 @@ import asyncio
 import contextlib
 import logging
 import socket
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-from websockets.asyncio.messages import MAX_FRAGMENTS
+from websockets.asyncio.messages import MAX_FRAGMENTS, Assembler
 from websockets.asyncio.server import ServerConnection
 from websockets.datastructures import Headers
 from websockets.extensions.base import Extension
@@ -56,6 +56,7 @@ __all__ = [
     "CLOSE_TIMEOUT",
     "BridgeConnection",
     "ConnectionSink",
+    "closed_assembler",
     "deflate_factory",
     "frame_parser_only",
     "negotiated_deflate_bits",
@@ -66,17 +67,6 @@ log = logging.getLogger(__name__)
 CLOSE_TIMEOUT = 5.0
 NO_REQUEST = Request("/", Headers())
 """What an open connection holds instead of its handshake request."""
-
-
-class ListQueue(list[Any]):
-    """The deque methods websockets (17) calls on its per-connection queues, on a
-    list: ~56 bytes empty instead of ~760, and these queues hold a few items."""
-
-    def popleft(self) -> Any:
-        return self.pop(0)
-
-    def extendleft(self, items: Iterable[Any]) -> None:
-        self[:0] = reversed(list(items))
 
 
 class BridgeConnection(ServerConnection):
@@ -103,29 +93,28 @@ class BridgeConnection(ServerConnection):
             if sock is not None:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.send_buffer_bytes)
         super().connection_made(transport)
-        # An empty deque costs ~760 bytes (one 64-slot block); a connection's
-        # received frames and drain waiters are nearly always none or one.
-        waiters: Any = ListQueue()  # typed as deques by websockets
-        frames: Any = ListQueue()
+        # An empty deque costs ~760 bytes (one 64-slot block); websockets only
+        # appends, removes and iterates a connection's drain waiters, nearly
+        # always none or one: a list does.
+        waiters: Any = []  # typed as a deque by websockets
         self.drain_waiters = waiters
-        self.recv_messages.frames.queue = frames
 
     def attach(self, hub: Hub, client: Client) -> asyncio.Future[None]:
-        """Join the hub as `client`: from now on its messages go to `hub.receive`.
+        """Join the hub as `client`: from now on its messages go to `hub.receive`
+        (`recv()` has nothing to return; it raises once the connection is closed).
         Returns the future the connection's handler awaits: done when the
         connection is lost (the handler returning would close the connection)."""
         self.hub = hub
         self.client = client
         self.forget_handshake()
         # Frames a client sent right behind its handshake request were queued
-        # for recv(): they are the first messages.
+        # for recv(): they are the first messages. recv()'s assembler (with its
+        # queue and flow-control callbacks) gives way to one shared closed one.
         assembler = self.recv_messages
-        queued = list(assembler.frames.queue)
-        assembler.frames.queue.clear()
+        self.recv_messages = closed_assembler()
         if assembler.paused:
-            assembler.paused = False
             self.transport.resume_reading()
-        for frame in queued:
+        for frame in assembler.frames.queue:
             self._receive_frame(frame)
         return self.connection_lost_waiter
 
@@ -137,6 +126,8 @@ class BridgeConnection(ServerConnection):
         `request is None`, so the request becomes one shared empty Request."""
         self.request = NO_REQUEST
         self.response = None
+        with contextlib.suppress(AttributeError):  # a done future only handshake() awaits
+            del self.request_rcvd
         with contextlib.suppress(AttributeError):  # the per-connection closure serve() bound
             del self.protocol.select_subprotocol
         frame_parser_only(self.protocol)
@@ -207,6 +198,19 @@ class BridgeConnection(ServerConnection):
         super().connection_lost(exc)
         if self.client is not None and self.hub is not None:
             self.hub.disconnect(self.client)
+
+
+_closed_assembler: list[Assembler] = []
+
+
+def closed_assembler() -> Assembler:
+    """One closed Assembler shared by every attached connection: `recv()` on it
+    finds no message and waits for the connection to close, `close()` is a no-op."""
+    if not _closed_assembler:
+        assembler = Assembler()
+        assembler.close()
+        _closed_assembler.append(assembler)
+    return _closed_assembler[0]
 
 
 def frame_parser_only(protocol: Protocol) -> None:

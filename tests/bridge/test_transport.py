@@ -8,7 +8,6 @@ import gc
 import socket
 import weakref
 import zlib
-from collections import deque
 from collections.abc import AsyncIterator, Awaitable
 from types import CoroutineType
 from typing import Any
@@ -36,7 +35,7 @@ from bridge.transport import (
     NO_REQUEST,
     BridgeConnection,
     ConnectionSink,
-    ListQueue,
+    closed_assembler,
     frame_parser_only,
     negotiated_deflate_bits,
 )
@@ -206,18 +205,6 @@ def test_deflate_without_context_takeover_compresses_with_the_negotiated_window(
 def test_deflate_with_context_takeover_is_refused() -> None:
     with pytest.raises(RuntimeError, match="context takeover"):
         negotiated_deflate_bits([deflate(local_no_context_takeover=False)])
-
-
-def test_list_queue_does_what_websockets_asks_of_its_deques() -> None:
-    ours, theirs = ListQueue(), deque[int]()
-    for queue in (ours, theirs):
-        queue.append(1)
-        queue.append(2)
-        queue.extendleft([3, 4])
-        queue.remove(2)
-    assert list(ours) == list(theirs) == [4, 3, 1]
-    assert ours.popleft() == theirs.popleft() == 4
-    assert len(ours) == len(theirs) == 2
 
 
 class Hub:
@@ -459,3 +446,39 @@ def handshake_request() -> bytes:
     client = ClientProtocol(parse_uri("ws://127.0.0.1:1/"))
     client.send_request(client.connect())
     return b"".join(client.data_to_send())
+
+
+async def test_attached_connections_share_one_closed_assembler_and_recv_waits_for_the_close(
+    attached: tuple[Server, Hub, list[BridgeConnection]],
+) -> None:
+    server, hub, connections = attached
+    async with (
+        connect(f"ws://127.0.0.1:{port_of(server)}/") as one,
+        connect(f"ws://127.0.0.1:{port_of(server)}/") as two,
+    ):
+        await one.send(b"1")
+        await two.send(b"2")
+        await hub.wait_for(2)
+        assert [c.recv_messages for c in connections] == [closed_assembler()] * 2
+        recv = asyncio.create_task(connections[0].recv())
+        await asyncio.sleep(0.05)
+        assert not recv.done()
+    with pytest.raises(ConnectionClosed):
+        await asyncio.wait_for(recv, 10)
+
+
+async def test_drain_waits_on_a_list_of_waiters_until_writing_resumes(
+    attached: tuple[Server, Hub, list[BridgeConnection]],
+) -> None:
+    server, hub, connections = attached
+    async with connect(f"ws://127.0.0.1:{port_of(server)}/") as ws:
+        await ws.send(b"one")
+        await hub.wait_for(1)
+        [connection] = connections
+        connection.pause_writing()
+        drain = asyncio.create_task(connection.drain())
+        await asyncio.sleep(0.05)
+        assert not drain.done() and len(connection.drain_waiters) == 1
+        connection.resume_writing()
+        await asyncio.wait_for(drain, 10)
+        assert len(connection.drain_waiters) == 0
