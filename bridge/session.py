@@ -149,8 +149,29 @@ def error_reply(code: int, message: str, channel: str = "") -> Reply:
     )
 
 
+OPEN_GRANT = Grant()
+"""The grant of every session when no token is required (shared: Grant is frozen)."""
+
+
 class Session:
     """Validates one client's messages and keeps its subscriptions and timers."""
+
+    __slots__ = (
+        "_random_bytes",
+        "_tokens",
+        "_tokens_at",
+        "grant",
+        "id",
+        "limits",
+        "next_heartbeat",
+        "next_ping",
+        "ping_payload",
+        "ping_sent_at",
+        "subscriptions",
+        "timers",
+        "token_deadline",
+        "token_required",
+    )
 
     def __init__(
         self,
@@ -164,7 +185,7 @@ class Session:
     ) -> None:
         self._random_bytes = random_bytes
         self.token_required = token_required
-        self.grant: Grant | None = None if token_required else Grant()
+        self.grant: Grant | None = None if token_required else OPEN_GRANT
         self.token_deadline = now + token_timeout
         self.id = random_bytes(8).hex()
         self.limits = limits

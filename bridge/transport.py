@@ -262,7 +262,7 @@ class ConnectionSink:
         self.fd: int = sock.fileno() if plain else -1
         self.deflate_bits = negotiated_deflate_bits(connection.protocol.extensions)
         self._batch = batch
-        self._pending: list[bytes] = []
+        self._pending: list[bytes] | None = None  # an idle sink holds no list
         self._pending_bytes = 0
         self.queued_total = 0
         self._closing: asyncio.Task[None] | None = None
@@ -276,9 +276,11 @@ class ConnectionSink:
         return len(wire)
 
     def _append(self, data: bytes) -> None:
-        if not self._pending:
+        if self._pending is None:
             self._batch.mark(self)
-        self._pending.append(data)
+            self._pending = [data]
+        else:
+            self._pending.append(data)
         size = len(data)
         self._pending_bytes += size
         self.queued_total += size
@@ -286,7 +288,7 @@ class ConnectionSink:
     def take(self) -> bytes | None:
         """What is pending, as one chunk; None if nothing or no longer open."""
         pending = self._pending
-        self._pending = []
+        self._pending = None
         self._pending_bytes = 0
         # Data must never follow a close frame: drop what is left once closing.
         if not pending or self.connection.protocol.state is not OPEN or self.transport.is_closing():
