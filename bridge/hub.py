@@ -38,19 +38,20 @@ Rules:
   off, every event published as it is applied): events read off a stream
   are applied at once (state, ring and position stay exact), but their
   frames are held until `release_held`, after each drain pass of the stream
-  reader, which publishes each held channel to its pool with one frame. So a
-  channel goes out once per pass, latest wins: a lone event as it came; more
-  as one update merged from where the pool was (the net change), or the
-  latest snapshot when the ring cannot bridge that. A bridge that keeps up
-  has one event per channel per pass and changes nothing; one that falls
-  behind sends the latest state instead of a queue of old steps, and its
-  drain passes catch up. The merged frame is marked RESYNC_REASON_STALE
-  when a held event was read longer than `max_staleness` before it was
-  applied. Counted in `Counters.drops` as ("handoff", "stale") or
-  ("handoff", "coalesced"), and `stage_resyncs` ("handoff", "stale") for the
-  marked ones. Status frames are never held; rate-tier members are left to
-  their tick. A snapshot the collector marked is counted as ("collector",
-  its reason), with the updates it replaced.
+  reader, which publishes each held channel to its pool. A channel whose
+  held events all waited at most `coalesce_after` (a hundredth of the
+  bound)
+  gets them one by one, as they came: a bridge that keeps up changes
+  nothing. One that has fallen behind (an event waited longer) gets one
+  frame, latest wins: the update merged from where the pool was (the net
+  change), or the latest snapshot when the ring cannot bridge that; its
+  drain passes then catch up instead of sending a queue of old steps. The
+  merged frame is marked RESYNC_REASON_STALE when an event waited longer
+  than `max_staleness`. Counted in `Counters.drops` as ("handoff", "stale")
+  or ("handoff", "coalesced"), and `stage_resyncs` ("handoff", "stale") for
+  the marked ones. Status frames are never held; rate-tier members are left
+  to their tick. A snapshot the collector marked is counted as
+  ("collector", its reason), with the updates it replaced.
 - Hop delays (`hops`, bridge/hops.py) are observed per event; each
   channel's `delivered_ages` is the age of its newest data when published.
 - `tick(now)` runs each client's timers, in this order: close it if its pong
@@ -220,9 +221,9 @@ class _Held:
 
     channel: ChannelState
     before: Position | None
-    first: Frame
-    count: int
-    stale: bool
+    frames: list[Frame]
+    waited: float
+    """The longest any of them waited between being read and applied (seconds)."""
     mark: int
     """The ResyncReason the collector marked the first held snapshot with (0: none)."""
 
@@ -499,11 +500,10 @@ class Hub:
         are held until `release_held`, which sends its channel once.
         """
         self.counters.upstream_events += 1
-        stale = False
+        waited = 0.0
         if received is not None:
             waited = now - received
             self.hops.handoff.observe(waited)
-            stale = 0 < self.max_staleness < waited
         outcome = self.registry.apply(collector, data)
         if isinstance(outcome, Published):
             channel = outcome.channel
@@ -520,7 +520,7 @@ class Hub:
                 held = self._held.get(channel.name)
                 if held is not None and held.channel is not channel:
                     held = None  # a channel of that name that was removed meanwhile
-                self._hold(outcome, held, stale)
+                self._hold(outcome, held, waited)
                 return
             self._delivered(channel)
             self.publish(outcome.frame, now)
@@ -532,28 +532,34 @@ class Hub:
         elif isinstance(outcome, Resync):
             self._want_resync(outcome)
 
-    def _hold(self, outcome: Published, held: _Held | None, stale: bool) -> None:
-        """Keep back the frames of an event: its channel goes out once, at release."""
+    def _hold(self, outcome: Published, held: _Held | None, waited: float) -> None:
+        """Keep back the frames of an event until the end of its drain pass."""
         frame = outcome.frame
-        count = 1 + len(outcome.then)
         if held is None:
             before = None
             if frame.kind is FrameKind.UPDATE:
                 before = Position(frame.epoch, frame.seq - 1)
             self._held[outcome.channel.name] = _Held(
-                outcome.channel, before, frame, count, stale, outcome.resync
+                outcome.channel, before, [frame, *outcome.then], waited, outcome.resync
             )
         else:
-            held.count += count
-            held.stale = held.stale or stale
+            held.frames.append(frame)
+            held.frames.extend(outcome.then)
+            held.waited = max(held.waited, waited)
+
+    @property
+    def coalesce_after(self) -> float:
+        """How long an event may wait at the hand-off before its channel's held events merge."""
+        return self.max_staleness / 100
 
     def release_held(self, now: float) -> None:
-        """Publish each held channel with one frame: its latest state.
+        """Publish each held channel: one by one if the bridge kept up, else its latest state.
 
-        One held event goes out as it came. More go out as one update merged
-        from where the pool was (`merged_frame`) when the ring bridges it,
-        else as the latest snapshot; marked `RESYNC_REASON_STALE` and counted
-        as a stale hand-off drop and resync if one of them was stale, else
+        Events that all waited at most `coalesce_after` go out as they came.
+        Otherwise one frame goes out: the update merged from where the pool
+        was (`merged_frame`) when the ring bridges it, else the latest
+        snapshot; marked `RESYNC_REASON_STALE` and counted as a stale
+        hand-off drop and resync if one waited past `max_staleness`, else
         counted as coalesced. A channel removed meanwhile, or with no pool,
         gets nothing.
         """
@@ -564,23 +570,26 @@ class Hub:
             channel = record.channel
             if self.channels.get(name) is not channel or not self.pools.get(name):
                 continue
-            frame = record.first
-            if record.count > 1:
-                reason = "stale" if record.stale else "coalesced"
-                merged = None if record.before is None else channel.merged_frame(record.before)
-                if merged is not None:
-                    frame = with_resync(merged, STALE) if record.stale else merged
-                    self.counters.dropped("handoff", reason, record.count - 1)
-                else:
-                    mark = STALE if record.stale else record.mark
-                    frame = channel.resync_frame(mark) if mark else channel.snapshot_frame()
-                    if record.before is not None:
-                        self.counters.dropped("handoff", reason, record.count)
-                    else:  # the first held frame was a snapshot: it replaced no update
-                        self.counters.dropped("handoff", reason, record.count - 1)
-                if record.stale:
-                    self.counters.resynced("handoff", "stale")
             self._delivered(channel)
+            count = len(record.frames)
+            if count == 1 or record.waited <= self.coalesce_after:
+                for frame in record.frames:
+                    self.publish(frame, now)
+                continue
+            stale = record.waited > self.max_staleness
+            reason = "stale" if stale else "coalesced"
+            merged = None if record.before is None else channel.merged_frame(record.before)
+            if merged is not None:
+                frame = with_resync(merged, STALE) if stale else merged
+                self.counters.dropped("handoff", reason, count - 1)
+            else:
+                mark = STALE if stale else record.mark
+                frame = channel.resync_frame(mark) if mark else channel.snapshot_frame()
+                # A held snapshot first replaced no update of the pool's.
+                replaced = count if record.before is not None else count - 1
+                self.counters.dropped("handoff", reason, replaced)
+            if stale:
+                self.counters.resynced("handoff", "stale")
             self.publish(frame, now)
 
     def _delivered(self, channel: ChannelState) -> None:

@@ -5,8 +5,9 @@ channel: the age of the data the clients receive (receive wall time minus the
 update's `time_unix_ms`, which the collector stamps when it applies a push)
 stays within --max-staleness plus a margin for this shared machine, because
 every stage sends the latest state in place of what waited past the bound, and
-the bridge's hand-off sends a channel once per drain pass (measured: p99
-68-99 ms with the bound, 3.7 s without). With the
+the bridge's hand-off merges a channel's updates once it falls behind
+(measured on the shared machine: p99 0.36-0.49 s with the bound, 1.6-3.7 s
+without). With the
 bound off (METRICS_BRIDGE_LONG_TESTS=1), the same flood leaves the clients
 seconds behind: the test can tell the two apart.
 """
@@ -171,7 +172,7 @@ def test_under_a_flood_the_data_clients_get_stays_within_the_staleness_bound() -
     run = flooded(BOUND)
     print(run.describe())
     assert len(run.ages_ms) > 100, run.describe()
-    assert run.pushed_per_s > 3 * run.deliveries_per_client_s, "the flood must overload: " + (
+    assert run.pushed_per_s > 2 * run.deliveries_per_client_s, "the flood must overload: " + (
         run.describe()
     )
     assert run.bridge_drops, "a flood that drops nothing did not test the bound: " + run.describe()
