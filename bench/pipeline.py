@@ -4,7 +4,9 @@
 their own, as fast as the collector takes them (pre-encoded requests, so the
 pushers cost little). One WebSocket client subscribes to every pushed channel
 through one bridge and checks each Update's seq: an event counts when it
-arrives in order with no gap; a gap or a resync snapshot is reported. With
+arrives in order with no gap, alone or in a merged update (a bridge that falls
+behind merges a channel's updates, ServerMessage.first_seq); a gap or a
+resync snapshot is reported. With
 `--subscribers` above 1, the other subscribers are plain gRPC Subscribe
 streams (one process, one thread each) reading every event, as more bridges
 would: the collector's CPU per event shows what each extra subscriber costs.
@@ -145,6 +147,8 @@ class Checker(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.in_order = 0
         self.gaps = 0
+        self.merged = 0
+        """Merged updates (first_seq) among what arrived: several events each."""
         self.resyncs = 0
         self.last_at = 0.0
         self.target: int | None = None
@@ -196,10 +200,13 @@ class Checker(asyncio.Protocol):
         body = message.WhichOneof("body")
         if body == "update":
             last = self.seqs.get(message.channel)
-            if last is None or message.update.seq != last + 1:
+            # A bridge that fell behind merges (first_seq): the events it covers arrived.
+            first = message.first_seq or message.update.seq
+            if last is None or first != last + 1:
                 self.gaps += 1
             else:
-                self.in_order += 1
+                self.in_order += message.update.seq - last
+                self.merged += first != message.update.seq
                 self.last_at = time.monotonic()
                 if self.target is not None and self.in_order + self.resyncs >= self.target:
                     self.caught_up.set()
@@ -226,6 +233,8 @@ class PipelineResult:
     """Updates that reached the WebSocket client in order, per second."""
     gaps: int
     resyncs: int
+    merged: int
+    """Merged updates among those delivered (each covers several events)."""
     collector_cpu_us_per_event: float
     bridge_cpu_us_per_event: float
     collector_cpu_share: float
@@ -300,6 +309,7 @@ async def measure_pipeline(
             events_per_s=round(delivered / max(delivered_at, 1e-9)),
             gaps=checker.gaps,
             resyncs=checker.resyncs,
+            merged=checker.merged,
             collector_cpu_us_per_event=round((c1 - c0) / max(pushed, 1) * 1e6, 1),
             bridge_cpu_us_per_event=round((b1 - b0) / max(delivered, 1) * 1e6, 1),
             collector_cpu_share=round((c1 - c0) / max(delivered_at, 1e-9), 2),
