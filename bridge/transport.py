@@ -330,7 +330,8 @@ def negotiated_deflate_bits(extensions: Sequence[Extension]) -> int:
 def deflate_factory() -> ServerPerMessageDeflateFactory:
     """permessage-deflate with no context kept on either side between messages:
     frames are compressed once for every client, and an idle connection holds
-    no zlib state."""
+    no zlib state. Every connection's extension shares one (empty) dict of
+    compression settings instead of making its own."""
     return ServerPerMessageDeflateFactory(
-        server_no_context_takeover=True, client_no_context_takeover=True
+        server_no_context_takeover=True, client_no_context_takeover=True, compress_settings={}
     )
