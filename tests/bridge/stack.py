@@ -24,6 +24,12 @@ from tests.support.timing import scaled
 PROTOCOL = "metrics-bridge.v1"
 
 
+def covered_seqs(message: bridge_pb2.ServerMessage) -> list[int]:
+    """The seqs an update brings the client through: its own, or a merged update's
+    `first_seq..seq` (a bridge that falls behind merges a channel's updates)."""
+    return list(range(message.first_seq or message.update.seq, message.update.seq + 1))
+
+
 @contextmanager
 def collector(*args: str) -> Iterator[ServerProcess]:
     with running(
