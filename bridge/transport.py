@@ -13,7 +13,13 @@ Rules:
 - Nothing is written once the connection stops being OPEN; frames pending
   when the hub closes a connection go out before the close frame.
 - A connection leaves the hub as soon as it stops being OPEN (close frame
-  received or connection lost), not when its handler task gets round to it.
+  received or connection lost).
+- An attached connection's messages go to the hub as their last frame is
+  parsed, as `recv()` would return them (fragments joined, text decoded:
+  invalid UTF-8 closes with 1007, over websockets' MAX_FRAGMENTS with 1009);
+  no task reads it, and it keeps nothing only the handshake needed (its
+  Request and parser, the subprotocol closure, recv()'s assembler): an idle
+  connection's memory is the point (issue 12).
 - permessage-deflate is accepted only without context takeover on either
   side, so each frame is compressed once for every such connection and an
   idle connection holds no zlib state.
