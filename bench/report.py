@@ -38,6 +38,23 @@ def _floor_clients(runs: list[dict[str, Any]]) -> int | None:
     return FLOOR_CLIENTS if FLOOR_CLIENTS in counts else counts[-1]
 
 
+def bytes_ratio(row: dict[str, Any]) -> float | None:
+    """Bridge protobuf bytes per update over naive JSON bytes; None without JSON updates."""
+    if not row.get("json_bytes_per_update"):
+        return None
+    return float(row["protobuf_bytes_per_update"]) / float(row["json_bytes_per_update"])
+
+
+def bytes_summary(row: dict[str, Any]) -> str:
+    """One bytes comparison in words: per update, updates seen, and the ratio."""
+    ratio = bytes_ratio(row)
+    share = "-" if ratio is None else f"{ratio:.1%} of JSON"
+    return (
+        f"protobuf {row['protobuf_bytes_per_update']:.0f} ({row['protobuf_updates']} updates), "
+        f"naive JSON {row['json_bytes_per_update']:.0f} ({row['json_updates']} updates): {share}"
+    )
+
+
 def verdicts(data: dict[str, Any]) -> list[dict[str, Any]]:
     """Each floor of the issue: what was measured and whether it holds."""
     runs = data["runs"]
@@ -75,8 +92,8 @@ def verdicts(data: dict[str, Any]) -> list[dict[str, Any]]:
             }
         )
     host = data["host_bytes"]
-    if host and host["json_bytes_per_update"]:
-        ratio = host["protobuf_bytes_per_update"] / host["json_bytes_per_update"]
+    ratio = bytes_ratio(host) if host else None
+    if ratio is not None:
         out.append(
             {
                 "floor": "protobuf host update <= 10 % of JSON bytes",
@@ -174,9 +191,16 @@ def render(data: dict[str, Any]) -> str:
     if host:
         lines += [
             "",
-            f"Host metrics ({host['channel']}), bytes on the wire per update: protobuf "
-            f"{host['protobuf_bytes_per_update']:.0f} ({host['protobuf_updates']} updates), "
-            f"naive JSON {host['json_bytes_per_update']:.0f} ({host['json_updates']} updates).",
+            f"Host metrics ({host['channel']}), bytes on the wire per update: "
+            f"{bytes_summary(host)}.",
+        ]
+    pushed = data.get("pushed_bytes")
+    if pushed:
+        lines += [
+            "",
+            f"Pushed service ({pushed['channel']}: {pushed['series']} series of an HTTP "
+            f"service, every series in each batch, {pushed['push_rate']:.1f} batches/s), bytes "
+            f"on the wire per update: {bytes_summary(pushed)}.",
         ]
     pipeline = data.get("pipeline") or []
     if pipeline:

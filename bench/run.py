@@ -12,8 +12,9 @@ connections, then:
      the clients received in the window (updates and resync snapshots).
 Only the server under test runs next to the collector, pusher and load.
 Then: bridge RSS per idle connection (fresh bridge, with and without
-permessage-deflate negotiated) and bytes per host-metrics update, bridge
-protobuf vs naive JSON, over the same collector updates. Last, the pipeline
+permessage-deflate negotiated) and bytes per update, bridge protobuf vs naive
+JSON over the same collector updates, of the host metrics and of a pushed
+service (bench.pusher.ServicePusher, 10 batches/s). Last, the pipeline
 (bench.pipeline): events/s from pushers through a fresh collector and bridge
 to a WebSocket client, in order, and the collector's CPU per event with 1 and
 10 Subscribe streams.
@@ -55,13 +56,14 @@ from bench.charts import draw
 from bench.pinning import CorePlan, Pinned, available_cores, pin
 from bench.pipeline import measure_pipeline
 from bench.processes import REPO, Server
-from bench.pusher import Pusher
-from bench.report import goal, render, verdicts
+from bench.pusher import Pusher, ServicePusher
+from bench.report import bytes_summary, goal, render, verdicts
 from bridge.client import BridgeClient, CatalogReceived
 from metrics_bridge.v1 import collector_pb2, collector_pb2_grpc, metrics_pb2
 
 COLLECTOR_NAME = "c1"
 SOURCE = "load"
+SERVICE_SOURCE = "checkout"
 CHANNEL = f"{COLLECTOR_NAME}/{SOURCE}"
 SERVERS = ("bridge", "ws", "picows", "broadcast", "naive", "raw")
 # Decline permessage-deflate whatever clients offer: measured once, with the first kind.
@@ -69,7 +71,7 @@ NEVER_COMPRESS = ("raw", "picows")
 # Each section and the keys of latest.json it fills.
 SECTIONS: dict[str, tuple[str, ...]] = {
     "fanout": ("runs",),
-    "memory": ("rss", "host_bytes"),
+    "memory": ("rss", "host_bytes", "pushed_bytes"),
     "pipeline": ("pipeline",),
     "overload": ("overload",),
     "budget": ("budget",),
@@ -131,6 +133,7 @@ class Results:
     runs: list[dict[str, Any]] = field(default_factory=list)
     rss: list[dict[str, Any]] = field(default_factory=list)
     host_bytes: dict[str, Any] = field(default_factory=dict)
+    pushed_bytes: dict[str, Any] = field(default_factory=dict)
     pipeline: list[dict[str, Any]] = field(default_factory=list)
     overload: list[dict[str, Any]] = field(default_factory=list)
     budget: dict[str, Any] = field(default_factory=dict)
@@ -402,40 +405,59 @@ async def measure_rss(settings: Settings, collector: str, results: Results) -> N
         )
 
 
-async def measure_host_bytes(settings: Settings, collector: str, results: Results) -> None:
-    """Bridge protobuf vs naive JSON bytes for the same host-metrics updates."""
-    host_channel = f"{COLLECTOR_NAME}/{host_source(collector)}"
+async def compare_bytes(
+    settings: Settings, collector: str, channel: str, pusher: Pusher | None, rate: float
+) -> dict[str, Any]:
+    """Bridge protobuf vs naive JSON bytes per update of `channel`, one client each,
+    over the same collector updates (driven by `pusher` at `rate`, if given)."""
     bridge = start_server("bridge", collector, cores=settings.plan.server)
     naive = start_server("naive", collector, cores=settings.plan.server)
     try:
-        await wait_for_channel(bridge.addresses["url"], host_channel)
+        await wait_for_channel(bridge.addresses["url"], channel)
         loads = [
-            await LoadProcess.start(server.addresses["url"], host_channel, 1, "none", 1)
+            await LoadProcess.start(server.addresses["url"], channel, 1, "none", 1)
             for server in (bridge, naive)
         ]
         seconds = max(2.0, settings.latency_seconds)
+        warmup = settings.warmup if pusher else 0
+        push = asyncio.create_task(pusher.push(rate, warmup + seconds + 0.2)) if pusher else None
         outcomes = await asyncio.gather(
-            *(load.window("bytes", None, 0, seconds, 0) for load in loads)
+            *(load.window("bytes", None, 0, seconds, warmup) for load in loads)
         )
+        pushed = await push if push else 0.0
         for load in loads:
             await load.close()
     finally:
         bridge.stop()
         naive.stop()
     protobuf, json_ = outcomes
-    results.host_bytes = {
-        "channel": host_channel,
+    row = {
+        "channel": channel,
         "protobuf_bytes_per_update": protobuf["bytes_per_update"],
         "protobuf_updates": protobuf["updates_timed"],
         "json_bytes_per_update": json_["bytes_per_update"],
         "json_updates": json_["updates_timed"],
     }
-    ratio = protobuf["bytes_per_update"] / max(1.0, json_["bytes_per_update"])
-    print(
-        f"  host update bytes: protobuf {protobuf['bytes_per_update']:.0f}, "
-        f"JSON {json_['bytes_per_update']:.0f} ({ratio:.1%})",
-        flush=True,
-    )
+    if pusher:
+        row["push_rate"] = pushed
+    return row
+
+
+async def measure_host_bytes(settings: Settings, collector: str, results: Results) -> None:
+    """Bridge protobuf vs naive JSON bytes for the same host-metrics updates."""
+    host_channel = f"{COLLECTOR_NAME}/{host_source(collector)}"
+    results.host_bytes = await compare_bytes(settings, collector, host_channel, None, 0)
+    print(f"  host update bytes: {bytes_summary(results.host_bytes)}", flush=True)
+
+
+async def measure_pushed_bytes(settings: Settings, collector: str, results: Results) -> None:
+    """The same for a pushed service (bench.pusher.ServicePusher) at 10 batches/s."""
+    pusher = ServicePusher(collector, SERVICE_SOURCE)
+    await pusher.push(rate=10, seconds=0.3)
+    channel = f"{COLLECTOR_NAME}/{SERVICE_SOURCE}"
+    row = await compare_bytes(settings, collector, channel, pusher, 10.0)
+    results.pushed_bytes = {**row, "series": len(pusher.series)}
+    print(f"  pushed service update bytes: {bytes_summary(results.pushed_bytes)}", flush=True)
 
 
 async def run(settings: Settings) -> Results:
@@ -535,6 +557,7 @@ async def measure_fanout_and_memory(settings: Settings, results: Results) -> Non
             print("memory and bytes:", flush=True)
             await measure_rss(settings, address, results)
             await measure_host_bytes(settings, address, results)
+            await measure_pushed_bytes(settings, address, results)
             timed(results, "memory", began, load)
     finally:
         collector.stop()

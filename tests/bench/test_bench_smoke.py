@@ -46,10 +46,13 @@ def test_bench_smoke_run_writes_its_table_and_results(tmp_path: Path) -> None:
     assert [row["compression"] for row in data["rss"]] == ["none", "deflate"]
     assert data["host_bytes"]["protobuf_updates"] > 0
     assert data["host_bytes"]["json_updates"] > 0
+    assert data["pushed_bytes"]["protobuf_updates"] > 0
+    assert data["pushed_bytes"]["json_updates"] > 0
     table = (tmp_path / "latest.md").read_text()
     assert "| 20 | none | bridge |" in table
     assert "x broadcast" in table
     assert "x ws" in table
+    assert "Pushed service (c1/checkout: 32 series" in table
     assert [(row["clients"], row["compression"]) for row in data["goal"]] == [(20, "none")]
     assert "fan-out faster than Node's `ws`" in table
     [pipeline] = data["pipeline"]
