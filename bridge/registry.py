@@ -16,6 +16,9 @@ Rules:
   Snapshot arrives, then replayed where they continue it. An event that does
   not parse names no channel: every source of that collector is reconciled
   (`sources` None). An event of no known kind is skipped (`sources` empty).
+- A Snapshot behind its channel (same epoch, lower seq) of a channel that is
+  not resyncing is outdated, and ignored: a snapshot fetched after bad data
+  may answer after the stream's next updates, which the channel has applied.
 - `SourceRemoved`, or a listing that no longer has the source (`retain`),
   removes the channel; the caller tells its subscribers.
 - The catalog (every channel's `ChannelInfo`, sorted by name) is encoded once
@@ -102,6 +105,13 @@ class ChannelRegistry:
             snapshot = event.snapshot
             name = f"{collector}/{snapshot.source}"
             channel = self.channels.get(name)
+            if (
+                channel is not None
+                and name not in self._held
+                and snapshot.epoch == channel.epoch
+                and snapshot.seq < channel.seq
+            ):
+                return None  # fetched before updates the channel has since applied
             held = self._held.pop(name, [])
             if channel is None:
                 channel = ChannelState(collector, snapshot, data, self.resume_window)

@@ -115,6 +115,17 @@ def test_a_snapshot_of_a_known_channel_is_published_as_revived() -> None:
     assert registry.channels["col/svc"].position == Position(8, 0)
 
 
+def test_a_snapshot_behind_the_channel_is_outdated_and_ignored() -> None:
+    registry = ChannelRegistry(resume_window=4)
+    registry.apply("col", snapshot_event("svc", 7, 0, {1: 1.0}))
+    for seq in (1, 2, 3):
+        registry.apply("col", update_event("svc", 7, seq, {1: float(seq)}))
+    # Fetched after bad data at seq 1, answered after the stream's 2 and 3.
+    assert registry.apply("col", snapshot_event("svc", 7, 1, {1: 1.0})) is None
+    assert registry.channels["col/svc"].position == Position(7, 3)
+    assert registry.apply("col", snapshot_event("svc", 8, 1, {1: 9.0})) is not None
+
+
 def test_source_removed_takes_the_channel_out_marked_removed() -> None:
     registry = ChannelRegistry(resume_window=4)
     registry.apply("col", snapshot_event("svc", 7, 0))
