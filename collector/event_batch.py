@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 from collector.fanout import QueueItem, SubscriberQueue
 
-__all__ = ["BATCH_BYTES", "encode_batch", "take_batch"]
+__all__ = ["BATCH_BYTES", "encode_batch", "take_batch", "varint"]
 
 BATCH_BYTES = 1024 * 1024
 """At most this many bytes of events per batch (far under gRPC's 4 MiB default)."""
@@ -25,7 +25,8 @@ _EVENTS_TAG = b"\x0a"  # EventBatch.events = 1, length-delimited
 _BATCH_TAG = b"\x6a"  # CollectorEvent.batch = 13, length-delimited
 
 
-def _varint(value: int) -> bytes:
+def varint(value: int) -> bytes:
+    """A protobuf base-128 varint, for framing bytes already encoded."""
     out = bytearray()
     while value >= 0x80:
         out.append((value & 0x7F) | 0x80)
@@ -38,9 +39,9 @@ def encode_batch(events: list[bytes]) -> bytes:
     """CollectorEvent{batch: EventBatch{events}} from encoded CollectorEvents."""
     parts: list[bytes] = []
     for data in events:
-        parts += (_EVENTS_TAG, _varint(len(data)), data)
+        parts += (_EVENTS_TAG, varint(len(data)), data)
     inner = b"".join(parts)
-    return b"".join((_BATCH_TAG, _varint(len(inner)), inner))
+    return b"".join((_BATCH_TAG, varint(len(inner)), inner))
 
 
 def take_batch(

@@ -57,6 +57,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from collector.errors import SeriesLimitExceeded
+from collector.event_batch import varint
 from collector.series import (
     Descriptor,
     ExponentialHistogramData,
@@ -359,7 +360,7 @@ class SourceState:
         for series in self._series.values():
             if not series.encoded:
                 data = _descriptor(series).SerializeToString()
-                series.encoded = _SERIES_TAG + _varint(len(data)) + data
+                series.encoded = _SERIES_TAG + varint(len(data)) + data
             parts.append(series.encoded)
             value = series.value
             if isinstance(value, (HistogramData, ExponentialHistogramData)):
@@ -371,9 +372,9 @@ class SourceState:
         for series_id, value in histograms:
             _add_value(values, series_id, value)
         data = values.SerializeToString()
-        parts += (_VALUES_TAG, _varint(len(data)), data)
+        parts += (_VALUES_TAG, varint(len(data)), data)
         body = b"".join(parts)
-        encoded = _SNAPSHOT_TAG + _varint(len(body)) + body
+        encoded = _SNAPSHOT_TAG + varint(len(body)) + body
         self._snapshot = (self.seq, encoded)
         return encoded
 
@@ -413,15 +414,6 @@ class SourceState:
 _SNAPSHOT_TAG = b"\x52"  # CollectorEvent.snapshot = 10, length-delimited
 _SERIES_TAG = b"\x32"  # Snapshot.series = 6, length-delimited
 _VALUES_TAG = b"\x3a"  # Snapshot.values = 7, length-delimited
-
-
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while value >= 0x80:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
 
 
 MAX_EXACT = 2.0**53
