@@ -245,10 +245,8 @@ class Hub:
         access: Access | None = None,
         token_timeout: float = 10.0,
         history: HistoryLimits | None = None,
-        max_staleness: float = 0.0,
     ) -> None:
         self.access: Access = access or OpenAccess()
-        self.max_staleness = max_staleness
         self.hops = HopDelays()
         self.delivered_ages: dict[str, float] = {}
         """Per channel: how old its newest data was when published to its pool (seconds)."""
@@ -546,6 +544,11 @@ class Hub:
             held.frames.append(frame)
             held.frames.extend(outcome.then)
             held.waited = max(held.waited, waited)
+
+    @property
+    def max_staleness(self) -> float:
+        """The staleness bound (seconds, 0 = off): the client policy's, for the hand-off too."""
+        return self.policy.max_staleness
 
     @property
     def coalesce_after(self) -> float:

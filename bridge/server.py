@@ -96,7 +96,6 @@ class BridgeServer:
             access=access_for(config),
             token_timeout=config.token_timeout,
             history=config.history_limits(),
-            max_staleness=config.max_staleness,
         )
         self.origins = origin_policy_for(config)
         self.tls = (

@@ -25,8 +25,7 @@ CHANNEL = "col/svc"
 
 def staleness_hub(bound: float = 1.0, **kwargs: object) -> Hub:
     options: dict[str, object] = {
-        "policy": ClientPolicy(buffer_bytes=1 << 20, slow_timeout=3),
-        "max_staleness": bound,
+        "policy": ClientPolicy(buffer_bytes=1 << 20, slow_timeout=3, max_staleness=bound),
     }
     options.update(kwargs)
     return make_hub(**options)
