@@ -87,7 +87,7 @@ from bridge.errors import (
 from bridge.frame import Frame, FrameKind, control_frame, with_resync
 from bridge.history import HistoryLimits
 from bridge.hops import HopDelays
-from bridge.outbound import BUDGET_FLOOR, Admit, OutboundBuffer
+from bridge.outbound import BUDGET_FLOOR, OVERFLOW, STALE, Admit, OutboundBuffer
 from bridge.registry import ChannelRegistry, Published, Removed, Resync
 from bridge.session import (
     AnswerPing,
@@ -102,7 +102,7 @@ from bridge.session import (
     error_reply,
 )
 from bridge.tiers import TierSchedule, pick_tier
-from metrics_bridge.v1 import bridge_pb2, metrics_pb2
+from metrics_bridge.v1 import bridge_pb2
 
 __all__ = ["PROTOCOL", "Client", "ClientPolicy", "Counters", "Hub", "Sink", "wall_clock_ms"]
 
@@ -210,8 +210,7 @@ def wall_clock_ms() -> int:
     return int(time.time() * 1000)
 
 
-STALE = metrics_pb2.RESYNC_REASON_STALE
-RESYNC_REASONS: dict[int, str] = {STALE: "stale", metrics_pb2.RESYNC_REASON_OVERFLOW: "overflow"}
+RESYNC_REASONS: dict[int, str] = {STALE: "stale", OVERFLOW: "overflow"}
 """The /metrics label of each ResyncReason."""
 
 
