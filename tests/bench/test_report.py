@@ -59,3 +59,20 @@ def test_results_without_a_pushed_service_render_and_only_the_host_is_a_floor() 
     assert "Pushed service" not in render(data)
     assert "Pushed service" not in render({k: v for k, v in data.items() if k != "pushed_bytes"})
     assert [v["floor"] for v in verdicts(data)] == ["protobuf host update <= 10 % of JSON bytes"]
+
+
+def test_each_pipeline_row_shows_events_and_the_values_they_carried() -> None:
+    row = {
+        "subscribers": 10,
+        "pushers": 4,
+        "series": 10,
+        "events_per_s": 2502.4,
+        "gaps": 0,
+        "resyncs": 0,
+        "collector_cpu_us_per_event": 365.2,
+        "bridge_cpu_us_per_event": 180.0,
+        "collector_cpu_share": 0.91,
+    }
+    text = render(_data(pipeline=[row]))
+    assert "| 10 | 4 x 10 | 2,502 | 25,024 | 0 | 0 | 365 us | 180 us | 91% |" in text
+    assert "Pipeline:" not in render(_data())
