@@ -39,12 +39,16 @@ import psutil
 
 from bench.load import client_frame, handshake_request
 from bench.processes import REPO, Server
+from collector.event_batch import varint
 from metrics_bridge.v1 import bridge_pb2, collector_pb2, metrics_pb2
 
 __all__ = ["PipelineResult", "measure_pipeline", "pipeline_batches"]
 
 COLLECTOR = "c1"
 PUSH_METHOD = "/metrics_bridge.v1.MetricsCollector/Push"
+PUSH_BATCHES_METHOD = "/metrics_bridge.v1.MetricsCollector/PushBatches"
+BATCHES_PER_MESSAGE = 32
+"""Batches per PushBatches message by default; 1 pushes one batch per Push message."""
 SUBSCRIBE_METHOD = "/metrics_bridge.v1.MetricsCollector/Subscribe"
 
 
@@ -69,31 +73,52 @@ def pipeline_batches(source: str, series: int, count: int, seed: int) -> list[by
     return batches
 
 
-async def push(address: str, source: str, seconds: float, series: int, start: float = 0.0) -> int:
+async def push(
+    address: str,
+    source: str,
+    seconds: float,
+    series: int,
+    start: float = 0.0,
+    per_message: int = BATCHES_PER_MESSAGE,
+) -> int:
     """Stream pre-encoded batches for `seconds`; returns how many the collector accepted.
 
-    The loop writes them as fast as gRPC flow control lets it, so a collector
-    slower than that holds the pushers back rather than queueing."""
+    `per_message` batches go in each PushBatches message (1: one per Push
+    message). The loop writes them as fast as gRPC flow control lets it, so a
+    collector slower than that holds the pushers back rather than queueing."""
     batches = pipeline_batches(source, series, 1024, seed=hash(source) & 0xFFFF)
+    if per_message > 1:
+        method, messages = PUSH_BATCHES_METHOD, batches_messages(batches, per_message)
+    else:
+        method, messages = PUSH_METHOD, batches
 
     async def requests() -> Any:
         end = time.monotonic() + seconds
         n = 0
         while n == 0 or time.monotonic() < end:
             for _ in range(64 if seconds > 0 else 1):
-                yield batches[n % len(batches)]
+                yield messages[n % len(messages)]
                 n += 1
 
     async with grpc.aio.insecure_channel(address) as channel:
         await channel.channel_ready()
         await asyncio.sleep(max(0.0, start - time.time()))  # every pusher starts together
         call = channel.stream_unary(
-            PUSH_METHOD,
+            method,
             request_serializer=bytes,
             response_deserializer=collector_pb2.PushResponse.FromString,
         )
         response = await call(requests())
     return int(response.batches)
+
+
+def batches_messages(batches: list[bytes], per_message: int) -> list[bytes]:
+    """Encoded PushBatchesRequests of `per_message` consecutive batches each.
+
+    A repeated message field is its elements' encodings, each tagged and
+    length-prefixed, so the batches' bytes are joined, not re-encoded."""
+    tagged = [b"\x0a" + varint(len(b)) + b for b in batches]  # PushBatchesRequest.batches = 1
+    return [b"".join(tagged[i : i + per_message]) for i in range(0, len(tagged), per_message)]
 
 
 def drain(address: str, streams: int, seconds: float) -> int:
@@ -224,6 +249,8 @@ class PipelineResult:
     subscribers: int
     pushers: int
     series: int
+    batches_per_message: int
+    """1: Push, one batch per message; more: PushBatches."""
     seconds: float
     pushed: int
     """Batches the collector accepted in the window: one update each."""
@@ -241,7 +268,11 @@ class PipelineResult:
 
 
 async def measure_pipeline(
-    subscribers: int, pushers: int = 4, series: int = 10, seconds: float = 5.0
+    subscribers: int,
+    pushers: int = 4,
+    series: int = 10,
+    seconds: float = 5.0,
+    per_message: int = BATCHES_PER_MESSAGE,
 ) -> PipelineResult:
     collector = Server.module(
         "collector",
@@ -273,7 +304,7 @@ async def measure_pipeline(
         procs = [
             await asyncio.create_subprocess_exec(
                 *(sys.executable, "-m", "bench.pipeline", "push", address, source),
-                *(str(seconds), str(series), str(start)),
+                *(str(seconds), str(series), str(start), str(per_message)),
                 cwd=REPO,
                 stdout=asyncio.subprocess.PIPE,
             )
@@ -303,6 +334,7 @@ async def measure_pipeline(
             subscribers=subscribers,
             pushers=pushers,
             series=series,
+            batches_per_message=per_message,
             seconds=round(elapsed, 2),
             pushed=pushed,
             delivered=delivered,
@@ -373,8 +405,12 @@ def _cpu(process: psutil.Process) -> float:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["push"]:
-        address, source, seconds, series, start = argv[1:6]
-        print(asyncio.run(push(address, source, float(seconds), int(series), float(start))))
+        address, source, seconds, series, start, per_message = argv[1:7]
+        print(
+            asyncio.run(
+                push(address, source, float(seconds), int(series), float(start), int(per_message))
+            )
+        )
         return 0
     if argv[:1] == ["drain"]:
         address, streams, seconds = argv[1:4]
@@ -385,9 +421,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pushers", type=int, default=4)
     parser.add_argument("--series", type=int, default=10, help="gauges per batch")
     parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument(
+        "--batches-per-message",
+        type=int,
+        default=BATCHES_PER_MESSAGE,
+        help="batches per PushBatches message; 1 = one batch per Push message",
+    )
     args = parser.parse_args(argv)
     for count in [int(c) for c in args.subscribers.split(",")]:
-        result = asyncio.run(measure_pipeline(count, args.pushers, args.series, args.seconds))
+        result = asyncio.run(
+            measure_pipeline(
+                count, args.pushers, args.series, args.seconds, args.batches_per_message
+            )
+        )
         print(json.dumps(asdict(result)), flush=True)
     return 0
 

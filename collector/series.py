@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from collector.exponential import ExponentialHistogramData, merged_extreme
 from metrics_bridge.v1 import metrics_pb2
@@ -122,10 +123,11 @@ class Descriptor:
     start_time_unix_ms: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class SeriesSample:
+class SeriesSample(NamedTuple):
     """One value of one series. `remove` announces the series gone instead;
-    `accumulate` adds the value to the series' current one (OTLP delta sums)."""
+    `accumulate` adds the value to the series' current one (OTLP delta sums).
+
+    A named tuple: one is made per pushed sample, a quarter of a frozen dataclass's cost."""
 
     key: SeriesKey
     descriptor: Descriptor

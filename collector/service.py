@@ -17,7 +17,10 @@ The stream ends with OK when the collector shuts down, and with
 RESOURCE_EXHAUSTED for a subscriber so far behind that it missed more source
 removals than its queue holds (it should subscribe again).
 
-Push and OTLP Export ask `PushAccess` (collector/push_auth.py) first: the
+PushBatches is Push with several batches per message (gRPC's cost per
+message, most of a small batch's, is paid once for many); both run `_push`.
+
+Push, PushBatches and OTLP Export ask `PushAccess` (collector/push_auth.py) first: the
 call's `authorization` metadata is checked before any request is read
 (UNAUTHENTICATED), and each source before it is written (PERMISSION_DENIED;
 an Export writes nothing unless it may write every source in it). Subscribe,
@@ -29,7 +32,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 import grpc
@@ -42,7 +45,7 @@ from collector.hub import CollectorHub
 from collector.otlp_receiver import OtlpReceiver
 from collector.push_auth import Grant, PushAccess
 from collector.source import Position
-from collector.validation import PushCall
+from collector.validation import PushCall, batches_of
 from metrics_bridge.v1 import collector_pb2, metrics_pb2
 
 __all__ = ["SERVICE_NAME", "MetricsCollectorService", "OtlpMetricsService", "now_ms"]
@@ -154,29 +157,49 @@ class MetricsCollectorService:
         requests: AsyncIterator[collector_pb2.PushRequest],
         context: grpc.aio.ServicerContext,
     ) -> collector_pb2.PushResponse:
-        grant = await admit(self.access, context, "Push")
+        return await self._push(requests, context, "Push", _one_batch)
+
+    async def PushBatches(
+        self,
+        requests: AsyncIterator[collector_pb2.PushBatchesRequest],
+        context: grpc.aio.ServicerContext,
+    ) -> collector_pb2.PushResponse:
+        """Push with several batches per message: gRPC's cost per message is shared."""
+        return await self._push(requests, context, "PushBatches", batches_of)
+
+    async def _push(
+        self,
+        messages: AsyncIterator[Any],
+        context: grpc.aio.ServicerContext,
+        method: str,
+        batches: Callable[[Any], Sequence[collector_pb2.PushRequest]],
+    ) -> collector_pb2.PushResponse:
+        grant = await admit(self.access, context, method)
         response = collector_pb2.PushResponse()
         call = PushCall(self.max_batch_samples)
+        apply = self.hub.apply
         try:
-            async for request in requests:
-                samples = call.validate(request)
-                if response.batches == 0:
-                    self.access.check(grant, call.source)
-                position = self.hub.apply(
-                    call.source,
-                    metrics_pb2.SOURCE_KIND_PUSH,
-                    samples,
-                    request.time_unix_ms or now_ms(),
-                    received=time.monotonic(),
-                    instance=call.instance,
-                )
-                response.batches += 1
-                response.samples += len(samples)
-                response.position.epoch, response.position.seq = position.epoch, position.seq
+            async for message in messages:
+                for request in batches(message):
+                    samples = call.validate(request)
+                    if response.batches == 0:
+                        self.access.check(grant, call.source)
+                    position = apply(
+                        call.source,
+                        metrics_pb2.SOURCE_KIND_PUSH,
+                        samples,
+                        request.time_unix_ms or now_ms(),
+                        received=time.monotonic(),
+                        instance=call.instance,
+                    )
+                    response.batches += 1
+                    response.samples += len(samples)
+                    response.position.epoch = position.epoch
+                    response.position.seq = position.seq
         except InvalidBatch as exc:
             await context.abort(exc.status, f"batch {response.batches} (0-based) rejected: {exc}")
         except PermissionDenied as exc:
-            log.warning("Push from %s refused: %s", context.peer(), exc)
+            log.warning("%s from %s refused: %s", method, context.peer(), exc)
             await context.abort(exc.status, str(exc))
         except CollectorError as exc:
             await context.abort(exc.status, str(exc))
@@ -226,6 +249,11 @@ class MetricsCollectorService:
                     request_deserializer=collector_pb2.PushRequest.FromString,
                     response_serializer=serialize,
                 ),
+                "PushBatches": grpc.stream_unary_rpc_method_handler(
+                    self.PushBatches,
+                    request_deserializer=collector_pb2.PushBatchesRequest.FromString,
+                    response_serializer=serialize,
+                ),
                 "GetSnapshot": grpc.unary_unary_rpc_method_handler(
                     self.GetSnapshot,
                     request_deserializer=collector_pb2.GetSnapshotRequest.FromString,
@@ -238,6 +266,10 @@ class MetricsCollectorService:
                 ),
             },
         )
+
+
+def _one_batch(request: collector_pb2.PushRequest) -> tuple[collector_pb2.PushRequest]:
+    return (request,)
 
 
 class OtlpMetricsService:

@@ -45,6 +45,9 @@ Rules:
   sending, while its source's other instances go on).
 - Limits are checked before anything moves: a batch that would take the source
   over `max_series` raises `SeriesLimitExceeded` and changes nothing.
+- A batch names each series at most once (Push validation refuses repeats;
+  OTLP translation and the host sampler build batches keyed by series): each
+  sample's series is looked up once, before the batch is applied.
 """
 
 from __future__ import annotations
@@ -121,6 +124,8 @@ class _Series:
     value: Value
     encoded: bytes = b""
     """Its descriptor as Snapshot field `series` (tag, length, bytes); b"" until needed."""
+    owner: str = ""
+    """The instance whose batch set it last."""
 
 
 class SourceState:
@@ -141,7 +146,6 @@ class SourceState:
         self.time_unix_ms = 0
         self.max_series = max_series
         self._series: dict[SeriesKey, _Series] = {}
-        self._owners: dict[SeriesKey, str] = {}
         self._next_id = 1
         self._ring: deque[tuple[int, bytes, bytes]] = deque(maxlen=max(resume_window, 0))
         self.compact = b""
@@ -184,94 +188,105 @@ class SourceState:
         With `replace`, the batch is the source's whole state: series absent from
         it are removed (the host sampler works this way). The series the batch
         sets belong to `instance` from then on."""
-        self.check_limit(samples, replace)
+        series = self._series
+        currents = [series.get(sample.key) for sample in samples]
+        self._check_limit(samples, currents, replace)
         added: list[metrics_pb2.SeriesDescriptor] = []
         values = metrics_pb2.Values()
         ids: list[int] = []
         numbers: list[float] = []
-        before: list[Value | None] = []  # each changed number's previous value, if it had one
+        compact = _CompactValues()
         removed: list[int] = []
-        seen: set[SeriesKey] = set()
-        series = self._series
-        for sample in samples:
-            if replace:
-                seen.add(sample.key)
-            current = series.get(sample.key)
+        for sample, current in zip(samples, currents, strict=True):
             value = sample.value
             # The common case first: a plain number for a known series, same descriptor.
-            if (
-                type(value) is float
-                and current is not None
-                and not sample.accumulate
-                and (
-                    current.descriptor is sample.descriptor
-                    or current.descriptor == sample.descriptor
-                )
-            ):
-                self._owners[sample.key] = instance
+            if type(value) is float and current is not None and not sample.accumulate:
+                if current.descriptor is not sample.descriptor:
+                    if current.descriptor != sample.descriptor:
+                        current = self._set(sample, current, instance, added, values, compact)
+                        if current is not None:
+                            ids.append(current.id)
+                            numbers.append(value)
+                        continue
+                    current.descriptor = sample.descriptor  # equal: `is` from now on
+                current.owner = instance
                 old = current.value
                 if value == old or (value != value and old != old):  # NaN equals NaN here
                     continue
                 current.value = value
                 ids.append(current.id)
                 numbers.append(value)
-                before.append(old)
+                compact.add(current.id, value, old)
                 continue
             if sample.remove:
                 if current is not None:
-                    del self._series[sample.key]
-                    self._owners.pop(sample.key, None)
+                    del series[sample.key]
                     removed.append(current.id)
                 continue
-            assert sample.value is not None
-            self._owners[sample.key] = instance
-            value, descriptor = sample.value, sample.descriptor
-            previous = None if current is None else current.value
-            if sample.accumulate and current is not None:
-                value, descriptor = _accumulate(current, sample)
-            if current is None:
-                current = _Series(self._next_id, sample.key, descriptor, value)
-                self._next_id += 1
-                self._series[sample.key] = current
-                added.append(_descriptor(current))
-                previous = None
-            elif current.descriptor != descriptor:
-                current.descriptor = descriptor
-                current.encoded = b""
-                current.value = value
-                added.append(_descriptor(current))
-                previous = None
-            elif same_value(current.value, value):
-                continue
-            else:
-                current.value = value
-            if isinstance(value, float):
+            current = self._set(sample, current, instance, added, values, compact)
+            if current is not None:
                 ids.append(current.id)
-                numbers.append(value)
-                before.append(previous)
-            else:
-                _add_value(values, current.id, value)
+                numbers.append(current.value)
         if ids:
             values.ids.extend(ids)
             values.numbers.extend(numbers)
         if replace:
-            for key in [k for k in self._series if k not in seen]:
-                removed.append(self._series.pop(key).id)
-                self._owners.pop(key, None)
-        return self._publish(added, values, removed, now_unix_ms, before)
+            seen = {sample.key for sample in samples}
+            for key in [k for k in series if k not in seen]:
+                removed.append(series.pop(key).id)
+        return self._publish(added, values, removed, now_unix_ms, compact)
+
+    def _set(
+        self,
+        sample: SeriesSample,
+        current: _Series | None,
+        instance: str,
+        added: list[metrics_pb2.SeriesDescriptor],
+        values: metrics_pb2.Values,
+        compact: _CompactValues,
+    ) -> _Series | None:
+        """Set a series that is new, re-declared, a histogram or accumulated; the
+        series if its number changed (the caller lists it), else None."""
+        assert sample.value is not None
+        value, descriptor = sample.value, sample.descriptor
+        if isinstance(value, int):  # a number is a float from here on
+            value = float(value)
+        previous = None if current is None else current.value
+        if sample.accumulate and current is not None:
+            value, descriptor = _accumulate(current, sample)
+        if current is None:
+            current = _Series(self._next_id, sample.key, descriptor, value, owner=instance)
+            self._next_id += 1
+            self._series[sample.key] = current
+            added.append(_descriptor(current))
+            previous = None
+        elif current.descriptor != descriptor:
+            current.descriptor = descriptor
+            current.encoded = b""
+            current.value = value
+            current.owner = instance
+            added.append(_descriptor(current))
+            previous = None
+        else:
+            current.owner = instance
+            if same_value(current.value, value):
+                return None
+            current.value = value
+        if isinstance(value, float):
+            compact.add(current.id, value, previous)
+            return current
+        _add_value(values, current.id, value)  # in full in both forms
+        return None
 
     def remove_instance(self, instance: str, now_unix_ms: int) -> bytes | None:
         """Remove every series `instance` set last; the Update, or None if it had none."""
-        gone = [key for key, owner in self._owners.items() if owner == instance]
-        removed = []
-        for key in gone:
-            del self._owners[key]
-            removed.append(self._series.pop(key).id)
-        return self._publish([], metrics_pb2.Values(), removed, now_unix_ms)
+        gone = [key for key, series in self._series.items() if series.owner == instance]
+        removed = [self._series.pop(key).id for key in gone]
+        return self._publish([], metrics_pb2.Values(), removed, now_unix_ms, _CompactValues())
 
     def instances(self) -> set[str]:
         """The instances that own at least one series."""
-        return set(self._owners.values())
+        return {series.owner for series in self._series.values()}
 
     def _publish(
         self,
@@ -279,9 +294,9 @@ class SourceState:
         values: metrics_pb2.Values,
         removed: list[int],
         now_unix_ms: int,
-        before: Sequence[Value | None] = (),
+        compact: _CompactValues,
     ) -> bytes | None:
-        """Encode the Update (`values.ids[i]` was `before[i]`); sets `compact` too."""
+        """Encode the Update, and its compact form (`compact`'s deltas) if it has one."""
         if not added and not removed and not values.ids and not values.histograms:
             return None
         self.seq += 1
@@ -297,10 +312,31 @@ class SourceState:
         )
         encoded = collector_pb2.CollectorEvent(update=update).SerializeToString()
         self.compact = encoded
-        if _split_deltas(update.values, before):
+        if compact.delta_ids:
+            update.values.CopyFrom(compact.values(values.histograms))
             self.compact = collector_pb2.CollectorEvent(update=update).SerializeToString()
         self._remember(encoded, self.compact)
         return encoded
+
+    def _check_limit(
+        self,
+        samples: Sequence[SeriesSample],
+        currents: Sequence[_Series | None],
+        replace: bool,
+    ) -> None:
+        """`check_limit` from the series already looked up: exact when the batch
+        names no series twice (validation ensures it for Push), else the full check."""
+        if replace:
+            self.check_limit(samples, replace)
+            return
+        count = len(self._series)
+        for sample, current in zip(samples, currents, strict=True):
+            if sample.remove:
+                count -= current is not None
+            else:
+                count += current is None
+        if count > self.max_series:
+            self.check_limit(samples, replace)
 
     def check_limit(self, samples: Sequence[SeriesSample], replace: bool) -> None:
         if replace:
@@ -421,17 +457,22 @@ MAX_DELTA = 2**48
 """Larger changes cost as many bytes as a double: sent in full."""
 
 
-def _split_deltas(values: metrics_pb2.Values, before: Sequence[Value | None]) -> bool:
-    """Move the numbers that changed by a whole number to delta_ids/deltas; False if none did.
+class _CompactValues:
+    """An Update's values as subscribers that take deltas get them: numbers that
+    changed by a whole number as delta_ids/deltas, the others in full.
 
     Both values must be integers below 2^53 in magnitude (previous + delta is
     then exact in a double), and the new one not -0.0 (0.0 + 0 would lose the sign)."""
-    ids, numbers = list(values.ids), list(values.numbers)
-    keep_ids: list[int] = []
-    keep_numbers: list[float] = []
-    delta_ids: list[int] = []
-    deltas: list[int] = []
-    for series_id, new, old in zip(ids, numbers, before, strict=False):
+
+    __slots__ = ("delta_ids", "deltas", "ids", "numbers")
+
+    def __init__(self) -> None:
+        self.ids: list[int] = []
+        self.numbers: list[float] = []
+        self.delta_ids: list[int] = []
+        self.deltas: list[int] = []
+
+    def add(self, series_id: int, new: float, old: Value | None) -> None:
         if (
             type(old) is float
             and old.is_integer()
@@ -439,22 +480,22 @@ def _split_deltas(values: metrics_pb2.Values, before: Sequence[Value | None]) ->
             and -MAX_EXACT < old < MAX_EXACT
             and -MAX_EXACT < new < MAX_EXACT
             and (new != 0 or math.copysign(1.0, new) > 0)
-            and abs(int(new) - int(old)) < MAX_DELTA
+            and abs(new - old) < MAX_DELTA
         ):
-            delta_ids.append(series_id)
-            deltas.append(int(new) - int(old))
+            self.delta_ids.append(series_id)
+            self.deltas.append(int(new) - int(old))
         else:
-            keep_ids.append(series_id)
-            keep_numbers.append(new)
-    if not delta_ids:
-        return False
-    del values.ids[:]
-    del values.numbers[:]
-    values.ids.extend(keep_ids)
-    values.numbers.extend(keep_numbers)
-    values.delta_ids.extend(delta_ids)
-    values.deltas.extend(deltas)
-    return True
+            self.ids.append(series_id)
+            self.numbers.append(new)
+
+    def values(self, histograms: Iterable[metrics_pb2.HistogramValue]) -> metrics_pb2.Values:
+        return metrics_pb2.Values(
+            ids=self.ids,
+            numbers=self.numbers,
+            histograms=histograms,
+            delta_ids=self.delta_ids,
+            deltas=self.deltas,
+        )
 
 
 def _held(encoded: bytes, compact: bytes) -> int:

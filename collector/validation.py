@@ -21,12 +21,16 @@ Rules (Prometheus-compatible names so the data can go anywhere later):
   own `instance` label.
 - call: every batch of one Push call names the same source and the same
   instance (`PushCall`).
+- PushBatches: at most `MAX_BATCHES_PER_MESSAGE` batches per message, each
+  under the rules above (`batches_of`).
 """
 
 from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable, Sequence
+from math import isfinite
 
 from collector.errors import InvalidBatch
 from collector.series import COUNTER, GAUGE, HISTOGRAM, Descriptor, HistogramData, SeriesKey
@@ -38,8 +42,10 @@ LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 SOURCE_NAME = re.compile(r"[A-Za-z0-9_.:-]+")
 
 __all__ = [
+    "MAX_BATCHES_PER_MESSAGE",
     "KnownSeries",
     "PushCall",
+    "batches_of",
     "check_histogram",
     "check_series",
     "check_source_name",
@@ -58,34 +64,50 @@ MAX_UNIT = 64
 MAX_DESCRIPTION = 1024
 MAX_BOUNDS = 128
 INSTANCE_LABEL = "instance"
+MAX_BATCHES_PER_MESSAGE = 1024
 KNOWN_SERIES_BYTES = 256 * 1024
 """Per Push call, the most bytes of checked-series identities remembered."""
 
 
+Checked = tuple[SeriesKey, Descriptor, bool]
+"""A sample's key, descriptor and `remove` flag, as validated."""
+
+
 class KnownSeries:
-    """The series one Push call already checked, by identity (`_identity`).
+    """The series one Push call already checked, by identity (everything but the
+    value, encoded).
 
     Bounded by the bytes of the identities: once past `limit` it starts over,
     so a sender whose series change every batch costs what it did before."""
 
     def __init__(self, limit: int = KNOWN_SERIES_BYTES) -> None:
         self.limit = limit
-        self._checked: dict[bytes, tuple[SeriesKey, Descriptor]] = {}
+        self._checked: dict[bytes, Checked] = {}
         self._bytes = 0
+        self.get: Callable[[bytes], Checked | None] = self._checked.get
 
     @property
     def bytes_held(self) -> int:
         return self._bytes
 
-    def get(self, ident: bytes) -> tuple[SeriesKey, Descriptor] | None:
-        return self._checked.get(ident)
-
-    def put(self, ident: bytes, checked: tuple[SeriesKey, Descriptor]) -> None:
+    def put(self, ident: bytes, checked: Checked) -> None:
         if self._bytes + len(ident) > self.limit:
             self._checked.clear()
             self._bytes = 0
         self._checked[ident] = checked
         self._bytes += len(ident)
+
+
+def batches_of(
+    message: collector_pb2.PushBatchesRequest,
+) -> Sequence[collector_pb2.PushRequest]:
+    """A PushBatches message's batches, or InvalidBatch if it holds too many."""
+    if len(message.batches) > MAX_BATCHES_PER_MESSAGE:
+        raise InvalidBatch(
+            "batches",
+            f"at most {MAX_BATCHES_PER_MESSAGE} per message, got {len(message.batches)}",
+        )
+    return message.batches
 
 
 def check_source_name(name: str) -> str | None:
@@ -184,21 +206,29 @@ def validate_push(
     out: list[Sample] = []
     first_index: dict[SeriesKey, int] = {}
     known = KnownSeries() if known is None else known
+    get = known.get
     for i, s in enumerate(request.samples):
-        ident = _identity(s)
-        checked = known.get(ident) if ident is not None else None
+        number: float | None = None
+        if s.HasField("number"):
+            number = s.number
+            s.ClearField("number")
+            ident: bytes | None = s.SerializeToString()
+            s.number = number
+        else:  # a histogram's identity would need its buckets cleared too
+            ident = None if s.HasField("histogram") else s.SerializeToString()
+        checked = get(ident) if ident is not None else None
         if checked is None:
             labels = [(lb.name, lb.value) for lb in s.labels]
             checked = _check_sample(s, labels, instance, f"samples[{i}]")
             if ident is not None:
                 known.put(ident, checked)
-        key, descriptor = checked
+        key, descriptor, remove = checked
         if key in first_index:
             raise InvalidBatch(f"samples[{i}]", f"same series as samples[{first_index[key]}]")
         first_index[key] = i
-        if s.remove:
+        if remove:
             out.append(Sample(key, descriptor, remove=True))
-        elif s.kind == HISTOGRAM:
+        elif descriptor.kind == HISTOGRAM:
             path = f"samples[{i}]"
             if s.WhichOneof("value") != "histogram":
                 raise InvalidBatch(f"{path}.histogram", "a histogram needs a histogram value")
@@ -206,30 +236,16 @@ def validate_push(
             check_histogram(histogram, f"{path}.histogram")
             out.append(Sample(key, descriptor, histogram))
         else:
-            number = s.number
-            if not s.HasField("number"):
+            if number is None:
                 raise InvalidBatch(f"samples[{i}].number", "a gauge or counter needs a number")
-            if not math.isfinite(number):
+            if not isfinite(number):
                 raise InvalidBatch(f"samples[{i}].number", f"must be finite, got {number}")
-            if number < 0 and s.kind == COUNTER:
+            if number < 0 and descriptor.kind == COUNTER:
                 raise InvalidBatch(
                     f"samples[{i}].number", f"a counter cannot be negative: {number}"
                 )
-            out.append(Sample(key, descriptor, float(number)))
+            out.append(Sample(key, descriptor, number))
     return out
-
-
-def _identity(s: collector_pb2.Sample) -> bytes | None:
-    """Everything but the value of a numeric sample, encoded; None for a histogram.
-
-    Encoding is far cheaper than walking the labels through the protobuf API."""
-    if not s.HasField("number"):
-        return None if s.HasField("histogram") else s.SerializeToString()
-    number = s.number
-    s.ClearField("number")
-    ident = s.SerializeToString()
-    s.number = number
-    return ident
 
 
 def _check_sample(
@@ -237,15 +253,15 @@ def _check_sample(
     labels: list[tuple[str, str]],
     instance: list[tuple[str, str]],
     path: str,
-) -> tuple[SeriesKey, Descriptor]:
-    """The key and descriptor of a sample, checked; what a call may remember."""
+) -> Checked:
+    """The key, descriptor and remove flag of a sample, checked; what a call may remember."""
     if instance and any(name == INSTANCE_LABEL for name, _ in labels):
         raise InvalidBatch(
             f"{path}.labels", "'instance' is set by the request's instance; leave it out"
         )
     key = check_series(s.name, labels + instance, path)
     if s.remove:
-        return key, Descriptor(s.kind)
+        return key, Descriptor(s.kind), True
     if len(s.unit) > MAX_UNIT:
         raise InvalidBatch(f"{path}.unit", f"must be at most {MAX_UNIT} characters")
     if len(s.description) > MAX_DESCRIPTION:
@@ -254,7 +270,7 @@ def _check_sample(
         raise InvalidBatch(f"{path}.start_time_unix_ms", "must not be negative")
     if s.kind not in (GAUGE, COUNTER, HISTOGRAM):
         raise InvalidBatch(f"{path}.kind", f"must be GAUGE, COUNTER or HISTOGRAM, got {s.kind}")
-    return key, Descriptor(s.kind, s.unit, s.description, s.start_time_unix_ms)
+    return key, Descriptor(s.kind, s.unit, s.description, s.start_time_unix_ms), False
 
 
 class PushCall:

@@ -286,6 +286,28 @@ class PushRequest(_message.Message):
 Global___PushRequest: _TypeAlias = PushRequest  # noqa: Y015
 
 @_typing.final
+class PushBatchesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BATCHES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def batches(self) -> _containers.RepeatedCompositeFieldContainer[Global___PushRequest]:
+        """Batches as in Push: one source and one instance for the whole call."""
+
+    def __init__(
+        self,
+        *,
+        batches: _abc.Iterable[Global___PushRequest] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batches", b"batches"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PushBatchesRequest: _TypeAlias = PushBatchesRequest  # noqa: Y015
+
+@_typing.final
 class PushResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

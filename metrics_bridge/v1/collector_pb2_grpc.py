@@ -45,6 +45,11 @@ class MetricsCollectorStub:
                 request_serializer=metrics__bridge_dot_v1_dot_collector__pb2.PushRequest.SerializeToString,
                 response_deserializer=metrics__bridge_dot_v1_dot_collector__pb2.PushResponse.FromString,
                 _registered_method=True)
+        self.PushBatches = channel.stream_unary(
+                '/metrics_bridge.v1.MetricsCollector/PushBatches',
+                request_serializer=metrics__bridge_dot_v1_dot_collector__pb2.PushBatchesRequest.SerializeToString,
+                response_deserializer=metrics__bridge_dot_v1_dot_collector__pb2.PushResponse.FromString,
+                _registered_method=True)
         self.GetSnapshot = channel.unary_unary(
                 '/metrics_bridge.v1.MetricsCollector/GetSnapshot',
                 request_serializer=metrics__bridge_dot_v1_dot_collector__pb2.GetSnapshotRequest.SerializeToString,
@@ -86,6 +91,18 @@ class MetricsCollectorServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PushBatches(self, request_iterator, context):
+        """Push with several batches per message, for a sender that has more
+        batches than one gRPC message each carries cheaply: each message's
+        batches are applied in order, each as Push applies one (its own update,
+        the same rules and errors; batches are numbered across the call). At most
+        1024 batches per message (INVALID_ARGUMENT beyond). A collector that
+        predates this method answers UNIMPLEMENTED: send the batches with Push.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetSnapshot(self, request, context):
         """The latest snapshot of one source; NOT_FOUND for an unknown source.
         """
@@ -111,6 +128,11 @@ def add_MetricsCollectorServicer_to_server(servicer, server):
             'Push': grpc.stream_unary_rpc_method_handler(
                     servicer.Push,
                     request_deserializer=metrics__bridge_dot_v1_dot_collector__pb2.PushRequest.FromString,
+                    response_serializer=metrics__bridge_dot_v1_dot_collector__pb2.PushResponse.SerializeToString,
+            ),
+            'PushBatches': grpc.stream_unary_rpc_method_handler(
+                    servicer.PushBatches,
+                    request_deserializer=metrics__bridge_dot_v1_dot_collector__pb2.PushBatchesRequest.FromString,
                     response_serializer=metrics__bridge_dot_v1_dot_collector__pb2.PushResponse.SerializeToString,
             ),
             'GetSnapshot': grpc.unary_unary_rpc_method_handler(
@@ -177,6 +199,33 @@ class MetricsCollector:
             target,
             '/metrics_bridge.v1.MetricsCollector/Push',
             metrics__bridge_dot_v1_dot_collector__pb2.PushRequest.SerializeToString,
+            metrics__bridge_dot_v1_dot_collector__pb2.PushResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PushBatches(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/metrics_bridge.v1.MetricsCollector/PushBatches',
+            metrics__bridge_dot_v1_dot_collector__pb2.PushBatchesRequest.SerializeToString,
             metrics__bridge_dot_v1_dot_collector__pb2.PushResponse.FromString,
             options,
             channel_credentials,

@@ -52,6 +52,14 @@ class MetricsCollectorStub:
     call with INVALID_ARGUMENT (batches accepted before it stay); a source over
     its series limit ends it with RESOURCE_EXHAUSTED.
     """
+    PushBatches: _grpc.StreamUnaryMultiCallable[_collector_pb2.PushBatchesRequest, _collector_pb2.PushResponse]
+    """Push with several batches per message, for a sender that has more
+    batches than one gRPC message each carries cheaply: each message's
+    batches are applied in order, each as Push applies one (its own update,
+    the same rules and errors; batches are numbered across the call). At most
+    1024 batches per message (INVALID_ARGUMENT beyond). A collector that
+    predates this method answers UNIMPLEMENTED: send the batches with Push.
+    """
     GetSnapshot: _grpc.UnaryUnaryMultiCallable[_collector_pb2.GetSnapshotRequest, _metrics_pb2.Snapshot]
     """The latest snapshot of one source; NOT_FOUND for an unknown source."""
     ListSources: _grpc.UnaryUnaryMultiCallable[_collector_pb2.ListSourcesRequest, _collector_pb2.ListSourcesResponse]
@@ -77,6 +85,14 @@ class MetricsCollectorAsyncStub(MetricsCollectorStub):
     """A backend service streams batches for its own source. A bad batch ends the
     call with INVALID_ARGUMENT (batches accepted before it stay); a source over
     its series limit ends it with RESOURCE_EXHAUSTED.
+    """
+    PushBatches: _aio.StreamUnaryMultiCallable[_collector_pb2.PushBatchesRequest, _collector_pb2.PushResponse]  # type: ignore[assignment]
+    """Push with several batches per message, for a sender that has more
+    batches than one gRPC message each carries cheaply: each message's
+    batches are applied in order, each as Push applies one (its own update,
+    the same rules and errors; batches are numbered across the call). At most
+    1024 batches per message (INVALID_ARGUMENT beyond). A collector that
+    predates this method answers UNIMPLEMENTED: send the batches with Push.
     """
     GetSnapshot: _aio.UnaryUnaryMultiCallable[_collector_pb2.GetSnapshotRequest, _metrics_pb2.Snapshot]  # type: ignore[assignment]
     """The latest snapshot of one source; NOT_FOUND for an unknown source."""
@@ -112,6 +128,20 @@ class MetricsCollectorServicer(metaclass=_abc_1.ABCMeta):
         """A backend service streams batches for its own source. A bad batch ends the
         call with INVALID_ARGUMENT (batches accepted before it stay); a source over
         its series limit ends it with RESOURCE_EXHAUSTED.
+        """
+
+    @_abc_1.abstractmethod
+    def PushBatches(
+        self,
+        request_iterator: _MaybeAsyncIterator[_collector_pb2.PushBatchesRequest],
+        context: _ServicerContext,
+    ) -> _typing.Union[_collector_pb2.PushResponse, _abc.Awaitable[_collector_pb2.PushResponse]]:
+        """Push with several batches per message, for a sender that has more
+        batches than one gRPC message each carries cheaply: each message's
+        batches are applied in order, each as Push applies one (its own update,
+        the same rules and errors; batches are numbered across the call). At most
+        1024 batches per message (INVALID_ARGUMENT beyond). A collector that
+        predates this method answers UNIMPLEMENTED: send the batches with Push.
         """
 
     @_abc_1.abstractmethod

@@ -131,3 +131,61 @@ async def test_unknown_source_snapshot_is_not_found(channel: grpc.aio.Channel) -
     with pytest.raises(grpc.aio.AioRpcError) as info:
         await stub.GetSnapshot(collector_pb2.GetSnapshotRequest(source="never-pushed"))
     assert info.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def push_batches(
+    ch: grpc.aio.Channel, *messages: list[collector_pb2.PushRequest]
+) -> collector_pb2.PushResponse:
+    async def requests() -> AsyncIterator[collector_pb2.PushBatchesRequest]:
+        for batches in messages:
+            yield collector_pb2.PushBatchesRequest(batches=batches)
+
+    stub = collector_pb2_grpc.MetricsCollectorStub(ch)
+    response: collector_pb2.PushResponse = await stub.PushBatches(requests())
+    return response
+
+
+async def test_push_batches_applies_each_batch_of_a_message_as_its_own_update(
+    channel: grpc.aio.Channel,
+) -> None:
+    def batch(value: float) -> collector_pb2.PushRequest:
+        return collector_pb2.PushRequest(source="bulk", samples=[gauge("depth", value)])
+
+    await push(channel, batch(1))
+    async with recording(channel, ["bulk"]) as rec:
+        await rec.wait_for(lambda: "bulk" in rec.replicas, 10, "the snapshot")
+        response = await push_batches(channel, [batch(2), batch(3), batch(4)], [batch(5)])
+        assert (response.batches, response.samples, response.position.seq) == (4, 4, 5)
+        await rec.wait_for(lambda: rec.replicas["bulk"].seq == 5, 10, "four updates")
+    updates = [e.update for e in rec.events if e.WhichOneof("event") == "update"]
+    assert [(u.seq, list(u.values.numbers)) for u in updates] == [
+        (2, [2.0]),
+        (3, [3.0]),
+        (4, [4.0]),
+        (5, [5.0]),
+    ]
+    assert rec.replicas["bulk"].get("depth") == 5
+
+
+async def test_push_batches_numbers_a_bad_batch_across_the_call_and_keeps_earlier_ones(
+    channel: grpc.aio.Channel,
+) -> None:
+    ok = [collector_pb2.PushRequest(source="bulk2", samples=[gauge("n", i)]) for i in range(3)]
+    bad = collector_pb2.PushRequest(source="bulk2", samples=[gauge("n", float("nan"))])
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await push_batches(channel, ok[:2], [ok[2], bad])
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert (info.value.details() or "").startswith("batch 3 (0-based) rejected: samples[0].number")
+    stub = collector_pb2_grpc.MetricsCollectorStub(channel)
+    snapshot = await stub.GetSnapshot(collector_pb2.GetSnapshotRequest(source="bulk2"))
+    assert snapshot.seq == 3 and list(snapshot.values.numbers) == [2]
+
+
+async def test_push_batches_refuses_a_message_over_its_batch_limit(
+    channel: grpc.aio.Channel,
+) -> None:
+    many = [collector_pb2.PushRequest(source="bulk3", samples=[gauge("n", i)]) for i in range(1025)]
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await push_batches(channel, many)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "batches: at most 1024 per message, got 1025" in (info.value.details() or "")

@@ -283,6 +283,24 @@ export declare type PushRequest = Message<"metrics_bridge.v1.PushRequest"> & {
 export declare const PushRequestSchema: GenMessage<PushRequest>;
 
 /**
+ * @generated from message metrics_bridge.v1.PushBatchesRequest
+ */
+export declare type PushBatchesRequest = Message<"metrics_bridge.v1.PushBatchesRequest"> & {
+  /**
+   * Batches as in Push: one source and one instance for the whole call.
+   *
+   * @generated from field: repeated metrics_bridge.v1.PushRequest batches = 1;
+   */
+  batches: PushRequest[];
+};
+
+/**
+ * Describes the message metrics_bridge.v1.PushBatchesRequest.
+ * Use `create(PushBatchesRequestSchema)` to create a new message.
+ */
+export declare const PushBatchesRequestSchema: GenMessage<PushBatchesRequest>;
+
+/**
  * @generated from message metrics_bridge.v1.PushResponse
  */
 export declare type PushResponse = Message<"metrics_bridge.v1.PushResponse"> & {
@@ -431,6 +449,21 @@ export declare const MetricsCollector: GenService<{
   push: {
     methodKind: "client_streaming";
     input: typeof PushRequestSchema;
+    output: typeof PushResponseSchema;
+  },
+  /**
+   * Push with several batches per message, for a sender that has more
+   * batches than one gRPC message each carries cheaply: each message's
+   * batches are applied in order, each as Push applies one (its own update,
+   * the same rules and errors; batches are numbered across the call). At most
+   * 1024 batches per message (INVALID_ARGUMENT beyond). A collector that
+   * predates this method answers UNIMPLEMENTED: send the batches with Push.
+   *
+   * @generated from rpc metrics_bridge.v1.MetricsCollector.PushBatches
+   */
+  pushBatches: {
+    methodKind: "client_streaming";
+    input: typeof PushBatchesRequestSchema;
     output: typeof PushResponseSchema;
   },
   /**
