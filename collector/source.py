@@ -203,10 +203,10 @@ class SourceState:
             if type(value) is float and current is not None and not sample.accumulate:
                 if current.descriptor is not sample.descriptor:
                     if current.descriptor != sample.descriptor:
-                        current = self._set(sample, current, instance, added, values, compact)
-                        if current is not None:
-                            ids.append(current.id)
-                            numbers.append(value)
+                        number = self._set(sample, current, instance, added, values, compact)
+                        if number is not None:
+                            ids.append(number[0])
+                            numbers.append(number[1])
                         continue
                     current.descriptor = sample.descriptor  # equal: `is` from now on
                 current.owner = instance
@@ -223,10 +223,10 @@ class SourceState:
                     del series[sample.key]
                     removed.append(current.id)
                 continue
-            current = self._set(sample, current, instance, added, values, compact)
-            if current is not None:
-                ids.append(current.id)
-                numbers.append(current.value)
+            number = self._set(sample, current, instance, added, values, compact)
+            if number is not None:
+                ids.append(number[0])
+                numbers.append(number[1])
         if ids:
             values.ids.extend(ids)
             values.numbers.extend(numbers)
@@ -244,9 +244,9 @@ class SourceState:
         added: list[metrics_pb2.SeriesDescriptor],
         values: metrics_pb2.Values,
         compact: _CompactValues,
-    ) -> _Series | None:
-        """Set a series that is new, re-declared, a histogram or accumulated; the
-        series if its number changed (the caller lists it), else None."""
+    ) -> tuple[int, float] | None:
+        """Set a series that is new, re-declared, a histogram or accumulated; its id
+        and number if a number changed (the caller lists them), else None."""
         assert sample.value is not None
         value, descriptor = sample.value, sample.descriptor
         if isinstance(value, int):  # a number is a float from here on
@@ -274,7 +274,7 @@ class SourceState:
             current.value = value
         if isinstance(value, float):
             compact.add(current.id, value, previous)
-            return current
+            return current.id, value
         _add_value(values, current.id, value)  # in full in both forms
         return None
 
