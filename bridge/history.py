@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
+from itertools import repeat
+from operator import add
 
 from bridge.frame import Frame, FrameKind, make_frame
 from metrics_bridge.v1 import bridge_pb2, collector_pb2, metrics_pb2
@@ -61,17 +63,22 @@ class SourceState:
         """Fold an update that continues this state (the caller checked its position)."""
         self.seq = update.seq
         self.time_unix_ms = update.time_unix_ms
-        for descriptor in update.added:
-            self.series[descriptor.id] = descriptor
+        added = update.added
+        if added:
+            self.series.update((d.id, d) for d in added)
         values = update.values
-        self.numbers.update(zip(values.ids, values.numbers, strict=False))
-        for series_id, delta in zip(values.delta_ids, values.deltas, strict=False):
-            self.numbers[series_id] = self.numbers.get(series_id, 0.0) + delta
-        for item in values.histograms:
-            self.histograms[item.id] = item.histogram
+        numbers = self.numbers
+        if values.ids:
+            numbers.update(zip(values.ids, values.numbers, strict=False))
+        delta_ids = values.delta_ids
+        if delta_ids:  # summed in C: one update per event, on the hot path
+            olds = map(numbers.get, delta_ids, repeat(0.0))
+            numbers.update(zip(delta_ids, list(map(add, olds, values.deltas)), strict=False))
+        if values.histograms:
+            self.histograms.update((h.id, h.histogram) for h in values.histograms)
         for series_id in update.removed:
             self.series.pop(series_id, None)
-            self.numbers.pop(series_id, None)
+            numbers.pop(series_id, None)
             self.histograms.pop(series_id, None)
 
     def snapshot(self, source: str, kind: metrics_pb2.SourceKind.ValueType) -> metrics_pb2.Snapshot:
