@@ -209,15 +209,18 @@ def render(data: dict[str, Any]) -> str:
             "Pipeline: pushers (batches of gauges, as fast as the collector takes them) -> "
             "collector -> Subscribe -> bridge -> one WebSocket client on every pushed channel. "
             "Events: updates that reached the client in order with no gap; values: gauges "
-            "they carried. Other subscribers are plain Subscribe streams (as more bridges).",
+            "they carried. Push sends one batch per gRPC message, PushBatches several. "
+            "Other subscribers are plain Subscribe streams (as more bridges).",
             "",
-            "| subscribers | pushers x gauges | events/s | values/s | gaps | resyncs "
+            "| subscribers | pushers x gauges | RPC | events/s | values/s | gaps | resyncs "
             "| collector CPU/event | bridge CPU/event | collector CPU |",
-            "|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+            "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for row in pipeline:
+            per_message = row.get("batches_per_message", 1)
+            rpc = "Push" if per_message == 1 else f"PushBatches x{per_message}"
             lines.append(
-                f"| {row['subscribers']} | {row['pushers']} x {row['series']} "
+                f"| {row['subscribers']} | {row['pushers']} x {row['series']} | {rpc} "
                 f"| {row['events_per_s']:,.0f} | {row['events_per_s'] * row['series']:,.0f} "
                 f"| {row['gaps']} | {row['resyncs']} | {row['collector_cpu_us_per_event']:.0f} us "
                 f"| {row['bridge_cpu_us_per_event']:.0f} us | {row['collector_cpu_share']:.0%} |"

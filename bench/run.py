@@ -54,7 +54,7 @@ import psutil
 from bench.capacity import CapacitySettings, measure_capacity
 from bench.charts import draw
 from bench.pinning import CorePlan, Pinned, available_cores, pin
-from bench.pipeline import measure_pipeline
+from bench.pipeline import BATCHES_PER_MESSAGE, measure_pipeline
 from bench.processes import REPO, Server
 from bench.pusher import Pusher, ServicePusher
 from bench.report import bytes_summary, goal, render, verdicts
@@ -498,11 +498,19 @@ async def run(settings: Settings) -> Results:
     began, load = time.monotonic(), os.getloadavg()[0]
     if settings.pipeline_subscribers:
         print("pipeline (Push -> collector -> bridge -> WebSocket client):", flush=True)
-    for subscribers in settings.pipeline_subscribers:
-        row = asdict(await measure_pipeline(subscribers, seconds=settings.pipeline_seconds))
+    # First the same path with one batch per Push message: the baseline in this run.
+    counts = settings.pipeline_subscribers
+    for subscribers, per_message in [(n, 1) for n in counts[:1]] + [
+        (n, BATCHES_PER_MESSAGE) for n in counts
+    ]:
+        result = await measure_pipeline(
+            subscribers, seconds=settings.pipeline_seconds, per_message=per_message
+        )
+        row = asdict(result)
         results.pipeline.append(row)
         print(
-            f"  {subscribers} subscriber(s): {row['events_per_s']:,.0f} events/s in order "
+            f"  {subscribers} subscriber(s), {per_message} batch(es) per message: "
+            f"{row['events_per_s']:,.0f} events/s in order "
             f"({row['gaps']} gaps, {row['resyncs']} resyncs), collector "
             f"{row['collector_cpu_us_per_event']:.0f} us CPU per event",
             flush=True,

@@ -73,6 +73,7 @@ def test_each_pipeline_row_shows_events_and_the_values_they_carried() -> None:
         "bridge_cpu_us_per_event": 180.0,
         "collector_cpu_share": 0.91,
     }
-    text = render(_data(pipeline=[row]))
-    assert "| 10 | 4 x 10 | 2,502 | 25,024 | 0 | 0 | 365 us | 180 us | 91% |" in text
+    text = render(_data(pipeline=[row, {**row, "batches_per_message": 32}]))
+    assert "| 10 | 4 x 10 | Push | 2,502 | 25,024 | 0 | 0 | 365 us | 180 us | 91% |" in text
+    assert "| 10 | 4 x 10 | PushBatches x32 | 2,502 |" in text
     assert "Pipeline:" not in render(_data())
