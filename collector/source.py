@@ -192,7 +192,8 @@ class SourceState:
         currents = [series.get(sample.key) for sample in samples]
         self._check_limit(samples, currents, replace)
         added: list[metrics_pb2.SeriesDescriptor] = []
-        values = metrics_pb2.Values()
+        event = collector_pb2.CollectorEvent()
+        values = event.update.values  # filled in place: no copy on the way to the wire
         ids: list[int] = []
         numbers: list[float] = []
         compact = _CompactValues()
@@ -234,7 +235,7 @@ class SourceState:
             seen = {sample.key for sample in samples}
             for key in [k for k in series if k not in seen]:
                 removed.append(series.pop(key).id)
-        return self._publish(added, values, removed, now_unix_ms, compact)
+        return self._publish(event, added, removed, now_unix_ms, compact)
 
     def _set(
         self,
@@ -282,7 +283,8 @@ class SourceState:
         """Remove every series `instance` set last; the Update, or None if it had none."""
         gone = [key for key, series in self._series.items() if series.owner == instance]
         removed = [self._series.pop(key).id for key in gone]
-        return self._publish([], metrics_pb2.Values(), removed, now_unix_ms, _CompactValues())
+        event = collector_pb2.CollectorEvent()
+        return self._publish(event, [], removed, now_unix_ms, _CompactValues())
 
     def instances(self) -> set[str]:
         """The instances that own at least one series."""
@@ -290,31 +292,38 @@ class SourceState:
 
     def _publish(
         self,
+        event: collector_pb2.CollectorEvent,
         added: list[metrics_pb2.SeriesDescriptor],
-        values: metrics_pb2.Values,
         removed: list[int],
         now_unix_ms: int,
         compact: _CompactValues,
     ) -> bytes | None:
-        """Encode the Update, and its compact form (`compact`'s deltas) if it has one."""
+        """Encode the Update (`event`'s values are set), and its compact form
+        (`compact`'s deltas) if it has one: one message, re-filled, encoded twice."""
+        update = event.update
+        values = update.values
         if not added and not removed and not values.ids and not values.histograms:
             return None
         self.seq += 1
         self.time_unix_ms = now_unix_ms
-        update = metrics_pb2.Update(
-            source=self.name,
-            epoch=self.epoch,
-            seq=self.seq,
-            time_unix_ms=now_unix_ms,
-            added=added,
-            values=values,
-            removed=removed,
-        )
-        encoded = collector_pb2.CollectorEvent(update=update).SerializeToString()
+        update.source = self.name
+        update.epoch = self.epoch
+        update.seq = self.seq
+        update.time_unix_ms = now_unix_ms
+        if added:
+            update.added.extend(added)
+        if removed:
+            update.removed.extend(removed)
+        encoded = event.SerializeToString()
         self.compact = encoded
         if compact.delta_ids:
-            update.values.CopyFrom(compact.values(values.histograms))
-            self.compact = collector_pb2.CollectorEvent(update=update).SerializeToString()
+            del values.ids[:]
+            del values.numbers[:]
+            values.ids.extend(compact.ids)
+            values.numbers.extend(compact.numbers)
+            values.delta_ids.extend(compact.delta_ids)
+            values.deltas.extend(compact.deltas)
+            self.compact = event.SerializeToString()
         self._remember(encoded, self.compact)
         return encoded
 
@@ -487,15 +496,6 @@ class _CompactValues:
         else:
             self.ids.append(series_id)
             self.numbers.append(new)
-
-    def values(self, histograms: Iterable[metrics_pb2.HistogramValue]) -> metrics_pb2.Values:
-        return metrics_pb2.Values(
-            ids=self.ids,
-            numbers=self.numbers,
-            histograms=histograms,
-            delta_ids=self.delta_ids,
-            deltas=self.deltas,
-        )
 
 
 def _held(encoded: bytes, compact: bytes) -> int:
