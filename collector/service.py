@@ -45,7 +45,7 @@ from collector.hub import CollectorHub
 from collector.otlp_receiver import OtlpReceiver
 from collector.push_auth import Grant, PushAccess
 from collector.source import Position
-from collector.validation import PushCall, batches_of
+from collector.validation import PushCall, encoded_batches
 from metrics_bridge.v1 import collector_pb2, metrics_pb2
 
 __all__ = ["SERVICE_NAME", "MetricsCollectorService", "OtlpMetricsService", "now_ms"]
@@ -153,26 +153,24 @@ class MetricsCollectorService:
         return item.data
 
     async def Push(
-        self,
-        requests: AsyncIterator[collector_pb2.PushRequest],
-        context: grpc.aio.ServicerContext,
+        self, requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext
     ) -> collector_pb2.PushResponse:
+        """Each message an encoded PushRequest (parsed by PushCall: a batch like the
+        last one is checked by its bytes)."""
         return await self._push(requests, context, "Push", _one_batch)
 
     async def PushBatches(
-        self,
-        requests: AsyncIterator[collector_pb2.PushBatchesRequest],
-        context: grpc.aio.ServicerContext,
+        self, requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext
     ) -> collector_pb2.PushResponse:
         """Push with several batches per message: gRPC's cost per message is shared."""
-        return await self._push(requests, context, "PushBatches", batches_of)
+        return await self._push(requests, context, "PushBatches", encoded_batches)
 
     async def _push(
         self,
-        messages: AsyncIterator[Any],
+        messages: AsyncIterator[bytes],
         context: grpc.aio.ServicerContext,
         method: str,
-        batches: Callable[[Any], Sequence[collector_pb2.PushRequest]],
+        batches: Callable[[bytes], Sequence[bytes]],
     ) -> collector_pb2.PushResponse:
         grant = await admit(self.access, context, method)
         response = collector_pb2.PushResponse()
@@ -180,15 +178,15 @@ class MetricsCollectorService:
         apply = self.hub.apply
         try:
             async for message in messages:
-                for request in batches(message):
-                    samples = call.validate(request)
+                for batch in batches(message):
+                    samples, time_unix_ms = call.validate_encoded(batch)
                     if response.batches == 0:
                         self.access.check(grant, call.source)
                     position = apply(
                         call.source,
                         metrics_pb2.SOURCE_KIND_PUSH,
                         samples,
-                        request.time_unix_ms or now_ms(),
+                        time_unix_ms or now_ms(),
                         received=time.monotonic(),
                         instance=call.instance,
                     )
@@ -246,12 +244,12 @@ class MetricsCollectorService:
                 ),
                 "Push": grpc.stream_unary_rpc_method_handler(
                     self.Push,
-                    request_deserializer=collector_pb2.PushRequest.FromString,
+                    request_deserializer=identity,
                     response_serializer=serialize,
                 ),
                 "PushBatches": grpc.stream_unary_rpc_method_handler(
                     self.PushBatches,
-                    request_deserializer=collector_pb2.PushBatchesRequest.FromString,
+                    request_deserializer=identity,
                     response_serializer=serialize,
                 ),
                 "GetSnapshot": grpc.unary_unary_rpc_method_handler(
@@ -268,8 +266,8 @@ class MetricsCollectorService:
         )
 
 
-def _one_batch(request: collector_pb2.PushRequest) -> tuple[collector_pb2.PushRequest]:
-    return (request,)
+def _one_batch(message: bytes) -> tuple[bytes]:
+    return (message,)
 
 
 class OtlpMetricsService:

@@ -22,16 +22,21 @@ Rules (Prometheus-compatible names so the data can go anywhere later):
 - call: every batch of one Push call names the same source and the same
   instance (`PushCall`).
 - PushBatches: at most `MAX_BATCHES_PER_MESSAGE` batches per message, each
-  under the rules above (`batches_of`).
+  under the rules above (`encoded_batches`).
+- A call's batch encoded like its last one, but for its numbers, costs a
+  byte comparison (collector/batch_template.py): same bytes, same series.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from math import isfinite
 
+from google.protobuf.message import DecodeError
+
+from collector.batch_template import BatchTemplate, split_fields
 from collector.errors import InvalidBatch
 from collector.series import COUNTER, GAUGE, HISTOGRAM, Descriptor, HistogramData, SeriesKey
 from collector.series import SeriesSample as Sample
@@ -45,10 +50,10 @@ __all__ = [
     "MAX_BATCHES_PER_MESSAGE",
     "KnownSeries",
     "PushCall",
-    "batches_of",
     "check_histogram",
     "check_series",
     "check_source_name",
+    "encoded_batches",
     "sanitize_label_name",
     "sanitize_metric_name",
     "sanitize_source_name",
@@ -98,16 +103,24 @@ class KnownSeries:
         self._bytes += len(ident)
 
 
-def batches_of(
-    message: collector_pb2.PushBatchesRequest,
-) -> Sequence[collector_pb2.PushRequest]:
-    """A PushBatches message's batches, or InvalidBatch if it holds too many."""
-    if len(message.batches) > MAX_BATCHES_PER_MESSAGE:
+def encoded_batches(message: bytes) -> list[bytes]:
+    """The encoded batches of an encoded PushBatchesRequest, or InvalidBatch if it
+    is not one or holds too many."""
+    try:
+        fields = split_fields(message)
+    except ValueError as exc:
+        raise InvalidBatch("batches", f"not an encoded PushBatchesRequest: {exc}") from exc
+    batches = []
+    for number, wire, start, end in fields:
+        if number == 1:
+            if wire != 2:
+                raise InvalidBatch("batches", "not an encoded PushBatchesRequest: wrong wire type")
+            batches.append(message[start:end])
+    if len(batches) > MAX_BATCHES_PER_MESSAGE:
         raise InvalidBatch(
-            "batches",
-            f"at most {MAX_BATCHES_PER_MESSAGE} per message, got {len(message.batches)}",
+            "batches", f"at most {MAX_BATCHES_PER_MESSAGE} per message, got {len(batches)}"
         )
-    return message.batches
+    return batches
 
 
 def check_source_name(name: str) -> str | None:
@@ -283,6 +296,7 @@ class PushCall:
         self.instance = ""
         self.batches = 0
         self._known = KnownSeries()
+        self._template: BatchTemplate | None = None
 
     def validate(self, request: collector_pb2.PushRequest) -> list[Sample]:
         if self.source and request.source != self.source:
@@ -298,3 +312,35 @@ class PushCall:
         self.source, self.instance = request.source, request.instance
         self.batches += 1
         return samples
+
+    def validate_encoded(self, data: bytes) -> tuple[list[Sample], int]:
+        """An encoded batch's samples and its time_unix_ms; `validate`'s rules, with
+        a batch that matches the call's template (the last batch) checked by bytes."""
+        template = self._template
+        if template is not None:
+            matched = template.match(data)
+            if matched is not None:
+                samples, tail = matched
+                if not tail:
+                    self.batches += 1
+                    return samples, 0
+                try:
+                    rest = collector_pb2.PushRequest.FromString(tail)
+                except DecodeError:
+                    rest = None
+                if (
+                    rest is not None
+                    and not rest.source
+                    and not rest.samples
+                    and rest.time_unix_ms >= 0
+                    and rest.instance == self.instance
+                ):
+                    self.batches += 1
+                    return samples, rest.time_unix_ms
+        try:
+            request = collector_pb2.PushRequest.FromString(data)
+        except DecodeError as exc:
+            raise InvalidBatch("batch", f"not an encoded PushRequest: {exc}") from exc
+        samples = self.validate(request)
+        self._template = BatchTemplate.of(data, samples)
+        return samples, request.time_unix_ms
