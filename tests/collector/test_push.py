@@ -189,3 +189,23 @@ async def test_push_batches_refuses_a_message_over_its_batch_limit(
         await push_batches(channel, many)
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "batches: at most 1024 per message, got 1025" in (info.value.details() or "")
+
+
+async def test_bytes_that_do_not_parse_are_invalid_argument_naming_the_batch(
+    channel: grpc.aio.Channel,
+) -> None:
+    async def garbage() -> AsyncIterator[bytes]:
+        yield collector_pb2.PushRequest(source="raw", samples=[gauge("g", 1)]).SerializeToString()
+        yield b"\x0a\xff"  # a source whose length runs past the end
+
+    call = channel.stream_unary(
+        "/metrics_bridge.v1.MetricsCollector/Push",
+        request_serializer=bytes,
+        response_deserializer=collector_pb2.PushResponse.FromString,
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await call(garbage())
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert (info.value.details() or "").startswith(
+        "batch 1 (0-based) rejected: batch: not an encoded PushRequest"
+    )
