@@ -17,8 +17,6 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from itertools import repeat
-from operator import add
 
 from bridge.frame import Frame, FrameKind, make_frame
 from metrics_bridge.v1 import bridge_pb2, collector_pb2, metrics_pb2
@@ -70,10 +68,8 @@ class SourceState:
         numbers = self.numbers
         if values.ids:
             numbers.update(zip(values.ids, values.numbers, strict=False))
-        delta_ids = values.delta_ids
-        if delta_ids:  # summed in C: one update per event, on the hot path
-            olds = map(numbers.get, delta_ids, repeat(0.0))
-            numbers.update(zip(delta_ids, list(map(add, olds, values.deltas)), strict=False))
+        for series_id, delta in zip(values.delta_ids, values.deltas, strict=False):
+            numbers[series_id] = numbers.get(series_id, 0.0) + delta
         if values.histograms:
             self.histograms.update((h.id, h.histogram) for h in values.histograms)
         for series_id in update.removed:
