@@ -56,6 +56,14 @@ class SeriesKey:
     def __hash__(self) -> int:
         return self._hash
 
+    def __eq__(self, other: object) -> bool:
+        """Compared on every lookup by an equal key that is another object."""
+        if self is other:
+            return True
+        if not isinstance(other, SeriesKey):
+            return NotImplemented
+        return self._hash == other._hash and self.name == other.name and self.labels == other.labels
+
     @classmethod
     def of(cls, name: str, labels: Iterable[tuple[str, str]] = ()) -> SeriesKey:
         return cls(name, tuple(sorted(labels)))

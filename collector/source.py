@@ -58,6 +58,7 @@ import secrets
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from collector.errors import SeriesLimitExceeded
 from collector.event_batch import varint
@@ -92,8 +93,9 @@ def random_epoch() -> int:
     return secrets.randbits(64)
 
 
-@dataclass(frozen=True, slots=True)
-class Position:
+class Position(NamedTuple):
+    """A source's (epoch, seq); a named tuple, as one is made per pushed batch."""
+
     epoch: int
     seq: int
 
