@@ -113,7 +113,15 @@ def client_frame(opcode: int, payload: bytes) -> bytes:
     return header + (_mask(payload) if payload else os.urandom(4))
 
 
-class LeanClient(asyncio.Protocol):
+_READ_BYTES = 65536
+_READ_INTO = memoryview(bytearray(_READ_BYTES))
+"""One read buffer for every client of the process: asyncio calls them one at a
+time, and each copies what it got before returning. A plain Protocol would be
+handed a fresh 256 KiB bytes object per read (asyncio's read size), mmap'd
+and unmapped each time."""
+
+
+class LeanClient(asyncio.BufferedProtocol):
     def __init__(
         self, totals: Totals, request: bytes, subscribe: bytes, channel: str, decoder: bool
     ) -> None:
@@ -149,10 +157,13 @@ class LeanClient(asyncio.Protocol):
         if not self.synced.done():
             self.synced.set_exception(ConnectionError(f"closed before first delivery: {exc}"))
 
-    def data_received(self, data: bytes) -> None:
-        self.feed(data, time.time())
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return _READ_INTO
 
-    def feed(self, data: bytes, now: float) -> None:
+    def buffer_updated(self, nbytes: int) -> None:
+        self.feed(_READ_INTO[:nbytes], time.time())
+
+    def feed(self, data: bytes | memoryview, now: float) -> None:
         """Bytes received at wall-clock time `now`."""
         self.buffer += data
         if not self.open and not self._handshake():
