@@ -3,17 +3,28 @@
 Setup (issue 15): a collector sampling its host at 10 Hz (`--interval 0.1`)
 and a pushed service at 20 Hz; a bridge; `--clients` WebSocket clients: 85 %
 lean clients (bench/load.py processes, half offering permessage-deflate,
-split between the two channels), 5 % slow readers (they stop reading for
-5-30 s at a time, so the bridge skips, resyncs or closes them; closed ones
-reconnect), 10 % that drop and reconnect at random (5-60 s) with resume
-(bench/chaos.py's client, so their gaps are counted too).
+split between the two channels), 5 % slow readers (`SlowReader`: both
+channels, SO_RCVBUF 4 KiB; they read one message every 1/24-1/12 s of the 30
+sent per second for 20-90 s, then none for 5-40 s; closed ones reconnect),
+10 % that drop and reconnect at random (5-60 s) with resume (bench/chaos.py's
+client, so their gaps are counted too).
+
+The bridge runs with `--send-buffer-bytes 8192` (`--send-buffer-bytes` to
+change): at its default 64 KiB (128 KiB in Linux) a ~3 KB/s client that
+reads too slowly has the bridge's ping (every 20 s, to be answered within
+20 s) queued behind that kernel buffer, so it is closed (1011) before the
+bridge's own buffer fills and it is resynced. With 8 KiB the slow readers'
+updates are skipped and they are resynced; a stall usually ends in a ping
+timeout, sometimes in a slow-client close (4000).
 
 Every `--sample` seconds it prints bridge and collector RSS, open fds and
 threads, deliveries/s, the p99 push-to-receive latency (a 5 s window),
-resyncs and slow-client closes. At the end: the least-squares slope of RSS
-and fds over the second half (bench/soak_trend.py); it fails if RSS grows
-more than 2 % per 10 minutes or fds grow at all, or if a resuming client saw
-a gap. The series goes to bench/results/soak.csv and soak.png (matplotlib).
+updates skipped, resyncs, slow-client closes, ping-timeout closes and
+connections (the bridge's counters). At the end: what the slow readers saw,
+and the least-squares slope of RSS and fds over the second half
+(bench/soak_trend.py); it fails if RSS grows more than 2 % per 10 minutes,
+if fds beyond one per connection grow at all, or if a resuming client saw a
+gap. The series goes to bench/results/soak.csv and soak.png (matplotlib).
 """
 
 from __future__ import annotations
@@ -23,6 +34,7 @@ import asyncio
 import csv
 import random
 import re
+import socket
 import sys
 import time
 import urllib.request
@@ -30,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-from websockets.asyncio.client import connect
+from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from bench.chaos import PROTOCOL, ChaosClient
@@ -42,33 +54,73 @@ from metrics_bridge.v1 import bridge_pb2
 
 __all__ = ["main"]
 
-HEADER = "   t  bridge MB fds thr | collector MB fds thr | deliv/s  p99 ms resyncs slowclose conns"
+HEADER = (
+    "   t  bridge MB fds thr | collector MB fds thr | deliv/s  p99 ms"
+    " skipped resyncs slowclose pingclose conns"
+)
 
+RCVBUF = 4096
+"""A slow reader's SO_RCVBUF (Linux doubles it)."""
 RESULTS = Path(__file__).resolve().parent / "results"
 COLUMNS = [
     "t_s", "bridge_rss_mb", "bridge_fds", "bridge_threads", "collector_rss_mb",
-    "collector_fds", "collector_threads", "deliveries_per_s", "p99_ms", "resyncs",
-    "slow_client_closes", "connections",
+    "collector_fds", "collector_threads", "deliveries_per_s", "p99_ms", "updates_skipped",
+    "resyncs", "slow_client_closes", "ping_timeouts", "connections",
 ]  # fmt: skip
 
 
-async def slow_reader(url: str, channel: str, rng: random.Random, stop: asyncio.Event) -> None:
-    """Reads a while, then stops reading for 5-30 s; reconnects when the bridge closes it."""
-    while not stop.is_set():
-        try:
-            async with connect(url, subprotocols=[PROTOCOL], max_queue=4) as ws:
-                request = bridge_pb2.ClientMessage()
-                request.subscribe.channels.add(channel=channel)
-                await ws.send(request.SerializeToString())
-                while not stop.is_set():
-                    until = time.monotonic() + rng.uniform(2, 10)
-                    while time.monotonic() < until:
-                        await asyncio.wait_for(ws.recv(), 5)
-                    ws.transport.pause_reading()
-                    await asyncio.sleep(rng.uniform(5, 30))
-                    ws.transport.resume_reading()
-        except (OSError, ConnectionClosed, InvalidHandshake, TimeoutError):
-            await asyncio.sleep(rng.uniform(0.5, 2))
+class SlowReader:
+    """A client that reads slower than its channels send, and now and then not at all.
+
+    Its socket's SO_RCVBUF is 4 KiB (set before connecting), so what it does
+    not read backs up into the bridge rather than into its own kernel. It
+    subscribes to both channels (30 messages/s, ~3 KB/s) and alternates a
+    trickle (one message every 1/24-1/12 s for 20-90 s) with a stall (no
+    reads for 5-40 s). It sends no pings of its own: only the bridge decides
+    when it is gone. Closed, it reconnects and subscribes afresh.
+    """
+
+    def __init__(self, url: str, address: str, channels: list[str], rng: random.Random) -> None:
+        host, port = address.rsplit(":", 1)
+        self.url, self.peer, self.channels, self.rng = url, (host, int(port)), channels, rng
+        self.resyncs = 0
+        self.closes = 0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
+                sock.setblocking(False)
+                try:
+                    await asyncio.get_running_loop().sock_connect(sock, self.peer)
+                except OSError:
+                    sock.close()
+                    raise
+                async with connect(
+                    self.url, sock=sock, subprotocols=[PROTOCOL], max_queue=4, ping_interval=None
+                ) as ws:
+                    await self._session(ws, stop)
+            except ConnectionClosed:
+                self.closes += 1
+                await asyncio.sleep(self.rng.uniform(0.5, 2))
+            except (OSError, InvalidHandshake, TimeoutError):
+                await asyncio.sleep(self.rng.uniform(0.5, 2))
+
+    async def _session(self, ws: ClientConnection, stop: asyncio.Event) -> None:
+        request = bridge_pb2.ClientMessage()
+        for channel in self.channels:
+            request.subscribe.channels.add(channel=channel)
+        await ws.send(request.SerializeToString())
+        while not stop.is_set():
+            until = time.monotonic() + self.rng.uniform(20, 90)
+            pace = 1 / self.rng.uniform(12, 24)
+            while time.monotonic() < until and not stop.is_set():
+                message = bridge_pb2.ServerMessage.FromString(await ws.recv())
+                if message.resync:
+                    self.resyncs += 1
+                await asyncio.sleep(pace)
+            await asyncio.sleep(self.rng.uniform(5, 40))  # websockets stops reading at max_queue
 
 
 async def push_forever(address: str, rate: float, stop: asyncio.Event) -> None:
@@ -88,7 +140,10 @@ def bridge_counters(address: str) -> dict[str, float]:
     except OSError:
         text = ""
     out: dict[str, float] = {}
-    for name in ("resyncs_total", "slow_client_closes_total", "connections"):
+    for name in (
+        "updates_skipped_total", "resyncs_total", "slow_client_closes_total",
+        "ping_timeouts_total", "connections",
+    ):  # fmt: skip
         found = re.search(rf"^metrics_bridge_{name} (\S+)$", text, re.MULTILINE)
         out[name] = float(found.group(1)) if found else float("nan")
     return out
@@ -110,6 +165,7 @@ def plot(rows: list[dict[str, float]], path: Path) -> None:
     axes[0].plot(t, [r["bridge_rss_mb"] for r in rows], label="bridge RSS (MB)")
     axes[0].plot(t, [r["collector_rss_mb"] for r in rows], label="collector RSS (MB)")
     axes[1].plot(t, [r["bridge_fds"] for r in rows], label="bridge fds")
+    axes[1].plot(t, [r["connections"] for r in rows], label="connections", linewidth=0.8)
     axes[1].plot(t, [r["bridge_threads"] for r in rows], label="bridge threads")
     axes[2].plot(t, [r["deliveries_per_s"] for r in rows], label="deliveries/s")
     for axis in axes:
@@ -127,13 +183,15 @@ async def soak(args: argparse.Namespace) -> int:
     bridge = Server.module(
         "bridge",
         ["--listen", "127.0.0.1:0", "--collector", f"c1={grpc_address}",
-         "--max-connections", str(args.clients + 1000)],
+         "--max-connections", str(args.clients + 1000),
+         "--send-buffer-bytes", str(args.send_buffer_bytes)],
     )  # fmt: skip
     url, ws_address = bridge.addresses["url"], bridge.addresses["ws"]
     stop = asyncio.Event()
     loads: list[LoadProcess] = []
     tasks: list[asyncio.Task[None]] = []
     resumers: list[ChaosClient] = []
+    slow: list[SlowReader] = []
     rows: list[dict[str, float]] = []
     try:
         tasks.append(asyncio.create_task(push_forever(grpc_address, 20, stop)))
@@ -147,9 +205,10 @@ async def soak(args: argparse.Namespace) -> int:
             count = lean // 4 + (1 if i < lean % 4 else 0)
             loads.append(await LoadProcess.start(url, channel, count, compression, 200))
         rng = random.Random(args.seed)
-        for i in range(int(args.clients * 0.05)):
-            channel = channels[i % 2]
-            tasks.append(asyncio.create_task(slow_reader(url, channel, rng, stop)))
+        for _ in range(int(args.clients * 0.05)):
+            reader = SlowReader(url, ws_address, channels, random.Random(rng.random()))
+            slow.append(reader)
+            tasks.append(asyncio.create_task(reader.run(stop)))
         for i in range(int(args.clients * 0.10)):
             client = ChaosClient(url, channels[i % 2], random.Random(rng.random()), True, (5, 60))
             resumers.append(client)
@@ -191,15 +250,18 @@ async def soak(args: argparse.Namespace) -> int:
                 "bridge_threads": b_thr, "collector_rss_mb": c_rss, "collector_fds": c_fds,
                 "collector_threads": c_thr, "deliveries_per_s": rate,
                 "p99_ms": float(window.get("p99_ms", float("nan"))),
+                "updates_skipped": counters["updates_skipped_total"],
                 "resyncs": counters["resyncs_total"],
                 "slow_client_closes": counters["slow_client_closes_total"],
+                "ping_timeouts": counters["ping_timeouts_total"],
                 "connections": counters["connections"],
             }  # fmt: skip
             rows.append(row)
             print(
                 f"{row['t_s']:5.0f}  {b_rss:8.1f} {b_fds:4d} {b_thr:3d} | {c_rss:11.1f} {c_fds:4d}"
-                f" {c_thr:3d} | {rate:7.0f} {row['p99_ms']:7.1f} {row['resyncs']:7.0f}"
-                f" {row['slow_client_closes']:9.0f} {row['connections']:5.0f}",
+                f" {c_thr:3d} | {rate:7.0f} {row['p99_ms']:7.1f} {row['updates_skipped']:7.0f}"
+                f" {row['resyncs']:7.0f} {row['slow_client_closes']:9.0f}"
+                f" {row['ping_timeouts']:9.0f} {row['connections']:5.0f}",
                 flush=True,
             )
     finally:
@@ -217,6 +279,10 @@ async def soak(args: argparse.Namespace) -> int:
         collector.stop()
         if rows:
             write_series(rows, args.out)  # an interrupted run keeps what it measured
+    print(
+        f"slow readers: {sum(r.resyncs for r in slow)} resync snapshots received, "
+        f"{sum(r.closes for r in slow)} connections closed under them"
+    )
     return verdict(rows, resumers)
 
 
@@ -234,7 +300,10 @@ def verdict(rows: list[dict[str, Any]], resumers: list[ChaosClient]) -> int:
         print("too few samples for a trend: run longer (SOAK_SECONDS)")
         return 1
     times = [r["t_s"] for r in rows]
-    result = trend(times, [r["bridge_rss_mb"] * 1e6 for r in rows], [r["bridge_fds"] for r in rows])
+    rss = [r["bridge_rss_mb"] * 1e6 for r in rows]
+    fds = [r["bridge_fds"] for r in rows]
+    result = trend(times, rss, fds, [r["connections"] for r in rows])
+    raw_fds = trend(times, rss, fds)
     collector = trend(
         times, [r["collector_rss_mb"] * 1e6 for r in rows], [r["collector_fds"] for r in rows]
     )
@@ -242,7 +311,8 @@ def verdict(rows: list[dict[str, Any]], resumers: list[ChaosClient]) -> int:
     cycles = sum(c.cycles for c in resumers)
     print(
         f"second half: bridge RSS {result.rss_bytes_per_s * 600 / 1e6:+.2f} MB per 10 min "
-        f"({result.rss_share_per_10min:+.2%}), fds {result.fds_per_s * 600:+.2f} per 10 min; "
+        f"({result.rss_share_per_10min:+.2%}), fds beyond one per connection "
+        f"{result.fds_per_s * 600:+.2f} per 10 min (all fds {raw_fds.fds_per_s * 600:+.2f}); "
         f"collector RSS {collector.rss_share_per_10min:+.2%}, fds {collector.fds_per_s * 600:+.2f}"
         f" per 10 min; resuming clients: {cycles} reconnects, {gaps} gaps"
     )
@@ -257,6 +327,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=600.0)
     parser.add_argument("--sample", type=float, default=30.0, help="seconds between rows")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--send-buffer-bytes",
+        type=int,
+        default=8192,
+        help="the bridge's SO_SNDBUF per client (its default is 65536)",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     return asyncio.run(soak(parser.parse_args(argv)))
 

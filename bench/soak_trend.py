@@ -5,11 +5,15 @@ Rules (issue 15's acceptance):
   first half holds start-up and warm-up).
 - RSS may grow at most 2 % of its second-half mean per 10 minutes.
 - Open descriptors may not grow at all: the slope times the second half's
-  duration must stay under one descriptor.
+  duration must stay under one descriptor. Given the connection count of
+  each sample, the descriptors counted are those beyond one per connection,
+  so clients coming and going are not read as growth; a sample without a
+  connection count (NaN) is left out of that fit.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -44,13 +48,27 @@ class Trend:
         return self.rss_share_per_10min <= RSS_GROWTH_LIMIT and self.fd_growth < 1.0
 
 
-def trend(times: Sequence[float], rss: Sequence[float], fds: Sequence[float]) -> Trend:
+def trend(
+    times: Sequence[float],
+    rss: Sequence[float],
+    fds: Sequence[float],
+    connections: Sequence[float] | None = None,
+) -> Trend:
     """The slopes of RSS and descriptors over the second half of the samples."""
     half = len(times) // 2
-    t, r, f = times[half:], rss[half:], fds[half:]
+    t, r = times[half:], rss[half:]
     rss_slope = slope(t, r)
     mean_rss = sum(r) / len(r) if r else 0.0
     share = rss_slope * 600 / mean_rss if mean_rss else 0.0
-    fd_slope = slope(t, f)
+    if connections is None:
+        ft, f = t, fds[half:]
+    else:
+        pairs = [
+            (x, d - c)
+            for x, d, c in zip(t, fds[half:], connections[half:], strict=True)
+            if not math.isnan(c)
+        ]
+        ft, f = [x for x, _ in pairs], [y for _, y in pairs]
+    fd_slope = slope(ft, f)
     span = (t[-1] - t[0]) if len(t) > 1 else 0.0
     return Trend(rss_slope, share, fd_slope, fd_slope * span)

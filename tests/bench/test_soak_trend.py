@@ -36,3 +36,21 @@ def test_any_descriptor_growth_is_not_flat() -> None:
     result = trend(times, [100e6] * len(times), fds)
     assert result.fd_growth >= 1
     assert not result.flat
+
+
+def test_descriptors_following_the_connections_are_not_growth() -> None:
+    times = [float(t) for t in range(0, 600, 30)]
+    connections = [990.0 + (i * 7) % 11 + (i > 15) * 4 for i in range(len(times))]  # come, go
+    fds = [c + 12 for c in connections]
+    flat_rss = [100e6] * len(times)
+    assert not trend(times, flat_rss, fds).flat
+    assert trend(times, flat_rss, fds, connections).flat
+    leaking = [c + 12 + t / 60 for c, t in zip(connections, times, strict=True)]
+    assert not trend(times, flat_rss, leaking, connections).flat
+
+
+def test_a_sample_without_a_connection_count_is_left_out_of_the_descriptor_fit() -> None:
+    times = [0.0, 30, 60, 90, 120, 150]
+    connections = [100.0, 100, 100, 100, 100, float("nan")]
+    fds = [110.0, 110, 110, 110, 110, 500]
+    assert trend(times, [1e8] * 6, fds, connections).fd_growth == 0.0
