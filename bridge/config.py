@@ -23,7 +23,7 @@ from bridge.session import Limits, Timers
 from bridge.tiers import parse_tiers
 from metrics_shared.address import COLLECTOR_ADDRESS, Address, parse_address
 from metrics_shared.argument_types import at_least
-from metrics_shared.options import CommandLine, option
+from metrics_shared.options import LOG_LEVELS, CommandLine, option
 from metrics_shared.tls import ClientTls, TlsFileError
 from metrics_shared.version import package_version
 
@@ -42,7 +42,6 @@ __all__ = [
 
 ENV_PREFIX = "METRICS_BRIDGE_"
 TLS_SETTINGS = ("ca", "cert", "key")
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 COMPRESSION = ("none", "deflate")
 AUTH_MODES = ("none", "jwt")
 

@@ -19,14 +19,13 @@ from collector.otlp_instances import DEFAULT_KEPT, ResourceRules
 from collector.validation import check_source_name, sanitize_source_name
 from metrics_shared.address import COLLECTOR_ADDRESS, Address, parse_address
 from metrics_shared.argument_types import at_least
-from metrics_shared.options import CommandLine, option
+from metrics_shared.options import LOG_LEVELS, CommandLine, option
 from metrics_shared.tls import ServerTls
 from metrics_shared.version import package_version
 
 __all__ = ["ENV_PREFIX", "LOG_LEVELS", "CollectorConfig", "command_line", "parse_config"]
 
 ENV_PREFIX = "METRICS_COLLECTOR_"
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
 def source_name(text: str) -> str:
