@@ -3,8 +3,9 @@
 `--pushers` processes each stream batches of `--series` gauges to a source of
 their own, as fast as the collector takes them (pre-encoded requests, so the
 pushers cost little): `--batches-per-message` of them in each PushBatches
-message (32 by default), or one per Push message with 1. One WebSocket client subscribes to every pushed channel
-through one bridge and checks each Update's seq: an event counts when it
+message (32 by default), or one per Push message with 1. One WebSocket
+client subscribes to every pushed channel through one bridge and checks each
+Update's seq: an event counts when it
 arrives in order with no gap, alone or in a merged update (a bridge that falls
 behind merges a channel's updates, ServerMessage.first_seq); a gap or a
 resync snapshot is reported. With
