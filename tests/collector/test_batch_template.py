@@ -18,7 +18,9 @@ from metrics_bridge.v1 import collector_pb2, metrics_pb2
 GAUGE, COUNTER = metrics_pb2.METRIC_KIND_GAUGE, metrics_pb2.METRIC_KIND_COUNTER
 
 
-def sample(name: str, value: float, kind: int = GAUGE, **labels: str) -> collector_pb2.Sample:
+def sample(
+    name: str, value: float, kind: metrics_pb2.MetricKind.ValueType = GAUGE, **labels: str
+) -> collector_pb2.Sample:
     return collector_pb2.Sample(
         name=name,
         kind=kind,
@@ -27,10 +29,13 @@ def sample(name: str, value: float, kind: int = GAUGE, **labels: str) -> collect
     )
 
 
-def batch(*values: float, route: str = "/a", **fields: object) -> bytes:
+def batch(*values: float, route: str = "/a", time_unix_ms: int = 0, instance: str = "") -> bytes:
     samples = [sample("latency", values[0], route=route)]
     samples += [sample("requests", v, COUNTER, n=str(i)) for i, v in enumerate(values[1:])]
-    return collector_pb2.PushRequest(source="svc", samples=samples, **fields).SerializeToString()
+    request = collector_pb2.PushRequest(
+        source="svc", samples=samples, time_unix_ms=time_unix_ms, instance=instance
+    )
+    return request.SerializeToString()
 
 
 def full(data: bytes) -> list[tuple[object, ...]]:
