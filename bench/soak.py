@@ -23,8 +23,9 @@ updates skipped, resyncs, slow-client closes, ping-timeout closes and
 connections (the bridge's counters). At the end: what the slow readers saw,
 and the least-squares slope of RSS and fds over the second half
 (bench/soak_trend.py); it fails if RSS grows more than 2 % per 10 minutes,
-if fds beyond one per connection grow at all, or if a resuming client saw a
-gap. The series goes to bench/results/soak.csv and soak.png (matplotlib).
+if fds beyond one per connection grow by one or more (and by more than twice
+the fit's standard error), or if a resuming client saw a gap. The series
+goes to bench/results/soak.csv and soak.png (matplotlib).
 """
 
 from __future__ import annotations
@@ -312,7 +313,8 @@ def verdict(rows: list[dict[str, Any]], resumers: list[ChaosClient]) -> int:
     print(
         f"second half: bridge RSS {result.rss_bytes_per_s * 600 / 1e6:+.2f} MB per 10 min "
         f"({result.rss_share_per_10min:+.2%}), fds beyond one per connection "
-        f"{result.fds_per_s * 600:+.2f} per 10 min (all fds {raw_fds.fds_per_s * 600:+.2f}); "
+        f"{result.fds_per_s * 600:+.2f} per 10 min ({result.fd_growth:+.1f} "
+        f"± {result.fd_growth_error:.1f} over the half; all fds {raw_fds.fds_per_s * 600:+.2f}); "
         f"collector RSS {collector.rss_share_per_10min:+.2%}, fds {collector.fds_per_s * 600:+.2f}"
         f" per 10 min; resuming clients: {cycles} reconnects, {gaps} gaps"
     )

@@ -40,7 +40,7 @@ def test_any_descriptor_growth_is_not_flat() -> None:
 
 def test_descriptors_following_the_connections_are_not_growth() -> None:
     times = [float(t) for t in range(0, 600, 30)]
-    connections = [990.0 + (i * 7) % 11 + (i > 15) * 4 for i in range(len(times))]  # come, go
+    connections = [990.0 + i for i in range(len(times))]  # clients keep arriving
     fds = [c + 12 for c in connections]
     flat_rss = [100e6] * len(times)
     assert not trend(times, flat_rss, fds).flat
@@ -54,3 +54,14 @@ def test_a_sample_without_a_connection_count_is_left_out_of_the_descriptor_fit()
     connections = [100.0, 100, 100, 100, 100, float("nan")]
     fds = [110.0, 110, 110, 110, 110, 500]
     assert trend(times, [1e8] * 6, fds, connections).fd_growth == 0.0
+
+
+def test_descriptor_noise_is_not_growth_but_a_steady_rise_through_it_is() -> None:
+    times = [float(t) for t in range(0, 1800, 30)]
+    noise = [float((i * 7) % 5) for i in range(len(times))]  # 0..4 off, in no order
+    noise[-1] = noise[-2] = 4.0  # a fit that gains over one descriptor by chance
+    result = trend(times, [100e6] * len(times), [12 + n for n in noise])
+    assert result.fd_growth >= 1
+    assert not result.fds_grow and result.flat
+    rising = [12 + n + t / 300 for n, t in zip(noise, times, strict=True)]  # +3 over the half
+    assert trend(times, [100e6] * len(times), rising).fds_grow
