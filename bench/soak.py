@@ -117,7 +117,7 @@ class SlowReader:
             until = time.monotonic() + self.rng.uniform(20, 90)
             pace = 1 / self.rng.uniform(12, 24)
             while time.monotonic() < until and not stop.is_set():
-                message = bridge_pb2.ServerMessage.FromString(await ws.recv())
+                message = bridge_pb2.ServerMessage.FromString(await ws.recv(decode=False))
                 if message.resync:
                     self.resyncs += 1
                 await asyncio.sleep(pace)
