@@ -27,6 +27,10 @@ _BATCH_TAG = b"\x6a"  # CollectorEvent.batch = 13, length-delimited
 
 def varint(value: int) -> bytes:
     """A protobuf base-128 varint, for framing bytes already encoded."""
+    if value < 0x80:  # the common lengths first: once per event and subscriber
+        return bytes((value,))
+    if value < 0x4000:
+        return bytes((value & 0x7F | 0x80, value >> 7))
     out = bytearray()
     while value >= 0x80:
         out.append((value & 0x7F) | 0x80)

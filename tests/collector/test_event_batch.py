@@ -8,7 +8,7 @@ import time
 
 import grpc
 
-from collector.event_batch import encode_batch, take_batch
+from collector.event_batch import encode_batch, take_batch, varint
 from collector.fanout import QueueItem, Resync, SubscriberQueue
 from metrics_bridge.v1 import collector_pb2, metrics_pb2
 from tests.collector.conftest import FAST
@@ -144,3 +144,10 @@ async def check_batched_and_single(collector: ServerProcess, count: int) -> None
         assert seqs == list(range(seqs[0], count + 1)), "in order, no gap, no resync"
     assert plain_messages == len(plain)
     assert messages < len(events)
+
+
+def test_varint_matches_protobufs_encoding_around_each_length_boundary() -> None:
+    assert varint(0) == b"\x00"
+    for value in (1, 127, 128, 300, 16383, 16384, 2**21 - 1, 2**21, 2**35 + 5):
+        encoded = collector_pb2.PushResponse(batches=value).SerializeToString()
+        assert varint(value) == encoded[1:], value  # after the one-byte tag
