@@ -2,6 +2,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
+BENCH_STAMP := $(VENV)/.installed-bench
 STAMP := $(VENV)/.installed
 RUN_STAMP := $(VENV)/.installed-server
 PROTO_FILES := $(wildcard proto/metrics_bridge/v1/*.proto)
@@ -68,7 +69,8 @@ proto-check: install
 run: install-run
 	$(PY) -m bridge.stack
 
-test: install web-test browser-deps deploy-deps bench-deps otel-node-deps net-deps
+# $(BENCH_STAMP) brings matplotlib, which tests/bench/test_charts.py needs.
+test: install $(BENCH_STAMP) web-test browser-deps deploy-deps bench-deps otel-node-deps net-deps
 	$(PY) -m pytest
 
 # The Python tests alone, needing neither npm nor apt: tests that drive Node.js,
@@ -85,7 +87,6 @@ lint: install web-deps
 # Fan-out to 100/1,000/5,000 clients vs the Node ws, broadcast(), naive and raw
 # baselines; a few minutes. BENCH_ARGS passes options (python -m bench --help).
 # Then the capacity sweep (--capacity-budget, 6 minutes) and PNG charts.
-BENCH_STAMP := $(VENV)/.installed-bench
 bench: install bench-deps $(BENCH_STAMP)
 	ulimit -n 65536 2>/dev/null || ulimit -n 20000 2>/dev/null || true; \
 	$(PY) -m bench $(BENCH_ARGS)
