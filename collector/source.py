@@ -196,9 +196,7 @@ class SourceState:
         added: list[metrics_pb2.SeriesDescriptor] = []
         event = collector_pb2.CollectorEvent()
         values = event.update.values  # filled in place: no copy on the way to the wire
-        ids: list[int] = []
-        numbers: list[float] = []
-        compact = _CompactValues()
+        changed = _ChangedNumbers()
         removed: list[int] = []
         for sample, current in zip(samples, currents, strict=True):
             value = sample.value
@@ -206,10 +204,7 @@ class SourceState:
             if type(value) is float and current is not None and not sample.accumulate:
                 if current.descriptor is not sample.descriptor:
                     if current.descriptor != sample.descriptor:
-                        number = self._set(sample, current, instance, added, values, compact)
-                        if number is not None:
-                            ids.append(number[0])
-                            numbers.append(number[1])
+                        self._set(sample, current, instance, added, values, changed)
                         continue
                     current.descriptor = sample.descriptor  # equal: `is` from now on
                 current.owner = instance
@@ -217,27 +212,22 @@ class SourceState:
                 if value == old or (value != value and old != old):  # NaN equals NaN here
                     continue
                 current.value = value
-                ids.append(current.id)
-                numbers.append(value)
-                compact.add(current.id, value, old)
+                changed.add(current.id, value, old)
                 continue
             if sample.remove:
                 if current is not None:
                     del series[sample.key]
                     removed.append(current.id)
                 continue
-            number = self._set(sample, current, instance, added, values, compact)
-            if number is not None:
-                ids.append(number[0])
-                numbers.append(number[1])
-        if ids:
-            values.ids.extend(ids)
-            values.numbers.extend(numbers)
+            self._set(sample, current, instance, added, values, changed)
+        if changed.ids:
+            values.ids.extend(changed.ids)
+            values.numbers.extend(changed.numbers)
         if replace:
             seen = {sample.key for sample in samples}
             for key in [k for k in series if k not in seen]:
                 removed.append(series.pop(key).id)
-        return self._publish(event, added, removed, now_unix_ms, compact)
+        return self._publish(event, added, removed, now_unix_ms, changed)
 
     def _set(
         self,
@@ -246,10 +236,9 @@ class SourceState:
         instance: str,
         added: list[metrics_pb2.SeriesDescriptor],
         values: metrics_pb2.Values,
-        compact: _CompactValues,
-    ) -> tuple[int, float] | None:
-        """Set a series that is new, re-declared, a histogram or accumulated; its id
-        and number if a number changed (the caller lists them), else None."""
+        changed: _ChangedNumbers,
+    ) -> None:
+        """Set a series that is new, re-declared, a histogram or accumulated."""
         assert sample.value is not None
         value, descriptor = sample.value, sample.descriptor
         if isinstance(value, int):  # a number is a float from here on
@@ -273,20 +262,19 @@ class SourceState:
         else:
             current.owner = instance
             if same_value(current.value, value):
-                return None
+                return
             current.value = value
         if isinstance(value, float):
-            compact.add(current.id, value, previous)
-            return current.id, value
-        _add_value(values, current.id, value)  # in full in both forms
-        return None
+            changed.add(current.id, value, previous)
+        else:
+            _add_value(values, current.id, value)  # in full in both forms
 
     def remove_instance(self, instance: str, now_unix_ms: int) -> bytes | None:
         """Remove every series `instance` set last; the Update, or None if it had none."""
         gone = [key for key, series in self._series.items() if series.owner == instance]
         removed = [self._series.pop(key).id for key in gone]
         event = collector_pb2.CollectorEvent()
-        return self._publish(event, [], removed, now_unix_ms, _CompactValues())
+        return self._publish(event, [], removed, now_unix_ms, _ChangedNumbers())
 
     def instances(self) -> set[str]:
         """The instances that own at least one series."""
@@ -298,10 +286,10 @@ class SourceState:
         added: list[metrics_pb2.SeriesDescriptor],
         removed: list[int],
         now_unix_ms: int,
-        compact: _CompactValues,
+        changed: _ChangedNumbers,
     ) -> bytes | None:
-        """Encode the Update (`event`'s values are set), and its compact form
-        (`compact`'s deltas) if it has one: one message, re-filled, encoded twice."""
+        """Encode the Update (`event`'s values are set), and its compact form if a
+        number changed by a whole number: one message, re-filled, encoded twice."""
         update = event.update
         values = update.values
         if not added and not removed and not values.ids and not values.histograms:
@@ -318,13 +306,13 @@ class SourceState:
             update.removed.extend(removed)
         encoded = event.SerializeToString()
         self.compact = encoded
-        if compact.delta_ids:
+        if changed.delta_ids:
             del values.ids[:]
             del values.numbers[:]
-            values.ids.extend(compact.ids)
-            values.numbers.extend(compact.numbers)
-            values.delta_ids.extend(compact.delta_ids)
-            values.deltas.extend(compact.deltas)
+            values.ids.extend(changed.kept_ids)
+            values.numbers.extend(changed.kept_numbers)
+            values.delta_ids.extend(changed.delta_ids)
+            values.deltas.extend(changed.deltas)
             self.compact = event.SerializeToString()
         self._remember(encoded, self.compact)
         return encoded
@@ -468,22 +456,28 @@ MAX_DELTA = 2**48
 """Larger changes cost as many bytes as a double: sent in full."""
 
 
-class _CompactValues:
-    """An Update's values as subscribers that take deltas get them: numbers that
-    changed by a whole number as delta_ids/deltas, the others in full.
+class _ChangedNumbers:
+    """The numbers an Update changes, in both forms: in full (`ids`, `numbers`),
+    and as subscribers that take deltas get them, where numbers that changed by
+    a whole number are delta_ids/deltas and the others are kept in full.
 
     Both values must be integers below 2^53 in magnitude (previous + delta is
     then exact in a double), and the new one not -0.0 (0.0 + 0 would lose the sign)."""
 
-    __slots__ = ("delta_ids", "deltas", "ids", "numbers")
+    __slots__ = ("delta_ids", "deltas", "ids", "kept_ids", "kept_numbers", "numbers")
 
     def __init__(self) -> None:
         self.ids: list[int] = []
         self.numbers: list[float] = []
+        self.kept_ids: list[int] = []
+        self.kept_numbers: list[float] = []
         self.delta_ids: list[int] = []
         self.deltas: list[int] = []
 
     def add(self, series_id: int, new: float, old: Value | None) -> None:
+        """Number `series_id` changed from `old` (None: it had none) to `new`."""
+        self.ids.append(series_id)
+        self.numbers.append(new)
         if (
             type(old) is float
             and old.is_integer()
@@ -496,8 +490,8 @@ class _CompactValues:
             self.delta_ids.append(series_id)
             self.deltas.append(int(new) - int(old))
         else:
-            self.ids.append(series_id)
-            self.numbers.append(new)
+            self.kept_ids.append(series_id)
+            self.kept_numbers.append(new)
 
 
 def _held(encoded: bytes, compact: bytes) -> int:
