@@ -61,20 +61,17 @@ class SourceState:
         """Fold an update that continues this state (the caller checked its position)."""
         self.seq = update.seq
         self.time_unix_ms = update.time_unix_ms
-        added = update.added
-        if added:
-            self.series.update((d.id, d) for d in added)
+        for descriptor in update.added:
+            self.series[descriptor.id] = descriptor
         values = update.values
-        numbers = self.numbers
-        if values.ids:
-            numbers.update(zip(values.ids, values.numbers, strict=False))
+        self.numbers.update(zip(values.ids, values.numbers, strict=False))
         for series_id, delta in zip(values.delta_ids, values.deltas, strict=False):
-            numbers[series_id] = numbers.get(series_id, 0.0) + delta
-        if values.histograms:
-            self.histograms.update((h.id, h.histogram) for h in values.histograms)
+            self.numbers[series_id] = self.numbers.get(series_id, 0.0) + delta
+        for item in values.histograms:
+            self.histograms[item.id] = item.histogram
         for series_id in update.removed:
             self.series.pop(series_id, None)
-            numbers.pop(series_id, None)
+            self.numbers.pop(series_id, None)
             self.histograms.pop(series_id, None)
 
     def snapshot(self, source: str, kind: metrics_pb2.SourceKind.ValueType) -> metrics_pb2.Snapshot:
