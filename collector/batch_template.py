@@ -31,9 +31,11 @@ from collector.series import COUNTER, Descriptor, SeriesKey, SeriesSample
 
 __all__ = ["BatchTemplate", "read_varint", "split_fields"]
 
-_NUMBER_TAG = 6 << 3 | 1  # Sample.number = 6, fixed64
-_SAMPLES = 2  # PushRequest.samples
 _SOURCE = 1  # PushRequest.source
+_SAMPLES = 2  # PushRequest.samples
+_NUMBER = 6  # Sample.number, fixed64
+_HISTOGRAM = 7  # Sample.histogram
+_NUMBER_TAG = _NUMBER << 3 | 1
 
 
 def read_varint(data: bytes, pos: int) -> tuple[int, int]:
@@ -145,10 +147,10 @@ def _number_slot(data: bytes, start: int, end: int) -> int | None:
     """Where a Sample's number payload starts, if it has one and no histogram."""
     slot = None
     for number, wire, value_start, _ in split_fields(data, start, end):
-        if number == 6:
+        if number == _NUMBER:
             if wire != 1 or data[value_start - 1] != _NUMBER_TAG:
                 return None
             slot = value_start
-        elif number == 7:
+        elif number == _HISTOGRAM:
             return None
     return slot

@@ -32,7 +32,6 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable
-from math import isfinite
 
 from google.protobuf.message import DecodeError
 
@@ -251,7 +250,7 @@ def validate_push(
         else:
             if number is None:
                 raise InvalidBatch(f"samples[{i}].number", "a gauge or counter needs a number")
-            if not isfinite(number):
+            if not math.isfinite(number):
                 raise InvalidBatch(f"samples[{i}].number", f"must be finite, got {number}")
             if number < 0 and descriptor.kind == COUNTER:
                 raise InvalidBatch(
