@@ -4,6 +4,7 @@ BridgeConnection: an attached connection's messages reach the hub with no task r
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import socket
 import tracemalloc
@@ -14,7 +15,7 @@ from types import CoroutineType
 from typing import Any
 
 import pytest
-from websockets.asyncio.client import connect
+from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.messages import MAX_FRAGMENTS
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.client import ClientProtocol
@@ -274,6 +275,15 @@ def port_of(server: Server) -> int:
     return int(server.sockets[0].getsockname()[1])
 
 
+@contextlib.asynccontextmanager
+async def attached_client(server: Server, hub: Hub) -> AsyncIterator[ClientConnection]:
+    """A client whose first message (b"one") the hub has: its connection is attached."""
+    async with connect(f"ws://127.0.0.1:{port_of(server)}/") as ws:
+        await ws.send(b"one")
+        await hub.wait_for(1)
+        yield ws
+
+
 def masked(opcode: Opcode, data: bytes, fin: bool = True) -> bytes:
     return WsFrame(opcode, data, fin).serialize(mask=True)
 
@@ -317,9 +327,7 @@ async def test_an_attached_connections_handler_task_runs_no_reader(
     attached: tuple[Server, Hub, list[BridgeConnection]],
 ) -> None:
     server, hub, [] = attached
-    async with connect(f"ws://127.0.0.1:{port_of(server)}/") as ws:
-        await ws.send(b"one")
-        await hub.wait_for(1)
+    async with attached_client(server, hub):
         [task] = server.handler_tasks
         assert awaited_coroutines(task) == ["protocol_handler"]  # websockets' own
 
@@ -377,9 +385,7 @@ async def test_cancelling_the_handler_task_leaves_closing_working(
     server, hub, connections = attached
     errors: list[dict[str, Any]] = []
     asyncio.get_running_loop().set_exception_handler(lambda _loop, context: errors.append(context))
-    async with connect(f"ws://127.0.0.1:{port_of(server)}/") as ws:
-        await ws.send(b"one")
-        await hub.wait_for(1)
+    async with attached_client(server, hub) as ws:
         [task] = server.handler_tasks
         task.cancel()
         await asyncio.wait([task], timeout=10)
@@ -394,9 +400,7 @@ async def test_an_attached_connection_keeps_nothing_of_its_handshake(
     attached: tuple[Server, Hub, list[BridgeConnection]],
 ) -> None:
     server, hub, connections = attached
-    async with connect(f"ws://127.0.0.1:{port_of(server)}/") as ws:
-        await ws.send(b"one")
-        await hub.wait_for(1)
+    async with attached_client(server, hub) as ws:
         [connection] = connections
         assert connection.request is NO_REQUEST and connection.response is None
         # The handshake parser (whose frame holds the Request) was swapped for the
@@ -475,9 +479,7 @@ async def test_drain_waits_on_a_list_of_waiters_until_writing_resumes(
     attached: tuple[Server, Hub, list[BridgeConnection]],
 ) -> None:
     server, hub, connections = attached
-    async with connect(f"ws://127.0.0.1:{port_of(server)}/") as ws:
-        await ws.send(b"one")
-        await hub.wait_for(1)
+    async with attached_client(server, hub):
         [connection] = connections
         connection.pause_writing()
         drain = asyncio.create_task(connection.drain())
