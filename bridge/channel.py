@@ -16,9 +16,9 @@ Rules:
   (`max(resume_window, history window)`) and bytes. `resume(epoch, seq)` is
   all or nothing: every update after seq is in the ring, or the client gets
   the latest snapshot flagged not recovered. Never a silent gap.
-- `history()` is the snapshot at the ring's start (kept by folding every update
-  that leaves the ring) followed by every held update: no encoding per
-  subscriber.
+- `history()` is the snapshot at the ring's start (made from a checkpoint and
+  the updates after it, see bridge/history.py) followed by every held
+  update: no encoding per subscriber.
 - `merged_frame(after)` is one Update covering every seq after `after` up to
   the position (`ServerMessage.first_seq`): the net change, built from the
   ring's touched ids and the latest values; encoded once per `after` and
@@ -121,8 +121,7 @@ class ChannelState:
 
     @property
     def history_start(self) -> Position:
-        start = self._ring.start
-        return Position(start.epoch, start.seq)
+        return Position(*self._ring.start_position)
 
     @property
     def history_len(self) -> int:
@@ -171,7 +170,7 @@ class ChannelState:
         frame = make_frame(
             FrameKind.UPDATE, self._prefix, event, channel=self.name, epoch=self.epoch, seq=self.seq
         )
-        self._ring.append(frame)
+        self._ring.append(frame, self._now)
         self._snapshot_frame = None
         self._merged.clear()
         self._resync_frames.clear()
@@ -237,13 +236,19 @@ class ChannelState:
         added: set[int] = set()
         touched: set[int] = set()
         removed: set[int] = set()
-        for frame in frames:
+        for frame in frames:  # empty fields skipped by length (see SourceState.apply)
             update = update_of(frame)
-            added.update(d.id for d in update.added)
-            touched.update(update.values.ids)
-            touched.update(update.values.delta_ids)
-            touched.update(h.id for h in update.values.histograms)
-            removed.update(update.removed)
+            values = update.values
+            if len(update.added):
+                added.update(d.id for d in update.added)
+            if len(values.ids):
+                touched.update(values.ids)
+            if len(values.delta_ids):
+                touched.update(values.delta_ids)
+            if len(values.histograms):
+                touched.update(h.id for h in values.histograms)
+            if len(update.removed):
+                removed.update(update.removed)
         now = self._now
         merged = metrics_pb2.Update(
             source=self.source, epoch=now.epoch, seq=now.seq, time_unix_ms=now.time_unix_ms

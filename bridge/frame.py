@@ -57,9 +57,13 @@ class FrameKind(Enum):
     CONTROL = "control"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, eq=False)
 class Frame:
-    """One ServerMessage as a ready-to-write WebSocket binary frame."""
+    """One ServerMessage as a ready-to-write WebSocket binary frame.
+
+    Never changed once made (only `deflated` fills in): one frame goes to
+    every client of a channel. Not a frozen dataclass, whose __init__ costs
+    five times as much, and one is made per update."""
 
     kind: FrameKind
     wire: bytes
@@ -117,7 +121,7 @@ def deflated_wire(frame: Frame, window_bits: int) -> bytes:
 def make_frame(
     kind: FrameKind, *parts: bytes, channel: str = "", epoch: int = 0, seq: int = 0
 ) -> Frame:
-    length = sum(len(p) for p in parts)
+    length = sum(map(len, parts))
     header = ws_header(length)
     return Frame(kind, b"".join((header, *parts)), len(header), channel, epoch, seq)
 

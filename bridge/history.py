@@ -6,9 +6,17 @@ Rules:
   and the history's start state both use it).
 - `HistoryRing` holds the last update frames, contiguous up to the channel's
   position: at most `window` of them, at most `channel_bytes` bytes, and
-  within the bridge-wide `HistoryBudget`. An update that leaves the ring is
-  folded into the start state, so a Snapshot at the ring's start costs one
-  encoding per start position, however many subscribers ask for history.
+  within the bridge-wide `HistoryBudget`. The state at the ring's start is
+  made only when history is asked for (a Snapshot at the ring's start, one
+  encoding per start position however many subscribers ask): the ring keeps
+  a base state and the updates that left the ring since it (`pending`, at
+  most `checkpoint_every` of them, not counted in the ring's bytes), folded
+  in when needed or when there are too many.
+- The base moves forward without folding when the ring's start reaches a
+  checkpoint: a copy of the channel's latest state taken every
+  `checkpoint_every` updates (a quarter of the window), for a source of at
+  most `CHECKPOINT_SERIES` series, whose copy costs less than folding that
+  many updates. A larger source folds every update that leaves the ring.
 - Bytes count the frames' wire length; the budget is shared by every channel
   of a bridge and a channel over it gives up its own oldest updates.
 """
@@ -21,7 +29,17 @@ from dataclasses import dataclass, field
 from bridge.frame import Frame, FrameKind, make_frame
 from metrics_bridge.v1 import bridge_pb2, collector_pb2, metrics_pb2
 
-__all__ = ["HistoryBudget", "HistoryLimits", "HistoryRing", "SourceState", "update_of"]
+__all__ = [
+    "CHECKPOINT_SERIES",
+    "HistoryBudget",
+    "HistoryLimits",
+    "HistoryRing",
+    "SourceState",
+    "update_of",
+]
+
+CHECKPOINT_SERIES = 1000
+"""The most series a channel's state may hold to be copied as a checkpoint."""
 
 
 @dataclass
@@ -58,21 +76,31 @@ class SourceState:
         )
 
     def apply(self, update: metrics_pb2.Update) -> None:
-        """Fold an update that continues this state (the caller checked its position)."""
+        """Fold an update that continues this state (the caller checked its position).
+
+        Empty fields are skipped by their length: iterating an empty repeated
+        field of a parsed message costs as much as a short loop."""
         self.seq = update.seq
         self.time_unix_ms = update.time_unix_ms
-        for descriptor in update.added:
-            self.series[descriptor.id] = descriptor
+        if len(update.added):
+            for descriptor in update.added:
+                self.series[descriptor.id] = descriptor
         values = update.values
-        self.numbers.update(zip(values.ids, values.numbers, strict=False))
-        for series_id, delta in zip(values.delta_ids, values.deltas, strict=False):
-            self.numbers[series_id] = self.numbers.get(series_id, 0.0) + delta
-        for item in values.histograms:
-            self.histograms[item.id] = item.histogram
-        for series_id in update.removed:
-            self.series.pop(series_id, None)
-            self.numbers.pop(series_id, None)
-            self.histograms.pop(series_id, None)
+        numbers = self.numbers
+        if len(values.ids):
+            numbers.update(zip(values.ids, values.numbers, strict=False))
+        if len(values.delta_ids):
+            get = numbers.get
+            for series_id, delta in zip(values.delta_ids, values.deltas, strict=False):
+                numbers[series_id] = get(series_id, 0.0) + delta
+        if len(values.histograms):
+            for item in values.histograms:
+                self.histograms[item.id] = item.histogram
+        if len(update.removed):
+            for series_id in update.removed:
+                self.series.pop(series_id, None)
+                numbers.pop(series_id, None)
+                self.histograms.pop(series_id, None)
 
     def snapshot(self, source: str, kind: metrics_pb2.SourceKind.ValueType) -> metrics_pb2.Snapshot:
         snapshot = metrics_pb2.Snapshot(
@@ -129,26 +157,54 @@ class HistoryRing:
         self.window = limits.window
         self.channel_bytes = limits.channel_bytes
         self.budget = limits.budget
+        self.checkpoint_every = max(1, limits.window // 4)
         self.frames: deque[Frame] = deque()
         self.bytes = 0
-        self.start = start
+        self._base = start
+        self._pending: deque[Frame] = deque()
+        """Updates after `_base` that left the ring, not yet folded in."""
+        self._checkpoints: deque[SourceState] = deque()
+        self._since_checkpoint = 0
         self._start_frame: Frame | None = None
 
     def __len__(self) -> int:
         return len(self.frames)
+
+    @property
+    def start(self) -> SourceState:
+        """The state just before the first held update (folded in now if pending)."""
+        base = self._base
+        while self._pending:
+            base.apply(update_of(self._pending.popleft()))
+        return base
+
+    @property
+    def start_position(self) -> tuple[int, int]:
+        """(epoch, seq) of the ring's start, without making its state."""
+        seq = self._pending[-1].seq if self._pending else self._base.seq
+        return self._base.epoch, seq
 
     def reset(self, start: SourceState) -> None:
         """Start over at `start` (a new snapshot that does not continue the ring)."""
         self.budget.used -= self.bytes
         self.frames.clear()
         self.bytes = 0
-        self.start = start
+        self._base = start
+        self._pending.clear()
+        self._checkpoints.clear()
+        self._since_checkpoint = 0
         self._start_frame = None
 
-    def append(self, frame: Frame) -> None:
+    def append(self, frame: Frame, latest: SourceState) -> None:
+        """Hold `frame`, the update that brought the channel to `latest`."""
         self.frames.append(frame)
         self.bytes += len(frame)
         self.budget.used += len(frame)
+        self._since_checkpoint += 1
+        if self._since_checkpoint >= self.checkpoint_every:
+            self._since_checkpoint = 0
+            if len(latest.series) <= CHECKPOINT_SERIES:
+                self._checkpoints.append(latest.copy())
         while self.frames and (
             len(self.frames) > self.window or self.bytes > self.channel_bytes or self.budget.over
         ):
@@ -158,14 +214,24 @@ class HistoryRing:
         frame = self.frames.popleft()
         self.bytes -= len(frame)
         self.budget.used -= len(frame)
-        self.start.apply(update_of(frame))
+        self._pending.append(frame)
         self._start_frame = None
+        checkpoints, pending = self._checkpoints, self._pending
+        while checkpoints and checkpoints[0].seq <= frame.seq:
+            checkpoint = checkpoints.popleft()
+            if checkpoint.seq >= self._base.seq:
+                self._base = checkpoint
+                while pending and pending[0].seq <= checkpoint.seq:
+                    pending.popleft()
+        if len(pending) > self.checkpoint_every:
+            self.start  # noqa: B018 - folds the pending updates in
 
     def after(self, seq: int) -> tuple[Frame, ...] | None:
         """Every held update after `seq`, or None when the ring no longer holds them all."""
-        if seq < self.start.seq:
+        start_seq = self.start_position[1]
+        if seq < start_seq:
             return None
-        skip = seq - self.start.seq
+        skip = seq - start_seq
         if skip > len(self.frames):
             return None
         frames = self.frames
@@ -174,14 +240,15 @@ class HistoryRing:
     def start_frame(self, name: str, prefix: bytes, source: str, kind: int) -> Frame:
         """A Snapshot at the ring's start, encoded once per start position."""
         if self._start_frame is None:
-            snapshot = self.start.snapshot(source, kind)  # type: ignore[arg-type]
+            start = self.start
+            snapshot = start.snapshot(source, kind)  # type: ignore[arg-type]
             event = collector_pb2.CollectorEvent(snapshot=snapshot).SerializeToString()
             self._start_frame = make_frame(
                 FrameKind.SNAPSHOT,
                 prefix,
                 event,
                 channel=name,
-                epoch=self.start.epoch,
-                seq=self.start.seq,
+                epoch=start.epoch,
+                seq=start.seq,
             )
         return self._start_frame

@@ -15,7 +15,9 @@ Rules:
 - A later batch matches when its bytes equal the body outside the slots;
   the fields after the samples (time_unix_ms, instance) are parsed as usual.
   Equal bytes parse to equal fields, so a match has exactly the template's
-  series, and only its numbers are new.
+  series, and only its numbers are new: it is a `NumberBatch`, whose keys
+  and descriptors are the template's own tuples (so `SourceState` knows the
+  series without looking them up).
 - A match's numbers are checked as validation checks them (finite; a
   counter's not negative). A number that fails, or any batch that does not
   match, goes through full validation, which names what is wrong.
@@ -27,7 +29,7 @@ import struct
 from collections.abc import Sequence
 from math import isfinite
 
-from collector.series import COUNTER, Descriptor, SeriesKey, SeriesSample
+from collector.series import COUNTER, Descriptor, NumberBatch, SeriesKey, SeriesSample
 
 __all__ = ["BatchTemplate", "read_varint", "split_fields"]
 
@@ -96,12 +98,11 @@ class BatchTemplate:
         self.keys = tuple(keys)
         self.descriptors = tuple(descriptors)
         self.counters = tuple(i for i, d in enumerate(descriptors) if d.kind == COUNTER)
-        bounds = [0, *(b for slot in slots for b in (slot, slot + 8)), len(body)]
-        self._gaps = [slice(bounds[i], bounds[i + 1]) for i in range(0, len(bounds), 2)]
-        self._gapless = b"".join(body[gap] for gap in self._gaps)
-        ends = [0, *(slot + 8 for slot in slots[:-1])]
-        layout = "".join(f"{slot - end}xd" for end, slot in zip(ends, slots, strict=True))
-        self._numbers = struct.Struct("<" + layout)
+        ends = [0, *(slot + 8 for slot in slots)]
+        layout = "".join(f"{slot - end}sd" for end, slot in zip(ends, slots, strict=False))
+        self._layout = struct.Struct(f"<{layout}{len(body) - ends[-1]}s")
+        """The bytes between the numbers and the numbers, alternately: one unpack."""
+        self._gaps = self._layout.unpack_from(body)[0::2]
 
     @classmethod
     def of(cls, data: bytes, samples: Sequence[SeriesSample]) -> BatchTemplate | None:
@@ -130,17 +131,21 @@ class BatchTemplate:
             return None
         return cls(data[:end], slots, [s.key for s in samples], [s.descriptor for s in samples])
 
-    def match(self, data: bytes) -> tuple[list[SeriesSample], bytes] | None:
-        """The batch's samples and the bytes after them, if `data` matches and its
+    def match(self, data: bytes) -> tuple[NumberBatch, bytes] | None:
+        """The batch's numbers and the bytes after them, if `data` matches and its
         numbers pass; None otherwise (the caller validates it in full)."""
-        body = self.body
-        if len(data) < len(body) or b"".join(map(data.__getitem__, self._gaps)) != self._gapless:
+        size = len(self.body)
+        if len(data) < size:
             return None
-        numbers = self._numbers.unpack_from(data)
-        if not all(map(isfinite, numbers)) or any(numbers[i] < 0 for i in self.counters):
+        parts = self._layout.unpack_from(data)
+        if parts[0::2] != self._gaps:
             return None
-        samples = list(map(SeriesSample, self.keys, self.descriptors, numbers))
-        return samples, data[len(body) :]
+        numbers = parts[1::2]
+        # A sum is finite only if every term is (an overflowing sum of finite
+        # numbers is validated in full, which accepts it).
+        if not isfinite(sum(numbers)) or any(numbers[i] < 0 for i in self.counters):
+            return None
+        return NumberBatch(self.keys, self.descriptors, numbers), data[size:]
 
 
 def _number_slot(data: bytes, start: int, end: int) -> int | None:

@@ -14,9 +14,9 @@ change to any of them re-declares the series on the wire.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import NamedTuple, overload
 
 from collector.exponential import ExponentialHistogramData, merged_extreme
 from metrics_bridge.v1 import metrics_pb2
@@ -29,6 +29,7 @@ __all__ = [
     "ExponentialHistogramData",
     "HistogramData",
     "Labels",
+    "NumberBatch",
     "SeriesKey",
     "SeriesSample",
     "Value",
@@ -142,6 +143,42 @@ class SeriesSample(NamedTuple):
     value: Value | None = None
     remove: bool = False
     accumulate: bool = False
+
+
+class NumberBatch(Sequence[SeriesSample]):
+    """A batch of numbers for series seen before in this order (a Push call's
+    template): keys and descriptors are shared tuples, the numbers are new.
+
+    It reads as the samples it stands for, so any consumer of samples takes
+    it; `SourceState.apply` also recognises it and, while its series are
+    unchanged, sets the numbers without looking each series up."""
+
+    __slots__ = ("descriptors", "keys", "numbers")
+
+    def __init__(
+        self,
+        keys: tuple[SeriesKey, ...],
+        descriptors: tuple[Descriptor, ...],
+        numbers: tuple[float, ...],
+    ) -> None:
+        self.keys = keys
+        self.descriptors = descriptors
+        self.numbers = numbers
+
+    def __len__(self) -> int:
+        return len(self.numbers)
+
+    @overload
+    def __getitem__(self, index: int) -> SeriesSample: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[SeriesSample]: ...
+    def __getitem__(self, index: int | slice) -> SeriesSample | list[SeriesSample]:
+        if isinstance(index, slice):
+            return list(self)[index]
+        return SeriesSample(self.keys[index], self.descriptors[index], self.numbers[index])
+
+    def __iter__(self) -> Iterator[SeriesSample]:
+        return map(SeriesSample, self.keys, self.descriptors, self.numbers)
 
 
 def same_value(a: Value, b: Value) -> bool:

@@ -48,12 +48,18 @@ Rules:
 - A batch names each series at most once (Push validation refuses repeats;
   OTLP translation and the host sampler build batches keyed by series): each
   sample's series is looked up once, before the batch is applied.
+- A `NumberBatch` (a Push call's template matched: the same series as a
+  batch before, only numbers new) is applied as its samples would be, but
+  its series are looked up once per layout: while no series of the source
+  is added, removed or re-declared, the next one only compares and sets
+  numbers. Anything else about it goes the general way.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import operator
 import secrets
 from collections import deque
 from collections.abc import Iterable, Sequence
@@ -66,6 +72,7 @@ from collector.series import (
     Descriptor,
     ExponentialHistogramData,
     HistogramData,
+    NumberBatch,
     SeriesKey,
     SeriesSample,
     Value,
@@ -87,6 +94,8 @@ RESUME_BYTES = 16 * 1024 * 1024
 """Per source, the most encoded updates the resume ring holds."""
 MAX_CHECKPOINTS = 3
 """Per source, the most checkpoint snapshots kept (a full ring spans at most three)."""
+MAX_BINDINGS = 16
+"""Per source, the most NumberBatch layouts kept looked up (one per pushing call)."""
 
 
 def random_epoch() -> int:
@@ -148,6 +157,9 @@ class SourceState:
         self.time_unix_ms = 0
         self.max_series = max_series
         self._series: dict[SeriesKey, _Series] = {}
+        self._layout = 0
+        """Counts changes to which series exist and their descriptors (see `_bound`)."""
+        self._bindings: dict[int, tuple[tuple[SeriesKey, ...], int, list[_Series]]] = {}
         self._next_id = 1
         self._ring: deque[tuple[int, bytes, bytes]] = deque(maxlen=max(resume_window, 0))
         self.compact = b""
@@ -190,6 +202,10 @@ class SourceState:
         With `replace`, the batch is the source's whole state: series absent from
         it are removed (the host sampler works this way). The series the batch
         sets belong to `instance` from then on."""
+        if type(samples) is NumberBatch and not replace:
+            bound = self._bound(samples)
+            if bound is not None:
+                return self._apply_numbers(bound, samples.numbers, now_unix_ms, instance)
         series = self._series
         currents = [series.get(sample.key) for sample in samples]
         self._check_limit(samples, currents, replace)
@@ -218,6 +234,7 @@ class SourceState:
                 if current is not None:
                     del series[sample.key]
                     removed.append(current.id)
+                    self._layout += 1
                 continue
             self._set(sample, current, instance, added, values, changed)
         if changed.ids:
@@ -227,7 +244,49 @@ class SourceState:
             seen = {sample.key for sample in samples}
             for key in [k for k in series if k not in seen]:
                 removed.append(series.pop(key).id)
+                self._layout += 1
         return self._publish(event, added, removed, now_unix_ms, changed)
+
+    def _bound(self, batch: NumberBatch) -> list[_Series] | None:
+        """The series of a NumberBatch, looked up once per layout: valid while no
+        series is added, removed or re-declared; None if one is missing or differs
+        (the batch then takes the general path, which adds or re-declares it)."""
+        keys = batch.keys
+        entry = self._bindings.get(id(keys))
+        if entry is not None and entry[0] is keys and entry[1] == self._layout:
+            return entry[2]
+        found = []
+        for key, descriptor in zip(keys, batch.descriptors, strict=True):
+            current = self._series.get(key)
+            if current is None or current.descriptor != descriptor:
+                return None
+            found.append(current)
+        if len(self._bindings) >= MAX_BINDINGS:
+            self._bindings.clear()
+        self._bindings[id(keys)] = (keys, self._layout, found)  # holds keys: id stays unique
+        return found
+
+    def _apply_numbers(
+        self, series: list[_Series], numbers: Sequence[float], now_unix_ms: int, instance: str
+    ) -> bytes | None:
+        """`apply` for numbers of bound series (gauges and counters, all known):
+        what the general path does for them, without a lookup or a check each."""
+        changed = _ChangedNumbers()
+        ids, news, olds = changed.ids, changed.numbers, changed.olds
+        for current, new in zip(series, numbers, strict=True):
+            current.owner = instance
+            old = current.value
+            if new != old:  # numbers here are finite: no NaN to equal
+                current.value = new
+                ids.append(current.id)
+                news.append(new)
+                olds.append(old)
+        event = collector_pb2.CollectorEvent()
+        if ids:
+            values = event.update.values
+            values.ids.extend(ids)
+            values.numbers.extend(news)
+        return self._publish(event, [], [], now_unix_ms, changed)
 
     def _set(
         self,
@@ -250,9 +309,11 @@ class SourceState:
             current = _Series(self._next_id, sample.key, descriptor, value, owner=instance)
             self._next_id += 1
             self._series[sample.key] = current
+            self._layout += 1
             added.append(_descriptor(current))
             previous = None
         elif current.descriptor != descriptor:
+            self._layout += 1
             current.descriptor = descriptor
             current.encoded = b""
             current.value = value
@@ -273,6 +334,7 @@ class SourceState:
         """Remove every series `instance` set last; the Update, or None if it had none."""
         gone = [key for key, series in self._series.items() if series.owner == instance]
         removed = [self._series.pop(key).id for key in gone]
+        self._layout += bool(removed)
         event = collector_pb2.CollectorEvent()
         return self._publish(event, [], removed, now_unix_ms, _ChangedNumbers())
 
@@ -306,13 +368,14 @@ class SourceState:
             update.removed.extend(removed)
         encoded = event.SerializeToString()
         self.compact = encoded
-        if changed.delta_ids:
+        kept_ids, kept_numbers, delta_ids, deltas = changed.compact()
+        if delta_ids:
             del values.ids[:]
             del values.numbers[:]
-            values.ids.extend(changed.kept_ids)
-            values.numbers.extend(changed.kept_numbers)
-            values.delta_ids.extend(changed.delta_ids)
-            values.deltas.extend(changed.deltas)
+            values.ids.extend(kept_ids)
+            values.numbers.extend(kept_numbers)
+            values.delta_ids.extend(delta_ids)
+            values.deltas.extend(deltas)
             self.compact = event.SerializeToString()
         self._remember(encoded, self.compact)
         return encoded
@@ -457,41 +520,75 @@ MAX_DELTA = 2**48
 
 
 class _ChangedNumbers:
-    """The numbers an Update changes, in both forms: in full (`ids`, `numbers`),
-    and as subscribers that take deltas get them, where numbers that changed by
-    a whole number are delta_ids/deltas and the others are kept in full.
+    """The numbers an Update changes: in full (`ids`, `numbers`, with the values
+    they replace in `olds`), and in `compact()` as subscribers that take deltas
+    get them, where numbers that changed by a whole number are delta_ids/deltas
+    and the others are kept in full.
 
     Both values must be integers below 2^53 in magnitude (previous + delta is
     then exact in a double), and the new one not -0.0 (0.0 + 0 would lose the sign)."""
 
-    __slots__ = ("delta_ids", "deltas", "ids", "kept_ids", "kept_numbers", "numbers")
+    __slots__ = ("ids", "numbers", "olds")
 
     def __init__(self) -> None:
         self.ids: list[int] = []
         self.numbers: list[float] = []
-        self.kept_ids: list[int] = []
-        self.kept_numbers: list[float] = []
-        self.delta_ids: list[int] = []
-        self.deltas: list[int] = []
+        self.olds: list[Value | None] = []
 
     def add(self, series_id: int, new: float, old: Value | None) -> None:
         """Number `series_id` changed from `old` (None: it had none) to `new`."""
         self.ids.append(series_id)
         self.numbers.append(new)
+        self.olds.append(old)
+
+    def compact(self) -> tuple[list[int], list[float], list[int], list[int]]:
+        """(kept ids, kept numbers, delta ids, deltas): the rule above, once per Update.
+
+        Two common cases are decided for the whole list at once (C loops): no
+        new value is a whole number (all kept), and every pair qualifies (all
+        deltas); a mixed list goes number by number (`split`), whose answer
+        is the same for every list (a property test checks it)."""
+        ids, news, olds = self.ids, self.numbers, self.olds
+        if not any(map(float.is_integer, news)):
+            return ids, news, [], []
+        try:
+            whole = all(map(float.is_integer, olds))  # type: ignore[arg-type]
+        except TypeError:  # an old value that is None (a new series)
+            whole = False
         if (
-            type(old) is float
-            and old.is_integer()
-            and new.is_integer()
-            and -MAX_EXACT < old < MAX_EXACT
-            and -MAX_EXACT < new < MAX_EXACT
-            and (new != 0 or math.copysign(1.0, new) > 0)
-            and abs(new - old) < MAX_DELTA
+            whole
+            and 0.0 not in news  # -0.0 == 0.0: a zero goes number by number
+            and all(map(float.is_integer, news))
+            and max(map(abs, news)) < MAX_EXACT
+            and max(map(abs, olds)) < MAX_EXACT  # type: ignore[arg-type]
         ):
-            self.delta_ids.append(series_id)
-            self.deltas.append(int(new) - int(old))
-        else:
-            self.kept_ids.append(series_id)
-            self.kept_numbers.append(new)
+            deltas = list(map(operator.sub, map(int, news), map(int, olds)))  # type: ignore[arg-type]
+            if max(map(abs, deltas)) < MAX_DELTA:
+                return [], [], ids, deltas
+        return self.split()
+
+    def split(self) -> tuple[list[int], list[float], list[int], list[int]]:
+        """`compact()` number by number: where the rule is written."""
+        kept_ids: list[int] = []
+        kept_numbers: list[float] = []
+        delta_ids: list[int] = []
+        deltas: list[int] = []
+        for series_id, new, old in zip(self.ids, self.numbers, self.olds, strict=True):
+            if (
+                type(old) is float
+                and old.is_integer()
+                and new.is_integer()
+                and -MAX_EXACT < old < MAX_EXACT
+                and -MAX_EXACT < new < MAX_EXACT
+                and (new or math.copysign(1.0, new) > 0)
+                and -MAX_DELTA < int(new) - int(old) < MAX_DELTA
+            ):
+                delta_ids.append(series_id)
+                deltas.append(int(new) - int(old))
+            else:
+                kept_ids.append(series_id)
+                kept_numbers.append(new)
+        return kept_ids, kept_numbers, delta_ids, deltas
 
 
 def _held(encoded: bytes, compact: bytes) -> int:

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from google.protobuf.message import DecodeError
 
@@ -312,7 +312,7 @@ class PushCall:
         self.batches += 1
         return samples
 
-    def validate_encoded(self, data: bytes) -> tuple[list[Sample], int]:
+    def validate_encoded(self, data: bytes) -> tuple[Sequence[Sample], int]:
         """An encoded batch's samples and its time_unix_ms; `validate`'s rules, with
         a batch that matches the call's template (the last batch) checked by bytes."""
         template = self._template
@@ -340,6 +340,6 @@ class PushCall:
             request = collector_pb2.PushRequest.FromString(data)
         except DecodeError as exc:
             raise InvalidBatch("batch", f"not an encoded PushRequest: {exc}") from exc
-        samples = self.validate(request)
-        self._template = BatchTemplate.of(data, samples)
-        return samples, request.time_unix_ms
+        validated = self.validate(request)
+        self._template = BatchTemplate.of(data, validated)
+        return validated, request.time_unix_ms

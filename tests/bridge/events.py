@@ -28,9 +28,12 @@ def update_event(
     values: dict[int, float] | None = None,
     added: tuple[int, ...] = (),
     removed: tuple[int, ...] = (),
+    deltas: dict[int, int] | None = None,
 ) -> bytes:
     values = values or {}
     update = metrics_pb2.Update(source=source, epoch=epoch, seq=seq, removed=removed)
+    update.values.delta_ids.extend(deltas or {})
+    update.values.deltas.extend((deltas or {}).values())
     for series_id in added:
         update.added.add(id=series_id, name=f"m{series_id}", kind=GAUGE)
     update.values.ids.extend(values)

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import random
+from unittest.mock import patch
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bridge.channel import ChannelState, Position
 from bridge.history import HistoryBudget, HistoryLimits, SourceState, update_of
@@ -157,3 +161,42 @@ def test_a_position_the_ring_no_longer_holds_gets_no_merged_update() -> None:
         push(state, seq, values={1: float(seq)})
     assert state.merged_frame(Position(7, 3)) is None
     assert state.merged_frame(Position(7, 4)) is not None
+
+
+_update = st.tuples(
+    st.dictionaries(st.integers(1, 3), st.integers(0, 9).map(float), max_size=3),
+    st.dictionaries(st.integers(4, 6), st.integers(-5, 5), max_size=3),
+    st.lists(st.integers(5, 6), max_size=1),
+)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.integers(1, 9),
+    st.lists(_update, min_size=1, max_size=40),
+    st.sets(st.integers(0, 39)),
+    st.booleans(),
+)
+def test_the_ring_start_is_the_state_before_its_first_update_whichever_way_it_was_made(
+    window: int,
+    updates: list[tuple[dict[int, float], dict[int, int], list[int]]],
+    asks: set[int],
+    large: bool,
+) -> None:
+    """By checkpoints (a small source) or by folding every update that leaves
+    (`large`: over CHECKPOINT_SERIES), asked for at any point or never."""
+    state = channel(window)
+    reference = [state_of(parse_wire(state.snapshot_frame().wire).snapshot)]
+    with patch("bridge.history.CHECKPOINT_SERIES", 0 if large else 1000):
+        for seq, (values, deltas, removed) in enumerate(updates, start=1):
+            push(state, seq, values=values, deltas=deltas, removed=tuple(removed))
+            latest = state_of(parse_wire(state.snapshot_frame().wire).snapshot)
+            reference.append(latest)
+            ring = state._ring
+            assert len(ring._pending) <= ring.checkpoint_every
+            if seq not in asks:
+                continue
+            decision = state.resume(None, history=True)
+            start = parse_wire(decision.frames[0].wire).snapshot
+            assert start.seq == seq - len(decision.frames) + 1 == state.history_start.seq
+            assert comparable(state_of(start)) == comparable(reference[start.seq])

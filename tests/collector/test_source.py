@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from collector.errors import SeriesLimitExceeded
-from collector.series import COUNTER, GAUGE, Descriptor, HistogramData, SeriesKey, SeriesSample
+from collector.series import (
+    COUNTER,
+    GAUGE,
+    Descriptor,
+    HistogramData,
+    NumberBatch,
+    SeriesKey,
+    SeriesSample,
+)
 from collector.source import MAX_CHECKPOINTS, SourceState
 from metrics_bridge.v1 import collector_pb2, metrics_pb2
 from tests.collector.replica import SourceReplica
@@ -335,3 +345,53 @@ def test_every_checkpoint_is_continued_by_the_ring_whatever_the_sizes(
             assert replayed(source, window).by_key() == {
                 k: source.value(k) for k in source.series_keys()
             }
+
+
+_KEYS = tuple(SeriesKey.of(f"s{i}") for i in range(4))
+_GAUGES = tuple(Descriptor(GAUGE) for _ in _KEYS)
+
+_step = st.one_of(
+    st.tuples(st.just("numbers"), st.lists(st.integers(0, 3).map(float), min_size=4, max_size=4)),
+    st.tuples(st.just("remove"), st.integers(0, 3)),
+    st.tuples(st.just("redeclare"), st.integers(0, 3)),
+    st.tuples(st.just("instance"), st.sampled_from(["a", "b"])),
+)
+
+
+@settings(max_examples=120, deadline=None)
+@given(st.lists(_step, min_size=1, max_size=25))
+def test_a_number_batch_applies_exactly_as_the_samples_it_stands_for(
+    steps: list[tuple[str, Any]],
+) -> None:
+    """The bound-series path (a matched Push template) against the general one,
+    through removals, re-declarations and instance removals in between."""
+    fast, general = SourceState("svc", PUSH, epoch=1), SourceState("svc", PUSH, epoch=1)
+    instance = "a"
+    for t, (kind, arg) in enumerate(steps):
+        if kind == "numbers":
+            batch = NumberBatch(_KEYS, _GAUGES, tuple(arg))
+            got = fast.apply(batch, t, instance=instance)
+            want = general.apply(list(batch), t, instance=instance)
+        elif kind == "remove":
+            removal = [SeriesSample(_KEYS[arg], Descriptor(GAUGE), remove=True)]
+            got, want = fast.apply(removal, t), general.apply(removal, t)
+        elif kind == "redeclare":
+            sample = SeriesSample(_KEYS[arg], Descriptor(COUNTER), 5.0)
+            got, want = fast.apply([sample], t), general.apply([sample], t)
+        else:
+            got, want = fast.remove_instance(instance, t), general.remove_instance(instance, t)
+            instance = str(arg)
+        assert (got, fast.compact) == (want, general.compact)
+    assert fast.snapshot() == general.snapshot()
+
+
+def test_a_number_batch_sets_only_numbers_once_its_series_are_bound() -> None:
+    source = SourceState("svc", PUSH, epoch=1)
+    first = NumberBatch(_KEYS, _GAUGES, (1.0, 2.0, 3.0, 4.0))
+    assert update(source.apply(first, 1)).added  # new series: the general path
+    again = NumberBatch(_KEYS, _GAUGES, (1.0, 2.0, 3.0, 9.0))
+    changed = update(source.apply(again, 2, instance="b"))
+    assert list(changed.values.ids) == [4] and list(changed.values.numbers) == [9.0]
+    assert not changed.added
+    assert source.instances() == {"b"}
+    assert source.apply(again, 3) is None and source.position.seq == 2

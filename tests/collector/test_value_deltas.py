@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from collector.fanout import Event, Resync
 from collector.hub import CollectorHub, HubLimits
 from collector.series import GAUGE, Descriptor, SeriesKey, SeriesSample
-from collector.source import Position, SourceState
+from collector.source import Position, SourceState, _ChangedNumbers
 from metrics_bridge.v1 import collector_pb2, metrics_pb2
 from tests.collector.replica import SourceReplica
 
@@ -96,3 +96,21 @@ def test_a_subscriber_that_takes_deltas_gets_the_compact_form_also_on_resume() -
     assert again.data == compact.data
     replayed = [behind.pop(), behind.pop()]
     assert [list(values_of(e.data).deltas) for e in replayed if isinstance(e, Event)] == [[3], [2]]
+
+
+_number = (
+    st.integers(-(2**54), 2**54).map(float)
+    | st.sampled_from([0.0, -0.0, 2.0**53, -(2.0**53), 2.0**48, 0.5])
+    | st.floats(allow_nan=False, allow_infinity=False)
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(_number, _number | st.none()), max_size=12))
+def test_the_whole_list_shortcuts_answer_as_the_rule_does_number_by_number(
+    pairs: list[tuple[float, float | None]],
+) -> None:
+    changed = _ChangedNumbers()
+    for i, (new, old) in enumerate(pairs):
+        changed.add(i + 1, new, old)
+    assert repr(changed.compact()) == repr(changed.split())  # repr: -0.0 is not 0.0
