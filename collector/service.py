@@ -173,34 +173,37 @@ class MetricsCollectorService:
         batches: Callable[[bytes], Sequence[bytes]],
     ) -> collector_pb2.PushResponse:
         grant = await admit(self.access, context, method)
-        response = collector_pb2.PushResponse()
         call = PushCall(self.max_batch_samples)
         apply = self.hub.apply
+        accepted = samples_accepted = 0
+        position = None
         try:
             async for message in messages:
+                received, received_ms = time.monotonic(), now_ms()  # for every batch in it
                 for batch in batches(message):
                     samples, time_unix_ms = call.validate_encoded(batch)
-                    if response.batches == 0:
+                    if accepted == 0:
                         self.access.check(grant, call.source)
                     position = apply(
                         call.source,
                         metrics_pb2.SOURCE_KIND_PUSH,
                         samples,
-                        time_unix_ms or now_ms(),
-                        received=time.monotonic(),
+                        time_unix_ms or received_ms,
+                        received=received,
                         instance=call.instance,
                     )
-                    response.batches += 1
-                    response.samples += len(samples)
-                    response.position.epoch = position.epoch
-                    response.position.seq = position.seq
+                    accepted += 1
+                    samples_accepted += len(samples)
         except InvalidBatch as exc:
-            await context.abort(exc.status, f"batch {response.batches} (0-based) rejected: {exc}")
+            await context.abort(exc.status, f"batch {accepted} (0-based) rejected: {exc}")
         except PermissionDenied as exc:
             log.warning("%s from %s refused: %s", method, context.peer(), exc)
             await context.abort(exc.status, str(exc))
         except CollectorError as exc:
             await context.abort(exc.status, str(exc))
+        response = collector_pb2.PushResponse(batches=accepted, samples=samples_accepted)
+        if position is not None:
+            response.position.epoch, response.position.seq = position
         return response
 
     async def GetSnapshot(

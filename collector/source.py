@@ -64,7 +64,7 @@ import secrets
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 from collector.errors import SeriesLimitExceeded
 from collector.event_batch import varint
@@ -548,23 +548,27 @@ class _ChangedNumbers:
         new value is a whole number (all kept), and every pair qualifies (all
         deltas); a mixed list goes number by number (`split`), whose answer
         is the same for every list (a property test checks it)."""
-        ids, news, olds = self.ids, self.numbers, self.olds
+        ids, news = self.ids, self.numbers
         if not any(map(float.is_integer, news)):
             return ids, news, [], []
+        olds = cast(list[float], self.olds)
         try:
-            whole = all(map(float.is_integer, olds))  # type: ignore[arg-type]
+            whole = all(map(float.is_integer, olds))
         except TypeError:  # an old value that is None (a new series)
             whole = False
         if (
             whole
             and 0.0 not in news  # -0.0 == 0.0: a zero goes number by number
             and all(map(float.is_integer, news))
-            and max(map(abs, news)) < MAX_EXACT
-            and max(map(abs, olds)) < MAX_EXACT  # type: ignore[arg-type]
+            and min(news) > -MAX_EXACT
+            and max(news) < MAX_EXACT
+            and min(olds) > -MAX_EXACT
+            and max(olds) < MAX_EXACT
         ):
-            deltas = list(map(operator.sub, map(int, news), map(int, olds)))  # type: ignore[arg-type]
-            if max(map(abs, deltas)) < MAX_DELTA:
-                return [], [], ids, deltas
+            # Whole numbers below 2^53: a difference below 2^48 is exact in a double.
+            differences = list(map(operator.sub, news, olds))
+            if min(differences) > -MAX_DELTA and max(differences) < MAX_DELTA:
+                return [], [], ids, list(map(int, differences))
         return self.split()
 
     def split(self) -> tuple[list[int], list[float], list[int], list[int]]:
