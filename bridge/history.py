@@ -9,9 +9,11 @@ Rules:
   within the bridge-wide `HistoryBudget`. The state at the ring's start is
   made only when history is asked for (a Snapshot at the ring's start, one
   encoding per start position however many subscribers ask): the ring keeps
-  a base state and the updates that left the ring since it (`pending`, at
-  most `checkpoint_every` of them, not counted in the ring's bytes), folded
-  in when needed or when there are too many.
+  a base state and the updates that left the ring by its count since then
+  (`pending`, at most `checkpoint_every` of them, outside the ring's bytes),
+  folded in when needed or when there are more. Updates that leave for
+  bytes (the channel's or the budget's) are folded in at once, so nothing
+  the byte bounds released stays held.
 - The base moves forward without folding when the ring's start reaches a
   checkpoint: a copy of the channel's latest state taken every
   `checkpoint_every` updates (a quarter of the window), for a source of at
@@ -205,10 +207,12 @@ class HistoryRing:
             self._since_checkpoint = 0
             if len(latest.series) <= CHECKPOINT_SERIES:
                 self._checkpoints.append(latest.copy())
-        while self.frames and (
-            len(self.frames) > self.window or self.bytes > self.channel_bytes or self.budget.over
-        ):
+        while self.frames and len(self.frames) > self.window:
             self._drop_oldest()
+        if self.bytes > self.channel_bytes or self.budget.over:
+            while self.frames and (self.bytes > self.channel_bytes or self.budget.over):
+                self._drop_oldest()
+            self.start  # noqa: B018 - dropped for bytes: folded now, nothing held uncounted
 
     def _drop_oldest(self) -> None:
         frame = self.frames.popleft()

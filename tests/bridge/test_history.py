@@ -176,16 +176,19 @@ _update = st.tuples(
     st.lists(_update, min_size=1, max_size=40),
     st.sets(st.integers(0, 39)),
     st.booleans(),
+    st.sampled_from([1 << 62, 400, 150]),
 )
 def test_the_ring_start_is_the_state_before_its_first_update_whichever_way_it_was_made(
     window: int,
     updates: list[tuple[dict[int, float], dict[int, int], list[int]]],
     asks: set[int],
     large: bool,
+    channel_bytes: int,
 ) -> None:
     """By checkpoints (a small source) or by folding every update that leaves
-    (`large`: over CHECKPOINT_SERIES), asked for at any point or never."""
-    state = channel(window)
+    (`large`: over CHECKPOINT_SERIES), asked for at any point or never; with
+    the ring held by its count or by its bytes."""
+    state = channel(HistoryLimits(window, channel_bytes, HistoryBudget(1 << 62)))
     reference = [state_of(parse_wire(state.snapshot_frame().wire).snapshot)]
     with patch("bridge.history.CHECKPOINT_SERIES", 0 if large else 1000):
         for seq, (values, deltas, removed) in enumerate(updates, start=1):
@@ -194,6 +197,8 @@ def test_the_ring_start_is_the_state_before_its_first_update_whichever_way_it_wa
             reference.append(latest)
             ring = state._ring
             assert len(ring._pending) <= ring.checkpoint_every
+            if len(ring) < min(window, seq):  # the ring gave updates up for its bytes
+                assert not ring._pending, "nothing the byte bound released stays held"
             if seq not in asks:
                 continue
             decision = state.resume(None, history=True)
