@@ -97,6 +97,13 @@ bench-capacity: install $(BENCH_STAMP)
 	ulimit -n 65536 2>/dev/null || ulimit -n 20000 2>/dev/null || true; \
 	$(PY) -m bench --sections capacity $(BENCH_ARGS)
 
+# Instructions per event on the collector's and the bridge's hot paths (callgrind):
+# a figure that does not move with the machine's load, for before/after comparisons.
+.PHONY: bench-instructions
+bench-instructions: install
+	@command -v valgrind >/dev/null || (apt-get update && apt-get install -y valgrind)
+	$(PY) -m bench.instructions $(BENCH_ARGS)
+
 # matplotlib for bench/charts.py (the [soak] extra, which bench/soak.py plots with).
 $(BENCH_STAMP): pyproject.toml
 	PYTHONWARNINGS=ignore::UserWarning $(PY) -m pip install -q -e '.[dev,soak]'
