@@ -175,10 +175,13 @@ class HistoryRing:
     @property
     def start(self) -> SourceState:
         """The state just before the first held update (folded in now if pending)."""
-        base = self._base
-        while self._pending:
-            base.apply(update_of(self._pending.popleft()))
-        return base
+        self._fold_pending()
+        return self._base
+
+    def _fold_pending(self) -> None:
+        base, pending = self._base, self._pending
+        while pending:
+            base.apply(update_of(pending.popleft()))
 
     @property
     def start_position(self) -> tuple[int, int]:
@@ -212,7 +215,7 @@ class HistoryRing:
         if self.bytes > self.channel_bytes or self.budget.over:
             while self.frames and (self.bytes > self.channel_bytes or self.budget.over):
                 self._drop_oldest()
-            self.start  # noqa: B018 - dropped for bytes: folded now, nothing held uncounted
+            self._fold_pending()  # dropped for bytes: nothing they released stays held
 
     def _drop_oldest(self) -> None:
         frame = self.frames.popleft()
@@ -228,7 +231,7 @@ class HistoryRing:
                 while pending and pending[0].seq <= checkpoint.seq:
                     pending.popleft()
         if len(pending) > self.checkpoint_every:
-            self.start  # noqa: B018 - folds the pending updates in
+            self._fold_pending()
 
     def after(self, seq: int) -> tuple[Frame, ...] | None:
         """Every held update after `seq`, or None when the ring no longer holds them all."""

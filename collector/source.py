@@ -237,9 +237,6 @@ class SourceState:
                     self._layout += 1
                 continue
             self._set(sample, current, instance, added, values, changed)
-        if changed.ids:
-            values.ids.extend(changed.ids)
-            values.numbers.extend(changed.numbers)
         if replace:
             seen = {sample.key for sample in samples}
             for key in [k for k in series if k not in seen]:
@@ -281,12 +278,7 @@ class SourceState:
                 ids.append(current.id)
                 news.append(new)
                 olds.append(old)
-        event = collector_pb2.CollectorEvent()
-        if ids:
-            values = event.update.values
-            values.ids.extend(ids)
-            values.numbers.extend(news)
-        return self._publish(event, [], [], now_unix_ms, changed)
+        return self._publish(collector_pb2.CollectorEvent(), [], [], now_unix_ms, changed)
 
     def _set(
         self,
@@ -350,12 +342,16 @@ class SourceState:
         now_unix_ms: int,
         changed: _ChangedNumbers,
     ) -> bytes | None:
-        """Encode the Update (`event`'s values are set), and its compact form if a
-        number changed by a whole number: one message, re-filled, encoded twice."""
+        """Encode the Update (`event` holds its histograms, `changed` its numbers), and
+        its compact form if a number changed by a whole number: one message,
+        re-filled, encoded twice."""
         update = event.update
         values = update.values
-        if not added and not removed and not values.ids and not values.histograms:
+        if not added and not removed and not changed.ids and not values.histograms:
             return None
+        if changed.ids:
+            values.ids.extend(changed.ids)
+            values.numbers.extend(changed.numbers)
         self.seq += 1
         self.time_unix_ms = now_unix_ms
         update.source = self.name
