@@ -78,6 +78,13 @@ CHANNEL_OPTIONS = [
     ("grpc.max_receive_message_length", 16 * 1024 * 1024),
     ("grpc.initial_reconnect_backoff_ms", 1000),
     ("grpc.max_reconnect_backoff_ms", 120_000),
+    # The Subscribe stream's receive window stays at gRPC's initial 64 KiB, as
+    # the collector's server keeps its own (collector/server.py): with
+    # bandwidth-delay probing it grows to megabytes, and a collector faster than
+    # this bridge's reader then parks seconds of updates in the stream, past
+    # the collector's staleness bound (its queue stays empty) and before the
+    # hand-off's (which counts from the read).
+    ("grpc.http2.bdp_probe", 0),
 ]
 # What gRPC core says when a ping went unanswered (grpcio 1.85: "Stream
 # removed (ping timeout)"; older cores said "keepalive watchdog timeout").

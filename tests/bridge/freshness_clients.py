@@ -3,22 +3,26 @@
 Run by tests/bridge/test_freshness_stack.py as
 `python -m tests.bridge.freshness_clients URL CHANNEL CLIENTS MEASURING`:
 every connection subscribes to CHANNEL and reads everything as fast as it
-can; MEASURING of them parse what they read and, for each snapshot or update
-of the channel, take its age: the receive time (wall clock) minus the data's
-`time_unix_ms`. Prints {"event": "ready"} once every connection got its
-first data; then reads "measure SECONDS" on stdin, times what arrives for
-that long and prints {"event": "result", "ages_ms": [...], ...}. The bridge
-must not ping (a long --ping-interval): the reading-only connections never
-answer.
+can; the first MEASURING of them parse what they read and, for each snapshot
+or update of the channel, take its age: the receive time (wall clock) minus
+the data's `time_unix_ms`. The test runs the measuring connections in a
+process of their own, apart from the load, so that their ages are not the
+lag of a process reading hundreds of connections. Prints {"event": "ready"}
+once every connection got its first data; then reads "measure SECONDS" on
+stdin, times what arrives for that long and prints {"event": "result",
+"ages_ms": [...], ...}. The bridge must not ping (a long --ping-interval):
+the reading-only connections never answer.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import fcntl
 import json
 import os
 import sys
+import termios
 import time
 from urllib.parse import urlsplit
 
@@ -58,6 +62,13 @@ class Connection(asyncio.Protocol):
             f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
             f"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: {PROTOCOL}\r\n\r\n"
         ).encode()
+
+    def unread_bytes(self) -> int:
+        """Bytes the kernel holds for this connection that the process has not read yet."""
+        assert self.transport is not None
+        sock = self.transport.get_extra_info("socket")
+        raw = fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0\0\0\0")
+        return int.from_bytes(raw, sys.byteorder) + len(self.buffer)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -121,8 +132,7 @@ async def main(url: str, channel: str, clients: int, measuring: int) -> None:
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     loop = asyncio.get_running_loop()
-    every = max(1, clients // measuring)
-    connections = [Connection(host, port, channel, i % every == 0) for i in range(clients)]
+    connections = [Connection(host, port, channel, i < measuring) for i in range(clients)]
     gate = asyncio.Semaphore(50)
 
     async def start(connection: Connection) -> None:
@@ -141,6 +151,7 @@ async def main(url: str, channel: str, clients: int, measuring: int) -> None:
     for connection in timed:
         connection.window_end = end
     await asyncio.sleep(float(seconds))
+    unread = sum(c.unread_bytes() for c in timed)
     marked: dict[int, int] = {}
     for connection in timed:
         for reason, count in connection.marked.items():
@@ -151,6 +162,7 @@ async def main(url: str, channel: str, clients: int, measuring: int) -> None:
         "deliveries": sum(c.deliveries for c in timed),
         "measuring": len(timed),
         "marked": marked,
+        "unread_bytes": unread,
         "open": sum(1 for c in connections if c.transport and not c.transport.is_closing()),
     }
     print(json.dumps(result), flush=True)

@@ -9,12 +9,17 @@ the bridge's hand-off merges a channel's updates once it falls behind
 (measured on the shared machine: p99 0.36-0.49 s with the bound, 1.6-3.7 s
 without). With the
 bound off (METRICS_BRIDGE_LONG_TESTS=1), the same flood leaves the clients
-seconds behind: the test can tell the two apart.
+seconds behind: the test can tell the two apart. The timed clients run in a
+process apart from the 192 that load the bridge, so that their ages are the
+system's, not the lag of a process reading hundreds of connections; a failure
+prints the bridge's hop delays (/metrics) and what the timed clients had
+left unread, to tell where the time went.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -22,8 +27,10 @@ import sys
 import time
 import urllib.request
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.bridge.stack import Pusher, bridge, collector
 from tests.support.processes import REPO
@@ -82,6 +89,51 @@ class Flood:
                 process.wait()
 
 
+class Clients:
+    """A tests/bridge/freshness_clients.py process: `count` connections,
+    the first `measuring` timed."""
+
+    def __init__(self, url: str, count: int, measuring: int) -> None:
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "tests.bridge.freshness_clients",
+                url,
+                CHANNEL,
+                str(count),
+                str(measuring),
+            ],
+            cwd=REPO,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+
+    def _line(self) -> dict[str, object]:
+        assert self.process.stdout is not None
+        line: dict[str, object] = json.loads(self.process.stdout.readline() or "{}")
+        return line
+
+    def ready(self) -> None:
+        ready = self._line()
+        assert ready.get("event") == "ready", ready
+
+    def measure(self, seconds: float) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write(f"measure {seconds}\n")
+        self.process.stdin.flush()
+
+    def result(self) -> dict[str, Any]:
+        result = self._line()
+        assert result.get("event") == "result", result
+        return result
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.wait(timeout=10)
+
+
 @dataclass
 class Run:
     ages_ms: list[float]
@@ -89,6 +141,8 @@ class Run:
     pushed_per_s: float
     marked: dict[str, int]
     bridge_drops: dict[str, float]
+    hops_p99: dict[str, str]
+    unread_bytes: int
 
     def quantile(self, q: int) -> float:
         return statistics.quantiles(self.ages_ms, n=100, method="inclusive")[q - 1]
@@ -99,20 +153,46 @@ class Run:
             f"max {self.ages_ms[-1]:.0f} ms over {len(self.ages_ms)} deliveries; "
             f"{self.deliveries_per_client_s:.0f} deliveries/s per client, "
             f"{self.pushed_per_s:.0f} pushes/s offered; marked {self.marked}; "
-            f"bridge drops {self.bridge_drops}"
+            f"bridge drops {self.bridge_drops}; the bridge's hops' p99 in the window "
+            f"{self.hops_p99}; {self.unread_bytes} bytes unread by the measuring clients at its end"
         )
 
 
-def scrape_drops(url: str) -> dict[str, float]:
+@dataclass
+class Scrape:
+    """The bridge's drop counters and hop histograms (cumulative bucket counts) at one time."""
+
+    drops: dict[str, float]
+    hops: dict[str, dict[float, float]]
+
+    def hop_quantiles(self, before: Scrape, q: float) -> dict[str, str]:
+        """The bucket bound under which `q` of each hop's observations since `before` fell."""
+        quantiles = {}
+        for hop, buckets in self.hops.items():
+            since = {le: n - before.hops.get(hop, {}).get(le, 0.0) for le, n in buckets.items()}
+            total = since.get(math.inf, 0.0)
+            bound = next((le for le, n in sorted(since.items()) if total and n >= q * total), None)
+            quantiles[hop] = "-" if bound is None else f"<={bound * 1000:g} ms"
+        return quantiles
+
+
+def scrape(url: str) -> Scrape:
     base = url.replace("ws://", "http://").rstrip("/")
     with urllib.request.urlopen(base + "/metrics", timeout=scaled(20)) as response:
         text = response.read().decode()
-    drops = {}
-    for line in text.splitlines():
-        if line.startswith("metrics_bridge_dropped_updates_total{"):
-            labels, value = line.rsplit(" ", 1)
-            drops[labels.removeprefix("metrics_bridge_dropped_updates_total")] = float(value)
-    return drops
+    drops: dict[str, float] = {}
+    hops: dict[str, dict[float, float]] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "metrics_bridge_dropped_updates_total":
+                labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
+                drops["{" + labels + "}"] = sample.value
+            elif sample.name.endswith("_delay_seconds_bucket"):
+                hop = sample.name.removeprefix("metrics_bridge_").removesuffix(
+                    "_delay_seconds_bucket"
+                )
+                hops.setdefault(hop, {})[float(sample.labels["le"])] = sample.value
+    return Scrape(drops, hops)
 
 
 def flooded(bound: float) -> Run:
@@ -126,45 +206,34 @@ def flooded(bound: float) -> Run:
             grpc_address, *staleness, "--ping-interval", "600", "--ping-timeout", "600"
         ) as server:
             url = server.addresses["url"]
-            clients = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "tests.bridge.freshness_clients",
-                    url,
-                    CHANNEL,
-                    str(CLIENTS),
-                    str(MEASURING),
-                ],
-                cwd=REPO,
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                text=True,
-            )
+            load = Clients(url, CLIENTS - MEASURING, 0)
+            timed = Clients(url, MEASURING, MEASURING)
             try:
-                assert clients.stdin is not None and clients.stdout is not None
-                ready = json.loads(clients.stdout.readline() or "{}")
-                assert ready.get("event") == "ready", ready
+                load.ready()
+                timed.ready()
                 with Flood(grpc_address) as flood:
                     time.sleep(WARMUP)
+                    before = scrape(url)
                     sent = flood.pushed()
-                    clients.stdin.write(f"measure {WINDOW}\n")
-                    clients.stdin.flush()
-                    result = json.loads(clients.stdout.readline() or "{}")
+                    load.measure(WINDOW)
+                    timed.measure(WINDOW)
+                    result = timed.result()
+                    loaded = load.result()
                     pushed = (flood.pushed() - sent) / WINDOW
-                    drops = scrape_drops(url)
-                assert result.get("event") == "result", result
-                assert result["open"] == CLIENTS, "every client stays connected"
+                    after = scrape(url)
+                assert result["open"] + loaded["open"] == CLIENTS, "every client stays connected"
             finally:
-                clients.kill()
-                clients.wait(timeout=10)
+                load.kill()
+                timed.kill()
     names = {1: "stale", 2: "overflow"}
     return Run(
         ages_ms=result["ages_ms"],
         deliveries_per_client_s=result["deliveries"] / result["measuring"] / WINDOW,
         pushed_per_s=pushed,
         marked={names.get(int(k), k): v for k, v in result["marked"].items()},
-        bridge_drops=drops,
+        bridge_drops=after.drops,
+        hops_p99=after.hop_quantiles(before, 0.99),
+        unread_bytes=result["unread_bytes"],
     )
 
 
