@@ -81,7 +81,7 @@ def test_the_hub_limits_come_from_the_config() -> None:
         resume_window=1024,
         max_series_per_source=10_000,
         max_sources=3,
-        subscriber_queue=1024,
+        subscriber_queue=4096,
         max_subscribers=1000,
         source_ttl=7.0,
         max_staleness=0.5,
