@@ -7,7 +7,12 @@ Rules:
   a batch that would create one more raises `TooManySources`.
 - Each update is encoded once by its `SourceState` and the same bytes are
   offered to every subscriber that wants the source (its compact form, also
-  encoded once, to those that take deltas).
+  encoded once, to those that take deltas). While every subscriber takes
+  deltas (bridges do), sources encode only the compact form
+  (`SourceState.encode_plain` off: one encoding per update, not two); with
+  no subscriber, or one that takes updates in full, they encode both, so a
+  subscriber of either kind can resume across them. One in full that
+  resumes across compact-only updates gets a snapshot.
 - Subscribing: for each wanted source that exists, a resume position that the
   source can serve queues exactly the missing updates (if they fit the
   subscriber's queue; otherwise it overflows into a Resync); anything else
@@ -121,6 +126,8 @@ class CollectorHub:
         self._received: dict[str, float] = {}
         self._instance_received: dict[str, dict[str, float]] = {}
         self._subscribers: set[SubscriberQueue] = set()
+        self._in_full = 0
+        """Subscribers that take updates in full (no deltas)."""
         self.closed = False
 
     @property
@@ -155,6 +162,7 @@ class CollectorHub:
             resume_window=self.limits.resume_window,
             max_series=self._max_series(kind),
         )
+        source.encode_plain = self._encode_plain()
         self._sources[name] = source
         for sub in self._subscribers:
             if sub.wants(name):
@@ -179,7 +187,7 @@ class CollectorHub:
         if name not in self._sources:
             self._check_new_source_batch(name, kind, samples)
         source = self.source_for(name, kind)
-        update = source.apply(samples, now_unix_ms, replace=replace, instance=instance)
+        changed = source.apply(samples, now_unix_ms, replace=replace, instance=instance)
         self._received[name] = received
         timers = self._instance_received.setdefault(name, {})
         timers[instance] = received
@@ -187,15 +195,16 @@ class CollectorHub:
             owners = source.instances()
             for idle in [i for i in timers if i not in owners]:
                 del timers[idle]
-        self._publish(name, update, source.compact)
+        if changed is not None:
+            self._publish(name, source.latest, source.compact)
         return source.position
 
     def _publish(self, name: str, update: bytes | None, compact: bytes) -> None:
-        if update is None:
-            return
+        """`update` is None when only the compact form was encoded (no subscriber
+        takes updates in full)."""
         now = self._clock() if self._clock is not None else 0.0
-        event = Event(name, update, now)
-        compact_event = event if compact is update else Event(name, compact, now)
+        compact_event = Event(name, compact, now)
+        event = compact_event if update is None or update is compact else Event(name, update, now)
         for sub in self._subscribers:
             if sub.wants(name):
                 sub.offer_event(compact_event if sub.deltas else event)
@@ -258,7 +267,10 @@ class CollectorHub:
                 continue
             for data in decision.updates:
                 sub.offer(name, data)
+        plain = self._encode_plain()
         self._subscribers.add(sub)
+        self._in_full += not deltas
+        self._changed_encoding(plain)
         return sub
 
     def timed_instances(self, name: str) -> set[str]:
@@ -288,7 +300,7 @@ class CollectorHub:
                 del instances[instance]
                 update = source.remove_instance(instance, now_unix_ms or source.time_unix_ms)
                 if update is not None:
-                    self._publish(name, update, source.compact)
+                    self._publish(name, source.latest, source.compact)
                     removed.append(
                         RemovedSource(name, source.kind, source.epoch, now - received, instance)
                     )
@@ -306,7 +318,22 @@ class CollectorHub:
                 sub.remove(source.name, event)
 
     def unsubscribe(self, sub: SubscriberQueue) -> None:
+        if sub not in self._subscribers:
+            return
+        plain = self._encode_plain()
         self._subscribers.discard(sub)
+        self._in_full -= not sub.deltas
+        self._changed_encoding(plain)
+
+    def _encode_plain(self) -> bool:
+        """Whether updates are encoded in full too (see the rules above)."""
+        return self._in_full > 0 or not self._subscribers
+
+    def _changed_encoding(self, before: bool) -> None:
+        plain = self._encode_plain()
+        if plain != before:
+            for source in self._sources.values():
+                source.encode_plain = plain
 
     def snapshot(
         self, name: str, reason: ResyncReason = metrics_pb2.RESYNC_REASON_UNSPECIFIED

@@ -17,6 +17,11 @@ Rules:
   too: numbers that changed by a whole number (both values integers below
   2^53) as Values.delta_ids/deltas. The ring keeps both, so resume is exact
   in either form.
+- With `encode_plain` off (the hub turns it off while every subscriber
+  takes deltas), an update whose compact form differs is encoded only in
+  that form (`latest` is None; the ring holds it alone): one encoding per
+  update instead of two. A subscriber in full that resumes across such an
+  update, or would be replayed one, gets a snapshot instead.
 - A Snapshot (also `CollectorEvent` bytes) is built on demand and cached until
   the next Update: many resyncing subscribers cost one encoding per seq.
   Each series keeps its descriptor encoded (until it is re-declared), so a
@@ -161,10 +166,15 @@ class SourceState:
         """Counts changes to which series exist and their descriptors (see `_bound`)."""
         self._bindings: dict[int, tuple[tuple[SeriesKey, ...], int, list[_Series]]] = {}
         self._next_id = 1
-        self._ring: deque[tuple[int, bytes, bytes]] = deque(maxlen=max(resume_window, 0))
+        self._ring: deque[tuple[int, bytes | None, bytes]] = deque(maxlen=max(resume_window, 0))
+        self.encode_plain = True
+        """Whether every update is encoded in full too (see the rules above)."""
+        self.latest: bytes | None = b""
+        """The latest Update in full (None when `encode_plain` was off and it differs
+        from `compact`)."""
         self.compact = b""
         """The latest Update as sent to subscribers that take deltas (Values.delta_ids):
-        the same bytes as the plain one when no value changed by a whole number."""
+        the same bytes as `latest` when no value changed by a whole number."""
         self._ring_bytes = 0
         self._resume_bytes = resume_bytes
         self._snapshot: tuple[int, bytes] | None = None
@@ -197,7 +207,8 @@ class SourceState:
         replace: bool = False,
         instance: str = "",
     ) -> bytes | None:
-        """Fold a batch in; returns the encoded Update event, or None if nothing changed.
+        """Fold a batch in; returns the encoded Update event (`compact` when `latest`
+        is None), or None if nothing changed.
 
         With `replace`, the batch is the source's whole state: series absent from
         it are removed (the host sampler works this way). The series the batch
@@ -344,14 +355,11 @@ class SourceState:
     ) -> bytes | None:
         """Encode the Update (`event` holds its histograms, `changed` its numbers), and
         its compact form if a number changed by a whole number: one message,
-        re-filled, encoded twice."""
+        re-filled, encoded twice (the full form skipped without `encode_plain`)."""
         update = event.update
         values = update.values
         if not added and not removed and not changed.ids and not values.histograms:
             return None
-        if changed.ids:
-            values.ids.extend(changed.ids)
-            values.numbers.extend(changed.numbers)
         self.seq += 1
         self.time_unix_ms = now_unix_ms
         update.source = self.name
@@ -362,19 +370,30 @@ class SourceState:
             update.added.extend(added)
         if removed:
             update.removed.extend(removed)
-        encoded = event.SerializeToString()
-        self.compact = encoded
-        kept_ids, kept_numbers, delta_ids, deltas = changed.compact()
+        kept_ids, kept_numbers, delta_ids, deltas = (
+            changed.compact() if changed.ids else ([], [], [], [])
+        )
+        encoded: bytes | None = None
+        if not delta_ids or self.encode_plain:
+            if changed.ids:
+                values.ids.extend(changed.ids)
+                values.numbers.extend(changed.numbers)
+            encoded = event.SerializeToString()
+        compact = encoded
         if delta_ids:
-            del values.ids[:]
-            del values.numbers[:]
+            if encoded is not None:
+                del values.ids[:]
+                del values.numbers[:]
             values.ids.extend(kept_ids)
             values.numbers.extend(kept_numbers)
             values.delta_ids.extend(delta_ids)
             values.deltas.extend(deltas)
-            self.compact = event.SerializeToString()
-        self._remember(encoded, self.compact)
-        return encoded
+            compact = event.SerializeToString()
+        assert compact is not None
+        self.latest = encoded
+        self.compact = compact
+        self._remember(encoded, compact)
+        return compact if encoded is None else encoded
 
     def _check_limit(
         self,
@@ -409,7 +428,7 @@ class SourceState:
                 f"{self.max_series}; the batch was not applied"
             )
 
-    def _remember(self, encoded: bytes, compact: bytes) -> None:
+    def _remember(self, encoded: bytes | None, compact: bytes) -> None:
         if not self._ring.maxlen:
             return
         if len(self._ring) == self._ring.maxlen:
@@ -480,12 +499,10 @@ class SourceState:
             return ResumeDecision(recovered=True)
         if not self._ring or self._ring[0][0] > seq + 1:
             return ResumeDecision(recovered=False)
-        return ResumeDecision(
-            recovered=True,
-            updates=tuple(
-                compact if deltas else data for s, data, compact in self._ring if s > seq
-            ),
-        )
+        updates = self._updates_after(seq, deltas)
+        if updates is None:
+            return ResumeDecision(recovered=False)
+        return ResumeDecision(recovered=True, updates=updates)
 
     def replay(self, limit: int, deltas: bool = False) -> Replay | None:
         """The oldest checkpoint at most `limit` updates back, with every update after
@@ -495,11 +512,17 @@ class SourceState:
                 continue
             if seq == self.seq:
                 return None
-            updates = tuple(
-                compact if deltas else data for s, data, compact in self._ring if s > seq
-            )
-            return Replay(seq, snapshot, updates)
+            updates = self._updates_after(seq, deltas)
+            return None if updates is None else Replay(seq, snapshot, updates)
         return None
+
+    def _updates_after(self, seq: int, deltas: bool) -> tuple[bytes, ...] | None:
+        """The ring's updates after `seq` in the subscriber's form; None if one of
+        them was not encoded in full and the subscriber takes them so."""
+        if deltas:
+            return tuple(compact for s, _, compact in self._ring if s > seq)
+        updates = tuple(data for s, data, _ in self._ring if s > seq)
+        return None if None in updates else cast(tuple[bytes, ...], updates)
 
     def series_keys(self) -> Iterable[SeriesKey]:
         return self._series.keys()
@@ -591,8 +614,10 @@ class _ChangedNumbers:
         return kept_ids, kept_numbers, delta_ids, deltas
 
 
-def _held(encoded: bytes, compact: bytes) -> int:
-    return len(encoded) if compact is encoded else len(encoded) + len(compact)
+def _held(encoded: bytes | None, compact: bytes) -> int:
+    if encoded is None or compact is encoded:
+        return len(compact)
+    return len(encoded) + len(compact)
 
 
 def _accumulate(current: _Series, sample: SeriesSample) -> tuple[Value, Descriptor]:

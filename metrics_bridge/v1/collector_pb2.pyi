@@ -59,6 +59,9 @@ class SubscribeRequest(_message.Message):
     value_deltas: _builtins.bool
     """Updates may carry whole-number changes as Values.delta_ids/deltas (fewer
     bytes). false: every value in full, as a collector without deltas sends.
+    While every subscriber takes deltas, the collector encodes its updates in
+    that form only: a subscriber in full that resumes across such updates gets
+    a Snapshot (as it does for updates no longer held).
     """
     replay_updates: _builtins.int
     """Above 0: a source that would get a Snapshot now (no `resume` position for

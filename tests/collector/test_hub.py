@@ -356,3 +356,36 @@ def test_replayed_updates_wait_from_the_subscribe_so_they_are_not_stale() -> Non
     now[0] = 60.5
     start, seqs = replayed_seqs(drain(sub))
     assert seqs == list(range(start + 1, 11)) and sub.stale_resyncs == 0
+
+
+def test_while_every_subscriber_takes_deltas_updates_are_encoded_compact_only() -> None:
+    h = hub()
+    h.apply("svc", PUSH, [gauge("a", 1)], 1, received=0)
+    bridge = h.subscribe(deltas=True)
+    drain(bridge)
+    position = h.apply("svc", PUSH, [gauge("a", 2)], 2, received=0)
+    assert h.get("svc").latest is None
+    [compact] = drain(bridge)
+    assert isinstance(compact, Event) and event_of(compact).update.values.delta_ids == [1]
+    # One in full cannot resume across an update it has no bytes for: a snapshot.
+    in_full = h.subscribe(["svc"], {"svc": Position(position.epoch, 1)})
+    assert drain(in_full) == [Resync("svc")]
+    # From then on both forms are encoded, and it can resume across them.
+    h.apply("svc", PUSH, [gauge("a", 3)], 3, received=0)
+    [full] = drain(in_full)
+    assert isinstance(full, Event) and event_of(full).update.values.numbers == [3.0]
+    h.unsubscribe(in_full)
+    later = h.subscribe(["svc"], {"svc": Position(position.epoch, 2)})
+    assert [event_of(i).update.seq for i in drain(later)] == [3]
+
+
+def test_the_last_subscriber_gone_updates_are_encoded_in_full_again() -> None:
+    h = hub()
+    h.apply("svc", PUSH, [gauge("a", 1)], 1, received=0)
+    bridge = h.subscribe(deltas=True)
+    h.apply("svc", PUSH, [gauge("a", 2)], 2, received=0)
+    h.unsubscribe(bridge)
+    position = h.apply("svc", PUSH, [gauge("a", 3)], 3, received=0)
+    assert h.get("svc").latest is not None
+    resumed = h.subscribe(["svc"], {"svc": Position(position.epoch, 2)})
+    assert [event_of(i).update.values.numbers for i in drain(resumed)] == [[3.0]]

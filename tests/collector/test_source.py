@@ -364,25 +364,38 @@ def test_a_number_batch_applies_exactly_as_the_samples_it_stands_for(
     steps: list[tuple[str, Any]],
 ) -> None:
     """The bound-series path (a matched Push template) against the general one,
-    through removals, re-declarations and instance removals in between."""
+    through removals, re-declarations and instance removals in between; and a
+    source encoding the compact form only (`encode_plain` off) against both."""
     fast, general = SourceState("svc", PUSH, epoch=1), SourceState("svc", PUSH, epoch=1)
+    lean = SourceState("svc", PUSH, epoch=1)
+    lean.encode_plain = False
     instance = "a"
     for t, (kind, arg) in enumerate(steps):
         if kind == "numbers":
             batch = NumberBatch(_KEYS, _GAUGES, tuple(arg))
-            got = fast.apply(batch, t, instance=instance)
+            got, _ = (
+                fast.apply(batch, t, instance=instance),
+                lean.apply(batch, t, instance=instance),
+            )
             want = general.apply(list(batch), t, instance=instance)
         elif kind == "remove":
             removal = [SeriesSample(_KEYS[arg], Descriptor(GAUGE), remove=True)]
-            got, want = fast.apply(removal, t), general.apply(removal, t)
+            got, want, _ = fast.apply(removal, t), general.apply(removal, t), lean.apply(removal, t)
         elif kind == "redeclare":
             sample = SeriesSample(_KEYS[arg], Descriptor(COUNTER), 5.0)
-            got, want = fast.apply([sample], t), general.apply([sample], t)
+            got, want, _ = (
+                fast.apply([sample], t),
+                general.apply([sample], t),
+                lean.apply([sample], t),
+            )
         else:
             got, want = fast.remove_instance(instance, t), general.remove_instance(instance, t)
+            lean.remove_instance(instance, t)
             instance = str(arg)
         assert (got, fast.compact) == (want, general.compact)
-    assert fast.snapshot() == general.snapshot()
+        assert lean.compact == fast.compact and lean.seq == fast.seq
+        assert lean.latest == (None if fast.compact != fast.latest else fast.latest)
+    assert fast.snapshot() == general.snapshot() == lean.snapshot()
 
 
 def test_a_number_batch_sets_only_numbers_once_its_series_are_bound() -> None:

@@ -45,6 +45,9 @@ export declare type SubscribeRequest = Message<"metrics_bridge.v1.SubscribeReque
   /**
    * Updates may carry whole-number changes as Values.delta_ids/deltas (fewer
    * bytes). false: every value in full, as a collector without deltas sends.
+   * While every subscriber takes deltas, the collector encodes its updates in
+   * that form only: a subscriber in full that resumes across such updates gets
+   * a Snapshot (as it does for updates no longer held).
    *
    * @generated from field: bool value_deltas = 4;
    */
