@@ -9,9 +9,10 @@ Update's seq: an event counts when it
 arrives in order with no gap, alone or in a merged update (a bridge that falls
 behind merges a channel's updates, ServerMessage.first_seq); a gap or a
 resync snapshot is reported. With
-`--subscribers` above 1, the other subscribers are plain gRPC Subscribe
-streams (one process, one thread each) reading every event, as more bridges
-would: the collector's CPU per event shows what each extra subscriber costs.
+`--subscribers` above 1, the other subscribers are bare gRPC Subscribe
+streams (one process, one thread each) asking what a bridge asks (batches,
+value deltas) and reading every event, as more bridges would: the
+collector's CPU per event shows what each extra subscriber costs.
 
 Run: `python -m bench.pipeline` (also a section of `make bench`). Prints one
 JSON line per subscriber count.
@@ -150,10 +151,14 @@ def drain(address: str, streams: int, seconds: float) -> int:
 
 
 def subscribe_request() -> collector_pb2.SubscribeRequest:
-    """Every source, batched when the collector offers batching."""
+    """Every source, batched and with value deltas when the collector offers them,
+    as a bridge asks (bridge/upstream.py)."""
     request = collector_pb2.SubscribeRequest()
-    if "max_batch_events" in collector_pb2.SubscribeRequest.DESCRIPTOR.fields_by_name:
+    fields = collector_pb2.SubscribeRequest.DESCRIPTOR.fields_by_name
+    if "max_batch_events" in fields:
         request.max_batch_events = 256
+    if "value_deltas" in fields:
+        request.value_deltas = True
     return request
 
 
