@@ -55,12 +55,15 @@ def take_batch(
     max_events: int,
     max_bytes: int = BATCH_BYTES,
 ) -> list[bytes]:
-    """The messages for `first` plus what `queue` holds now, up to the limits."""
+    """The messages for `first` plus what `queue` holds now, up to the limits
+    (taken in one instant: one clock reading for the staleness bound)."""
     events = [first]
     size = len(first)
     alone: list[bytes] = []
+    now = queue.now()
+    pop = queue.pop
     while len(events) < max_events:
-        item = queue.pop()
+        item = pop(now)
         if item is None:
             break
         data = resolve(item)

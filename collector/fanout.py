@@ -212,31 +212,36 @@ class SubscriberQueue:
         self._updates = 0
         self._queued.clear()
 
-    def pop(self) -> QueueItem | None:
-        """The next item; None when empty or closed."""
-        if not self._items:
+    def pop(self, now: float | None = None) -> QueueItem | None:
+        """The next item; None when empty or closed. `now`, the clock's reading, is
+        for a caller taking several items at once: one clock read for all."""
+        items = self._items
+        if not items:
             self._caught_up = True
             return None
-        item = self._items.popleft()
-        if isinstance(item, Resync):
-            self._pending.discard(item.source)
-        elif isinstance(item, Removed):
-            self._removed.discard(item.source)
-        else:
+        item = items.popleft()
+        if type(item) is Event:
             self._updates -= 1
-            newer = self._queued.pop(item.source) - 1
+            source = item.source
+            newer = self._queued.pop(source) - 1
             if newer:
-                self._queued[item.source] = newer
-                if self._is_stale(item):
-                    return self._stale(item.source)
+                self._queued[source] = newer
+                if self._is_stale(item, now):
+                    return self._stale(source)
+        elif isinstance(item, Resync):
+            self._pending.discard(item.source)
+        else:
+            self._removed.discard(item.source)
         return item
 
-    def _is_stale(self, event: Event) -> bool:
-        return (
-            self.max_staleness > 0
-            and self._clock is not None
-            and self._clock() - event.queued_at > self.max_staleness
-        )
+    def now(self) -> float | None:
+        """The clock's reading, for `pop(now)`; None without a clock."""
+        return None if self._clock is None else self._clock()
+
+    def _is_stale(self, event: Event, now: float | None) -> bool:
+        if self.max_staleness <= 0 or self._clock is None:
+            return False
+        return (self._clock() if now is None else now) - event.queued_at > self.max_staleness
 
     def _stale(self, source: str) -> Resync:
         """Replace the popped stale update of `source` and the newer ones queued."""

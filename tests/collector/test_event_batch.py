@@ -104,6 +104,30 @@ async def read_until(
     return events, messages
 
 
+def test_a_batch_reads_the_clock_once_and_still_resyncs_what_waited_too_long() -> None:
+    now, reads = [0.0], [0]
+
+    def clock() -> float:
+        reads[0] += 1
+        return now[0]
+
+    queue = SubscriberQueue(100, max_staleness=1.0, clock=clock)
+    queue.offer("a", update("a", 1))
+    now[0] = 0.5
+    for seq in range(2, 6):
+        queue.offer("a", update("a", seq))
+        queue.offer("b", update("b", seq))
+    now[0], reads[0] = 1.2, 0
+    first = queue.pop(queue.now())
+    assert first == Resync("a", metrics_pb2.RESYNC_REASON_STALE)  # 1.2 s old, newer queued
+    [message] = take_batch(resolve(first), queue, resolve, 100)
+    batch = collector_pb2.CollectorEvent.FromString(message).batch.events
+    assert batch[0] == b"snapshot" and [
+        collector_pb2.CollectorEvent.FromString(e).update.seq for e in batch[1:]
+    ] == [2, 3, 4, 5]  # b's updates, 0.7 s old: kept; a's dropped for the snapshot
+    assert reads[0] == 2  # one for the first pop, one for the whole batch
+
+
 async def test_a_subscriber_that_asks_gets_batches_in_order_and_one_that_does_not_gets_events() -> (
     None
 ):
