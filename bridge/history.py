@@ -80,26 +80,33 @@ class SourceState:
     def apply(self, update: metrics_pb2.Update) -> None:
         """Fold an update that continues this state (the caller checked its position).
 
-        Empty fields are skipped by their length: iterating an empty repeated
-        field of a parsed message costs as much as a short loop."""
+        Reading a field of a parsed message costs as much as a short Python
+        call, and iterating a repeated one several times more than a list:
+        each field is read once, empty ones are skipped by their length, and
+        numbers are iterated as slices (lists made in C)."""
         self.seq = update.seq
         self.time_unix_ms = update.time_unix_ms
-        if len(update.added):
-            for descriptor in update.added:
+        added = update.added
+        if len(added):
+            for descriptor in added:
                 self.series[descriptor.id] = descriptor
         values = update.values
         numbers = self.numbers
-        if len(values.ids):
-            numbers.update(zip(values.ids, values.numbers, strict=False))
-        if len(values.delta_ids):
+        ids = values.ids
+        if len(ids):
+            numbers.update(zip(ids[:], values.numbers[:], strict=False))
+        delta_ids = values.delta_ids
+        if len(delta_ids):
             get = numbers.get
-            for series_id, delta in zip(values.delta_ids, values.deltas, strict=False):
+            for series_id, delta in zip(delta_ids[:], values.deltas[:], strict=False):
                 numbers[series_id] = get(series_id, 0.0) + delta
-        if len(values.histograms):
-            for item in values.histograms:
+        histograms = values.histograms
+        if len(histograms):
+            for item in histograms:
                 self.histograms[item.id] = item.histogram
-        if len(update.removed):
-            for series_id in update.removed:
+        removed = update.removed
+        if len(removed):
+            for series_id in removed:
                 self.series.pop(series_id, None)
                 numbers.pop(series_id, None)
                 self.histograms.pop(series_id, None)
