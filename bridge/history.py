@@ -208,26 +208,32 @@ class HistoryRing:
         self._start_frame = None
 
     def append(self, frame: Frame, latest: SourceState) -> None:
-        """Hold `frame`, the update that brought the channel to `latest`."""
-        self.frames.append(frame)
-        self.bytes += len(frame)
-        self.budget.used += len(frame)
+        """Hold `frame`, the update that brought the channel to `latest`.
+
+        Called once per update: sizes are `len(frame.wire)` and the budget's
+        bound is compared here, not through `Frame.__len__` and `over`."""
+        frames, budget = self.frames, self.budget
+        frames.append(frame)
+        size = len(frame.wire)
+        self.bytes += size
+        budget.used += size
         self._since_checkpoint += 1
         if self._since_checkpoint >= self.checkpoint_every:
             self._since_checkpoint = 0
             if len(latest.series) <= CHECKPOINT_SERIES:
                 self._checkpoints.append(latest.copy())
-        while self.frames and len(self.frames) > self.window:
+        while len(frames) > self.window:
             self._drop_oldest()
-        if self.bytes > self.channel_bytes or self.budget.over:
-            while self.frames and (self.bytes > self.channel_bytes or self.budget.over):
+        if self.bytes > self.channel_bytes or budget.used > budget.total_bytes:
+            while frames and (self.bytes > self.channel_bytes or budget.over):
                 self._drop_oldest()
             self._fold_pending()  # dropped for bytes: nothing they released stays held
 
     def _drop_oldest(self) -> None:
         frame = self.frames.popleft()
-        self.bytes -= len(frame)
-        self.budget.used -= len(frame)
+        size = len(frame.wire)
+        self.bytes -= size
+        self.budget.used -= size
         self._pending.append(frame)
         self._start_frame = None
         checkpoints, pending = self._checkpoints, self._pending
