@@ -118,11 +118,15 @@ def deflated_wire(frame: Frame, window_bits: int) -> bytes:
     return wire
 
 
+_SHORT_HEADERS = tuple(ws_header(length) for length in range(126))
+"""`ws_header` of every length that fits the first length byte: one is made per update."""
+
+
 def make_frame(
     kind: FrameKind, *parts: bytes, channel: str = "", epoch: int = 0, seq: int = 0
 ) -> Frame:
     length = sum(map(len, parts))
-    header = ws_header(length)
+    header = _SHORT_HEADERS[length] if length < 126 else ws_header(length)
     return Frame(kind, b"".join((header, *parts)), len(header), channel, epoch, seq)
 
 

@@ -48,6 +48,15 @@ def test_header_uses_the_extended_length_forms() -> None:
     assert ws_header(70_000) == b"\x82\x7f" + (70_000).to_bytes(8, "big")
 
 
+def test_a_frame_has_the_header_ws_header_makes_for_its_length_on_both_sides_of_126() -> None:
+    for length in (*range(130), 65_535, 65_536):
+        frame = make_frame(
+            FrameKind.UPDATE, b"\x01" * (length // 2), b"\x02" * (length - length // 2)
+        )
+        assert frame.wire[: frame.header_len] == ws_header(length)
+        assert len(frame.wire) == frame.header_len + length
+
+
 def test_deflated_frame_sets_rsv1_and_inflates_to_the_message_without_context() -> None:
     payload = update_frame(200)
     frame = make_frame(FrameKind.UPDATE, payload, channel="c1/web")
