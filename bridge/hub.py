@@ -513,16 +513,17 @@ class Hub:
                 self.hops.upstream.observe((read_ms - channel.time_unix_ms) / 1000)
             if outcome.revived:
                 self._set_state(channel, UpstreamState.UPSTREAM_STATE_LIVE, "", now)
-            if received is not None and self.max_staleness > 0:
+            if received is not None and self.policy.max_staleness > 0:
                 held = self._held.get(channel.name)
                 if held is not None and held.channel is not channel:
                     held = None  # a channel of that name that was removed meanwhile
                 self._hold(outcome, held, waited)
                 return
-            self._delivered(channel)
-            self.publish(outcome.frame, now)
-            for frame in outcome.then:
-                self.publish(frame, now)
+            if self.pools.get(channel.name):  # else delivering and publishing do nothing
+                self._delivered(channel)
+                self.publish(outcome.frame, now)
+                for frame in outcome.then:
+                    self.publish(frame, now)
         elif isinstance(outcome, Removed):
             self._held.pop(outcome.channel.name, None)
             self._end_subscriptions(outcome.channel, now)
