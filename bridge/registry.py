@@ -100,9 +100,9 @@ class ChannelRegistry:
             event = collector_pb2.CollectorEvent.FromString(data)
         except DecodeError as exc:
             return Resync(collector, None, "undecodable", f"undecodable CollectorEvent: {exc}")
-        which = event.WhichOneof("event")
-        if which == "update":
+        if event.HasField("update"):  # most events: cheaper than WhichOneof
             return self._update(collector, event.update, data)
+        which = event.WhichOneof("event")
         if which == "snapshot":
             snapshot = event.snapshot
             name = f"{collector}/{snapshot.source}"
