@@ -210,7 +210,8 @@ def render(data: dict[str, Any]) -> str:
             "collector -> Subscribe -> bridge -> one WebSocket client on every pushed channel. "
             "Events: updates that reached the client in order with no gap; values: gauges "
             "they carried. Push sends one batch per gRPC message, PushBatches several. "
-            "Other subscribers are plain Subscribe streams (as more bridges).",
+            "Other subscribers are bare Subscribe streams asking what a bridge asks "
+            "(batches, deltas), as more bridges would.",
             "",
             "| subscribers | pushers x gauges | RPC | events/s | values/s | gaps | resyncs "
             "| collector CPU/event | bridge CPU/event | collector CPU |",
