@@ -505,15 +505,17 @@ class SourceState:
         return ResumeDecision(recovered=True, updates=updates)
 
     def replay(self, limit: int, deltas: bool = False) -> Replay | None:
-        """The oldest checkpoint at most `limit` updates back, with every update after
-        it (`compact` ones for `deltas`); None if only the current state qualifies."""
+        """The oldest checkpoint at most `limit` updates back whose updates since are
+        all held in the subscriber's form (`compact` ones for `deltas`), with those
+        updates; None if only the current state qualifies."""
         for seq, snapshot in self._checkpoints:
             if self.seq - seq > limit:
                 continue
             if seq == self.seq:
                 return None
             updates = self._updates_after(seq, deltas)
-            return None if updates is None else Replay(seq, snapshot, updates)
+            if updates is not None:
+                return Replay(seq, snapshot, updates)
         return None
 
     def _updates_after(self, seq: int, deltas: bool) -> tuple[bytes, ...] | None:

@@ -389,3 +389,16 @@ def test_the_last_subscriber_gone_updates_are_encoded_in_full_again() -> None:
     assert h.get("svc").latest is not None
     resumed = h.subscribe(["svc"], {"svc": Position(position.epoch, 2)})
     assert [event_of(i).update.values.numbers for i in drain(resumed)] == [[3.0]]
+
+
+def test_a_replay_in_full_starts_after_the_last_compact_only_update() -> None:
+    h = hub(resume_window=64)  # the ring holds all 20: checkpoints at 0, 9 and 17
+    bridge = h.subscribe(deltas=True)
+    for i in range(1, 5):  # compact only: the bridge is the only subscriber
+        h.apply("svc", PUSH, [gauge("a", i)], i, received=0)
+    h.subscribe()  # one in full: both forms from here on
+    for i in range(5, 21):
+        h.apply("svc", PUSH, [gauge("a", i)], i, received=0)
+    start, seqs = replayed_seqs(drain(h.subscribe(["svc"], replay=20)))
+    assert start >= 4 and seqs == list(range(start + 1, 21))
+    assert drain(bridge)
