@@ -210,8 +210,7 @@ class HistoryRing:
     def append(self, frame: Frame, latest: SourceState) -> None:
         """Hold `frame`, the update that brought the channel to `latest`.
 
-        Called once per update: sizes are `len(frame.wire)` and the budget's
-        bound is compared here, not through `Frame.__len__` and `over`."""
+        Called once per update: sizes are `len(frame.wire)`, not `Frame.__len__`."""
         frames, budget = self.frames, self.budget
         frames.append(frame)
         size = len(frame.wire)
@@ -224,7 +223,7 @@ class HistoryRing:
                 self._checkpoints.append(latest.copy())
         while len(frames) > self.window:
             self._drop_oldest()
-        if self.bytes > self.channel_bytes or budget.used > budget.total_bytes:
+        if self.bytes > self.channel_bytes or budget.over:
             while frames and (self.bytes > self.channel_bytes or budget.over):
                 self._drop_oldest()
             self._fold_pending()  # dropped for bytes: nothing they released stays held

@@ -519,11 +519,10 @@ class Hub:
                     held = None  # a channel of that name that was removed meanwhile
                 self._hold(outcome, held, waited)
                 return
-            if self.pools.get(channel.name):  # else delivering and publishing do nothing
-                self._delivered(channel)
-                self.publish(outcome.frame, now)
-                for frame in outcome.then:
-                    self.publish(frame, now)
+            self._delivered(channel)
+            self.publish(outcome.frame, now)
+            for frame in outcome.then:
+                self.publish(frame, now)
         elif isinstance(outcome, Removed):
             self._held.pop(outcome.channel.name, None)
             self._end_subscriptions(outcome.channel, now)

@@ -126,8 +126,6 @@ class CollectorHub:
         self._received: dict[str, float] = {}
         self._instance_received: dict[str, dict[str, float]] = {}
         self._subscribers: set[SubscriberQueue] = set()
-        self._in_full = 0
-        """Subscribers that take updates in full (no deltas)."""
         self.closed = False
 
     @property
@@ -269,7 +267,6 @@ class CollectorHub:
                 sub.offer(name, data)
         plain = self._encode_plain()
         self._subscribers.add(sub)
-        self._in_full += not deltas
         self._changed_encoding(plain)
         return sub
 
@@ -318,16 +315,14 @@ class CollectorHub:
                 sub.remove(source.name, event)
 
     def unsubscribe(self, sub: SubscriberQueue) -> None:
-        if sub not in self._subscribers:
-            return
         plain = self._encode_plain()
         self._subscribers.discard(sub)
-        self._in_full -= not sub.deltas
         self._changed_encoding(plain)
 
     def _encode_plain(self) -> bool:
         """Whether updates are encoded in full too (see the rules above)."""
-        return self._in_full > 0 or not self._subscribers
+        subscribers = self._subscribers
+        return not subscribers or not all(sub.deltas for sub in subscribers)
 
     def _changed_encoding(self, before: bool) -> None:
         plain = self._encode_plain()
