@@ -19,19 +19,17 @@ left unread, to tell where the time went.
 from __future__ import annotations
 
 import json
-import math
 import os
 import statistics
 import subprocess
 import sys
 import time
-import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
+from bench.histograms import labelled, metrics_url, scrape, window_summary
 from tests.bridge.stack import Pusher, bridge, collector
 from tests.support.processes import REPO
 from tests.support.timing import scaled
@@ -141,7 +139,7 @@ class Run:
     pushed_per_s: float
     marked: dict[str, int]
     bridge_drops: dict[str, float]
-    hops_p99: dict[str, str]
+    hops_p99_ms: dict[str, float | None]
     unread_bytes: int
 
     def quantile(self, q: int) -> float:
@@ -153,46 +151,13 @@ class Run:
             f"max {self.ages_ms[-1]:.0f} ms over {len(self.ages_ms)} deliveries; "
             f"{self.deliveries_per_client_s:.0f} deliveries/s per client, "
             f"{self.pushed_per_s:.0f} pushes/s offered; marked {self.marked}; "
-            f"bridge drops {self.bridge_drops}; the bridge's hops' p99 in the window "
-            f"{self.hops_p99}; {self.unread_bytes} bytes unread by the measuring clients at its end"
+            f"bridge drops {self.bridge_drops}; the bridge's hops' p99 ms in the window "
+            f"{self.hops_p99_ms}; {self.unread_bytes} bytes unread by the measuring clients "
+            "at its end"
         )
 
 
-@dataclass
-class Scrape:
-    """The bridge's drop counters and hop histograms (cumulative bucket counts) at one time."""
-
-    drops: dict[str, float]
-    hops: dict[str, dict[float, float]]
-
-    def hop_quantiles(self, before: Scrape, q: float) -> dict[str, str]:
-        """The bucket bound under which `q` of each hop's observations since `before` fell."""
-        quantiles = {}
-        for hop, buckets in self.hops.items():
-            since = {le: n - before.hops.get(hop, {}).get(le, 0.0) for le, n in buckets.items()}
-            total = since.get(math.inf, 0.0)
-            bound = next((le for le, n in sorted(since.items()) if total and n >= q * total), None)
-            quantiles[hop] = "-" if bound is None else f"<={bound * 1000:g} ms"
-        return quantiles
-
-
-def scrape(url: str) -> Scrape:
-    base = url.replace("ws://", "http://").rstrip("/")
-    with urllib.request.urlopen(base + "/metrics", timeout=scaled(20)) as response:
-        text = response.read().decode()
-    drops: dict[str, float] = {}
-    hops: dict[str, dict[float, float]] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == "metrics_bridge_dropped_updates_total":
-                labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
-                drops["{" + labels + "}"] = sample.value
-            elif sample.name.endswith("_delay_seconds_bucket"):
-                hop = sample.name.removeprefix("metrics_bridge_").removesuffix(
-                    "_delay_seconds_bucket"
-                )
-                hops.setdefault(hop, {})[float(sample.labels["le"])] = sample.value
-    return Scrape(drops, hops)
+HOPS = {hop: f"metrics_bridge_{hop}_delay_seconds" for hop in ("upstream", "handoff", "flush")}
 
 
 def flooded(bound: float) -> Run:
@@ -213,14 +178,14 @@ def flooded(bound: float) -> Run:
                 timed.ready()
                 with Flood(grpc_address) as flood:
                     time.sleep(WARMUP)
-                    before = scrape(url)
+                    before = scrape(metrics_url(url), timeout=scaled(20))
                     sent = flood.pushed()
                     load.measure(WINDOW)
                     timed.measure(WINDOW)
                     result = timed.result()
                     loaded = load.result()
                     pushed = (flood.pushed() - sent) / WINDOW
-                    after = scrape(url)
+                    after = scrape(metrics_url(url), timeout=scaled(20))
                 assert result["open"] + loaded["open"] == CLIENTS, "every client stays connected"
             finally:
                 load.kill()
@@ -231,8 +196,11 @@ def flooded(bound: float) -> Run:
         deliveries_per_client_s=result["deliveries"] / result["measuring"] / WINDOW,
         pushed_per_s=pushed,
         marked={names.get(int(k), k): v for k, v in result["marked"].items()},
-        bridge_drops=after.drops,
-        hops_p99=after.hop_quantiles(before, 0.99),
+        bridge_drops=labelled(after, "metrics_bridge_dropped_updates_total", ("stage", "reason")),
+        hops_p99_ms={
+            hop: None if w["p99_ms"] is None else round(w["p99_ms"])
+            for hop, w in window_summary(before, after, HOPS).items()
+        },
         unread_bytes=result["unread_bytes"],
     )
 
