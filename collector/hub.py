@@ -44,7 +44,8 @@ Rules:
   none are dropped (a flood of empty exports with new instance ids cannot
   grow them for a whole `source_ttl`).
 - Staleness: given a `clock` (monotonic seconds; the server passes
-  time.monotonic), each update is stamped once when it is published and every
+  time.monotonic), each update is stamped once when it is published (the
+  updates of one `SourceFeed` share one reading: they are applied in one go) and every
   subscriber queue holds it at most `max_staleness` seconds while a newer one
   of its source waits; past that its source is resynced with a snapshot marked
   STALE (collector/fanout.py). Without a clock, or with `max_staleness` 0,
@@ -73,7 +74,14 @@ from collector.series import SeriesSample
 from collector.source import Position, SourceState, random_epoch
 from metrics_bridge.v1 import collector_pb2, metrics_pb2
 
-__all__ = ["EXPIRING_KINDS", "CollectorHub", "HubLimits", "RemovedSource", "with_resync"]
+__all__ = [
+    "EXPIRING_KINDS",
+    "CollectorHub",
+    "HubLimits",
+    "RemovedSource",
+    "SourceFeed",
+    "with_resync",
+]
 
 EXPIRING_KINDS = frozenset({metrics_pb2.SOURCE_KIND_PUSH, metrics_pb2.SOURCE_KIND_OTLP})
 
@@ -101,6 +109,83 @@ class RemovedSource:
     idle_seconds: float
     instance: str | None = None
     """None: the whole source went; else only this instance's series did."""
+
+
+def publish(
+    subscribers: Sequence[SubscriberQueue], name: str, source: SourceState, now: float
+) -> None:
+    """Offer the source's latest update, stamped `now`: its compact form to the
+    subscribers that take deltas, in full to the others (the compact one when
+    it was the only one encoded, `source.latest` None)."""
+    compact = source.compact
+    update = source.latest
+    compact_event = Event(name, compact, now)
+    event = compact_event if update is None or update is compact else Event(name, update, now)
+    for sub in subscribers:
+        sub.offer_event(compact_event if sub.deltas else event)
+
+
+class SourceFeed:
+    """Batches for one source from one sender, applied back to back with nothing
+    else running in between (one PushBatches message's worth).
+
+    The source (created by the first batch if new), the subscribers that want
+    it and the clock reading that stamps its updates are looked up once for
+    all of them; `close` restarts the idle timers once, if a batch was
+    accepted, and gives the source's position. Each batch is applied and
+    published as `CollectorHub.apply` does, which is a feed of one batch; a
+    batch that raises changes nothing, and those before it stay applied."""
+
+    __slots__ = (
+        "_hub",
+        "_instance",
+        "_kind",
+        "_name",
+        "_now",
+        "_received",
+        "_source",
+        "_subscribers",
+    )
+
+    def __init__(
+        self,
+        hub: CollectorHub,
+        name: str,
+        kind: metrics_pb2.SourceKind.ValueType,
+        received: float,
+        instance: str,
+    ) -> None:
+        self._hub = hub
+        self._name = name
+        self._kind = kind
+        self._received = received
+        self._instance = instance
+        self._source: SourceState | None = None
+        self._subscribers: list[SubscriberQueue] = []
+        self._now = 0.0
+
+    def apply(
+        self, samples: Sequence[SeriesSample], now_unix_ms: int, *, replace: bool = False
+    ) -> None:
+        """Fold a batch in and publish its update, if it changed anything."""
+        source = self._source
+        if source is None:
+            hub = self._hub
+            source = hub._bind(self._name, self._kind, samples)
+            self._subscribers = hub._wanting(self._name)
+            self._now = hub._now()
+        changed = source.apply(samples, now_unix_ms, replace=replace, instance=self._instance)
+        self._source = source  # a batch was accepted
+        if changed is not None:
+            publish(self._subscribers, self._name, source, self._now)
+
+    def close(self) -> Position | None:
+        """Restart the idle timers; the source's position (None if no batch was accepted)."""
+        source = self._source
+        if source is None:
+            return None
+        self._hub._received_batch(self._name, self._instance, self._received)
+        return source.position
 
 
 _RESYNC_TAG = b"\xa8\x01"  # CollectorEvent.resync = 21, varint
@@ -182,30 +267,45 @@ class CollectorHub:
 
         `now_unix_ms` stamps the update; `received` (monotonic seconds) restarts
         the idle timers of the source and of `instance` once the batch is accepted."""
+        feed = self.feed(name, kind, received=received, instance=instance)
+        feed.apply(samples, now_unix_ms, replace=replace)
+        position = feed.close()
+        assert position is not None
+        return position
+
+    def feed(
+        self,
+        name: str,
+        kind: metrics_pb2.SourceKind.ValueType,
+        *,
+        received: float,
+        instance: str = "",
+    ) -> SourceFeed:
+        """A `SourceFeed` for batches of `name` applied back to back (see its rules)."""
+        return SourceFeed(self, name, kind, received, instance)
+
+    def _bind(
+        self, name: str, kind: metrics_pb2.SourceKind.ValueType, samples: Sequence[SeriesSample]
+    ) -> SourceState:
         if name not in self._sources:
             self._check_new_source_batch(name, kind, samples)
-        source = self.source_for(name, kind)
-        changed = source.apply(samples, now_unix_ms, replace=replace, instance=instance)
+        return self.source_for(name, kind)
+
+    def _wanting(self, name: str) -> list[SubscriberQueue]:
+        return [sub for sub in self._subscribers if sub.wants(name)]
+
+    def _received_batch(self, name: str, instance: str, received: float) -> None:
+        """Restart the idle timers of source `name` and of its `instance`."""
         self._received[name] = received
         timers = self._instance_received.setdefault(name, {})
         timers[instance] = received
         if len(timers) > self.limits.max_series_per_source:
-            owners = source.instances()
+            owners = self._sources[name].instances()
             for idle in [i for i in timers if i not in owners]:
                 del timers[idle]
-        if changed is not None:
-            self._publish(name, source.latest, source.compact)
-        return source.position
 
-    def _publish(self, name: str, update: bytes | None, compact: bytes) -> None:
-        """`update` is None when only the compact form was encoded (no subscriber
-        takes updates in full)."""
-        now = self._clock() if self._clock is not None else 0.0
-        compact_event = Event(name, compact, now)
-        event = compact_event if update is None or update is compact else Event(name, update, now)
-        for sub in self._subscribers:
-            if sub.wants(name):
-                sub.offer_event(compact_event if sub.deltas else event)
+    def _now(self) -> float:
+        return self._clock() if self._clock is not None else 0.0
 
     def _check_new_source_batch(
         self, name: str, kind: metrics_pb2.SourceKind.ValueType, samples: Sequence[SeriesSample]
@@ -297,7 +397,7 @@ class CollectorHub:
                 del instances[instance]
                 update = source.remove_instance(instance, now_unix_ms or source.time_unix_ms)
                 if update is not None:
-                    self._publish(name, source.latest, source.compact)
+                    publish(self._wanting(name), name, source, self._now())
                     removed.append(
                         RemovedSource(name, source.kind, source.epoch, now - received, instance)
                     )

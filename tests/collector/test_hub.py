@@ -402,3 +402,57 @@ def test_a_replay_in_full_starts_after_the_last_compact_only_update() -> None:
     start, seqs = replayed_seqs(drain(h.subscribe(["svc"], replay=20)))
     assert start >= 4 and seqs == list(range(start + 1, 21))
     assert drain(bridge)
+
+
+def test_a_feed_applies_and_publishes_each_batch_as_apply_does() -> None:
+    fed, applied = hub(), hub()
+    fed_sub, applied_sub = fed.subscribe(["svc"], deltas=True), applied.subscribe(["svc"])
+    feed = fed.feed("svc", PUSH, received=0)
+    for i in range(1, 5):
+        feed.apply([gauge("a", i), gauge("b", 0.5 * i)], i)
+        applied.apply("svc", PUSH, [gauge("a", i), gauge("b", 0.5 * i)], i, received=0)
+    assert feed.close() == applied.sources["svc"].position == Position(100, 4)
+    assert drain(fed_sub) == [Resync("svc"), *drain(applied_sub)[1:]]
+    assert fed.snapshot("svc") == applied.snapshot("svc")
+
+
+def test_a_feeds_updates_share_one_clock_reading() -> None:
+    now = [5.0]
+
+    def clock() -> float:
+        now[0] += 1
+        return now[0]
+
+    h = hub(clock=clock)
+    h.apply("svc", PUSH, [gauge("a", 0)], 0, received=0)
+    sub = h.subscribe(["svc"])
+    drain(sub)
+    feed = h.feed("svc", PUSH, received=0)
+    for i in range(1, 4):
+        feed.apply([gauge("a", i)], i)
+    feed.close()
+    stamps = {item.queued_at for item in drain(sub) if isinstance(item, Event)}
+    assert len(stamps) == 1
+
+
+def test_a_feed_restarts_the_idle_timers_once_on_close_if_a_batch_was_accepted() -> None:
+    h = hub(source_ttl=10, max_series_per_source=1)
+    h.apply("svc", PUSH, [gauge("a", 1)], 1, received=0)
+    refused = h.feed("svc", PUSH, received=8)
+    with pytest.raises(SeriesLimitExceeded):
+        refused.apply([gauge("b", 1)], 2)
+    assert refused.close() is None
+    assert [r.name for r in h.expire(10)] == ["svc"]
+
+    h.apply("svc", PUSH, [gauge("a", 1)], 1, received=20)
+    feed = h.feed("svc", PUSH, received=28)
+    feed.apply([gauge("a", 2)], 2)
+    assert h.expire(30) != []  # not yet restarted: that is close's job
+    h.apply("svc", PUSH, [gauge("a", 1)], 1, received=20)
+    feed = h.feed("svc", PUSH, received=28)
+    feed.apply([gauge("a", 2)], 2)
+    with pytest.raises(SeriesLimitExceeded):
+        feed.apply([gauge("b", 1)], 3)  # refused: the batch before it stays applied
+    assert feed.close() is not None
+    assert h.sources["svc"].seq == 2
+    assert h.expire(37) == [] and [r.name for r in h.expire(38)] == ["svc"]
