@@ -27,7 +27,7 @@ _BATCH_TAG = b"\x6a"  # CollectorEvent.batch = 13, length-delimited
 
 def varint(value: int) -> bytes:
     """A protobuf base-128 varint, for framing bytes already encoded."""
-    if value < 0x80:  # the common lengths first: once per event and subscriber
+    if value < 0x80:
         return bytes((value,))
     if value < 0x4000:
         return bytes((value & 0x7F | 0x80, value >> 7))
@@ -39,13 +39,22 @@ def varint(value: int) -> bytes:
     return bytes(out)
 
 
+_FRAMED = 4096
+_FRAMES = tuple(_EVENTS_TAG + varint(n) for n in range(_FRAMED))
+"""The tag and length of an event of each common length: looked up, not encoded."""
+
+
 def encode_batch(events: list[bytes]) -> bytes:
     """CollectorEvent{batch: EventBatch{events}} from encoded CollectorEvents."""
-    parts: list[bytes] = []
+    frames = _FRAMES
+    parts = [_BATCH_TAG, b""]
+    append = parts.append
     for data in events:
-        parts += (_EVENTS_TAG, varint(len(data)), data)
-    inner = b"".join(parts)
-    return b"".join((_BATCH_TAG, varint(len(inner)), inner))
+        size = len(data)
+        append(frames[size] if size < _FRAMED else _EVENTS_TAG + varint(size))
+        append(data)
+    parts[1] = varint(sum(map(len, parts)) - len(_BATCH_TAG))  # one join: no copy of the inner
+    return b"".join(parts)
 
 
 def take_batch(
@@ -58,18 +67,17 @@ def take_batch(
     """The messages for `first` plus what `queue` holds now, up to the limits
     (taken in one instant: one clock reading for the staleness bound)."""
     events = [first]
+    append = events.append
     size = len(first)
-    alone: list[bytes] = []
     now = queue.now()
     pop = queue.pop
-    while len(events) < max_events:
+    for _ in range(max_events - 1):
         item = pop(now)
         if item is None:
             break
         data = resolve(item)
-        if size + len(data) > max_bytes:
-            alone.append(data)
-            break
-        events.append(data)
         size += len(data)
-    return [first if len(events) == 1 else encode_batch(events), *alone]
+        if size > max_bytes:
+            return [first if len(events) == 1 else encode_batch(events), data]
+        append(data)
+    return [first if len(events) == 1 else encode_batch(events)]

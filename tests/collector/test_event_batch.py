@@ -34,6 +34,14 @@ def test_a_batch_is_the_protobuf_encoding_of_its_events() -> None:
     assert encode_batch(events) == expected.SerializeToString()
 
 
+def test_events_of_every_length_are_framed_as_protobuf_frames_them() -> None:
+    lengths = [0, 1, 127, 128, 4095, 4096, 16383, 16384, 70000]
+    events = [bytes([n % 256]) * n for n in lengths]
+    for some in (events, events[5:]):  # the lengths past the precomputed frames alone too
+        expected = collector_pb2.CollectorEvent(batch=collector_pb2.EventBatch(events=some))
+        assert encode_batch(some) == expected.SerializeToString()
+
+
 def test_take_batch_takes_what_is_queued_up_to_max_events() -> None:
     queue = SubscriberQueue(100)
     for seq in range(2, 8):
