@@ -143,7 +143,9 @@ class BatchTemplate:
         numbers = parts[1::2]
         # A sum is finite only if every term is (an overflowing sum of finite
         # numbers is validated in full, which accepts it).
-        if not isfinite(sum(numbers)) or any(numbers[i] < 0 for i in self.counters):
+        if not isfinite(sum(numbers)) or (
+            self.counters and any(numbers[i] < 0 for i in self.counters)
+        ):
             return None
         return NumberBatch(self.keys, self.descriptors, numbers), data[size:]
 
