@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from collector.batch_template import BatchTemplate
 from collector.errors import InvalidBatch
-from collector.validation import PushCall, encoded_batches, validate_push
+from collector.event_batch import varint
+from collector.validation import PushCall, _walked_batches, encoded_batches, validate_push
 from metrics_bridge.v1 import collector_pb2, metrics_pb2
 
 GAUGE, COUNTER = metrics_pb2.METRIC_KIND_GAUGE, metrics_pb2.METRIC_KIND_COUNTER
@@ -126,6 +127,41 @@ def test_a_push_batches_message_is_split_into_its_encoded_batches() -> None:
     ).SerializeToString()
     with pytest.raises(InvalidBatch, match="batches: at most 1024 per message, got 1025"):
         encoded_batches(many)
+
+
+def walked(message: bytes) -> list[bytes] | str:
+    """What the general field walk makes of `message`: its batches, or its error."""
+    try:
+        return _walked_batches(message)
+    except InvalidBatch as exc:
+        return str(exc)
+
+
+def split(message: bytes) -> list[bytes] | str:
+    try:
+        return encoded_batches(message)
+    except InvalidBatch as exc:
+        return str(exc)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.binary(max_size=40) | st.binary(min_size=120, max_size=300), max_size=8))
+def test_batches_of_any_length_are_split_as_written(batches: list[bytes]) -> None:
+    large = [b"x" * 20_000] if len(batches) == 3 else []  # a three-byte length
+    message = b"".join(b"\x0a" + varint(len(b)) + b for b in [*batches, *large])
+    assert encoded_batches(message) == [*batches, *large]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.binary(max_size=6)
+        | st.sampled_from([b"\x0a", b"\x0a\x80", b"\x0a\x81\x01", b"\x0a\x05", b"\x08\x01"]),
+        max_size=8,
+    ).map(b"".join)
+)
+def test_any_bytes_are_split_or_refused_as_the_general_field_walk_does(message: bytes) -> None:
+    assert split(message) == walked(message)
 
 
 @settings(max_examples=150, deadline=None)
