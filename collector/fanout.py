@@ -22,8 +22,10 @@ Rules:
   `Resync(source, STALE)` in its place, to be resolved at once to the snapshot
   as of then, which holds them all. An old update that is the last queued of
   its source is the latest state: it is returned as it is. Items of other
-  sources keep their order. The check is O(1) (a count of queued updates per
-  source); the drop is O(queue) and comes at most once per source per bound.
+  sources keep their order. The check is O(1) (the newest queued update of
+  each source: an `Event` is offered to a queue at most once, so a popped
+  update that is not its source's newest has a newer one behind it); the drop
+  is O(queue) and comes at most once per source per bound.
 - A source that is removed (idle expiry) drops its queued updates and its
   pending Resync and queues one `Removed(source, data)` (the encoded
   SourceRemoved, shared like updates). If a Removed marker for that name is
@@ -35,6 +37,9 @@ Rules:
   subscriber with more undelivered removals than that cannot be brought up to
   date by snapshots, so its queue is closed with `lost` set to the reason
   (Subscribe ends with RESOURCE_EXHAUSTED and the subscriber starts over).
+- `on_ready` is called when an update goes into an empty queue (a subscriber
+  waits only once `pop` has found it empty), when a marker is queued, and on
+  `close()`.
 - `close()` (collector shutdown) drops what is queued and makes `pop` return
   None, so the stream ends promptly even for a subscriber that is behind.
 - Counts: `dropped` (updates dropped for any reason), `overflows`,
@@ -121,7 +126,7 @@ class SubscriberQueue:
         self.lost: str | None = None
         self._items: deque[QueueItem] = deque()
         self._updates = 0
-        self._queued: dict[str, int] = {}
+        self._newest: dict[str, Event] = {}
         self._pending: set[str] = set()
         self._removed: set[str] = set()
 
@@ -136,7 +141,7 @@ class SubscriberQueue:
         self.offer_event(Event(source, data, self._clock() if self._clock else 0.0))
 
     def offer_event(self, event: Event) -> None:
-        """Queue an update; the same `Event` may go to every subscriber."""
+        """Queue an update; the same `Event` may go to every subscriber, once each."""
         if self.closed:
             return
         if event.source in self._pending:
@@ -144,11 +149,15 @@ class SubscriberQueue:
             return
         if self._updates >= self.capacity:
             self._overflow(event.source)
-        else:
-            self._items.append(event)
-            self._updates += 1
-            self._queued[event.source] = self._queued.get(event.source, 0) + 1
-        self._notify()
+            self._notify()
+            return
+        items = self._items
+        empty = not items
+        items.append(event)
+        self._updates += 1
+        self._newest[event.source] = event
+        if empty:
+            self._notify()
 
     def resync(self, source: str) -> None:
         """Queue a snapshot of `source` (subscribe, new source, lost position)."""
@@ -163,11 +172,12 @@ class SubscriberQueue:
         """`source` no longer exists; `data` tells the subscriber so."""
         if self.closed:
             return
-        gone = self._queued.pop(source, 0)
-        self._items = deque(i for i in self._items if isinstance(i, Removed) or i.source != source)
-        self._updates -= gone
-        self.dropped += gone
-        self._pending.discard(source)
+        self.dropped += self._drop_updates(source)
+        if source in self._pending:
+            self._pending.discard(source)
+            self._items = deque(
+                i for i in self._items if not (isinstance(i, Resync) and i.source == source)
+            )
         if source not in self._removed:
             if len(self._removed) >= self.capacity:
                 self.lost = (
@@ -182,12 +192,14 @@ class SubscriberQueue:
 
     def _drop_updates(self, source: str) -> int:
         """Drop the queued updates of `source`; how many there were."""
-        gone = self._queued.pop(source, 0)
-        if gone:
-            self._items = deque(
-                i for i in self._items if not (isinstance(i, Event) and i.source == source)
-            )
-            self._updates -= gone
+        if self._newest.pop(source, None) is None:
+            return 0
+        held = len(self._items)
+        self._items = deque(
+            i for i in self._items if not (isinstance(i, Event) and i.source == source)
+        )
+        gone = held - len(self._items)
+        self._updates -= gone
         return gone
 
     def _overflow(self, source: str) -> None:
@@ -210,7 +222,7 @@ class SubscriberQueue:
                 self._pending.add(name)
         self._items = kept
         self._updates = 0
-        self._queued.clear()
+        self._newest.clear()
 
     def pop(self, now: float | None = None) -> QueueItem | None:
         """The next item; None when empty or closed. `now`, the clock's reading, is
@@ -223,10 +235,16 @@ class SubscriberQueue:
         if type(item) is Event:
             self._updates -= 1
             source = item.source
-            newer = self._queued.pop(source) - 1
-            if newer:
-                self._queued[source] = newer
-                if self._is_stale(item, now):
+            newest = self._newest
+            if newest.get(source) is item:
+                del newest[source]
+            else:
+                bound = self.max_staleness
+                if (
+                    bound > 0
+                    and self._clock is not None
+                    and (self._clock() if now is None else now) - item.queued_at > bound
+                ):
                     return self._stale(source)
         elif isinstance(item, Resync):
             self._pending.discard(item.source)
@@ -237,11 +255,6 @@ class SubscriberQueue:
     def now(self) -> float | None:
         """The clock's reading, for `pop(now)`; None without a clock."""
         return None if self._clock is None else self._clock()
-
-    def _is_stale(self, event: Event, now: float | None) -> bool:
-        if self.max_staleness <= 0 or self._clock is None:
-            return False
-        return (self._clock() if now is None else now) - event.queued_at > self.max_staleness
 
     def _stale(self, source: str) -> Resync:
         """Replace the popped stale update of `source` and the newer ones queued."""
@@ -258,7 +271,7 @@ class SubscriberQueue:
         self.closed = True
         self._items.clear()
         self._updates = 0
-        self._queued.clear()
+        self._newest.clear()
         self._pending.clear()
         self._removed.clear()
         self._notify()

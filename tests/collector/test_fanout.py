@@ -79,6 +79,22 @@ def test_close_drops_everything_and_ends_the_queue() -> None:
     assert queue.closed and queue.pop() is None and woken == [1, 1]
 
 
+def test_on_ready_is_called_when_an_empty_queue_gets_an_update_or_a_marker_is_queued() -> None:
+    woken: list[int] = []
+    queue = SubscriberQueue(2, on_ready=lambda: woken.append(len(queue)))
+    queue.offer("a", b"a1")
+    queue.offer("a", b"a2")
+    assert woken == [1]
+    queue.pop()
+    queue.pop()
+    queue.offer("a", b"a3")
+    assert woken == [1, 1]
+    queue.offer("a", b"a4")
+    queue.offer("a", b"overflow")
+    queue.resync("b")
+    assert woken == [1, 1, 1, 2]
+
+
 def test_a_named_subscription_wants_only_its_sources() -> None:
     assert SubscriberQueue(1, frozenset({"a"})).wants("a")
     assert not SubscriberQueue(1, frozenset({"a"})).wants("b")
@@ -256,3 +272,39 @@ def test_the_count_bound_stays_with_the_staleness_bound_on() -> None:
         queue.offer("a", b"%d" % i)
     clock.now += 2
     assert drain(queue) == [Resync("a", OVERFLOW)]
+
+
+def test_staleness_is_judged_against_the_updates_queued_when_popped() -> None:
+    queue, clock = stale_queue()
+    queue.offer("a", b"a1")
+    queue.offer("b", b"b1")
+    assert queue.pop() == Event("a", b"a1")
+    queue.offer("a", b"a2")
+    clock.now += 2
+    assert queue.pop() == Event("b", b"b1")  # as old, but the last of b
+    queue.offer("a", b"a3")
+    queue.offer("b", b"b2")
+    assert drain(queue) == [Resync("a", STALE), Event("b", b"b2")]
+    queue.offer("a", b"a4")
+    clock.now += 2
+    assert drain(queue) == [Event("a", b"a4")]
+    assert (queue.stale_resyncs, queue.stale_drops) == (1, 2)
+
+
+def test_removal_after_updates_and_a_resync_of_the_same_source_clears_both() -> None:
+    queue, clock = stale_queue()
+    queue.offer("a", b"a1")
+    queue.offer("b", b"b1")
+    queue.offer("a", b"a2")
+    queue.remove("a", b"a gone")
+    queue.resync("b")
+    queue.remove("b", b"b gone")
+    queue.offer("a", b"a new epoch")
+    clock.now += 2
+    assert drain(queue) == [
+        Removed("a", b"a gone"),
+        Removed("b", b"b gone"),
+        Event("a", b"a new epoch"),
+    ]
+    assert queue.dropped == 3 and len(queue) == 0
+
