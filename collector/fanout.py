@@ -125,7 +125,8 @@ class SubscriberQueue:
         self.closed = False
         self.lost: str | None = None
         self._items: deque[QueueItem] = deque()
-        self._updates = 0
+        self._limit = self.capacity
+        """How long `_items` may grow: `capacity` updates and the markers queued."""
         self._newest: dict[str, Event] = {}
         self._pending: set[str] = set()
         self._removed: set[str] = set()
@@ -147,14 +148,13 @@ class SubscriberQueue:
         if event.source in self._pending:
             self.dropped += 1
             return
-        if self._updates >= self.capacity:
+        items = self._items
+        if len(items) >= self._limit:
             self._overflow(event.source)
             self._notify()
             return
-        items = self._items
         empty = not items
         items.append(event)
-        self._updates += 1
         self._newest[event.source] = event
         if empty:
             self._notify()
@@ -165,6 +165,7 @@ class SubscriberQueue:
             return
         self.dropped += self._drop_updates(source)
         self._items.append(Resync(source))
+        self._limit += 1
         self._pending.add(source)
         self._notify()
 
@@ -178,6 +179,7 @@ class SubscriberQueue:
             self._items = deque(
                 i for i in self._items if not (isinstance(i, Resync) and i.source == source)
             )
+            self._limit -= 1
         if source not in self._removed:
             if len(self._removed) >= self.capacity:
                 self.lost = (
@@ -187,6 +189,7 @@ class SubscriberQueue:
                 self.close()
                 return
             self._items.append(Removed(source, data))
+            self._limit += 1
             self._removed.add(source)
         self._notify()
 
@@ -198,9 +201,7 @@ class SubscriberQueue:
         self._items = deque(
             i for i in self._items if not (isinstance(i, Event) and i.source == source)
         )
-        gone = held - len(self._items)
-        self._updates -= gone
-        return gone
+        return held - len(self._items)
 
     def _overflow(self, source: str) -> None:
         self.overflows += 1
@@ -221,7 +222,7 @@ class SubscriberQueue:
                 kept.append(Resync(name, OVERFLOW))
                 self._pending.add(name)
         self._items = kept
-        self._updates = 0
+        self._limit = self.capacity + len(kept)
         self._newest.clear()
 
     def pop(self, now: float | None = None) -> QueueItem | None:
@@ -233,7 +234,6 @@ class SubscriberQueue:
             return None
         item = items.popleft()
         if type(item) is Event:
-            self._updates -= 1
             source = item.source
             newest = self._newest
             if newest.get(source) is item:
@@ -247,8 +247,10 @@ class SubscriberQueue:
                 ):
                     return self._stale(source)
         elif isinstance(item, Resync):
+            self._limit -= 1
             self._pending.discard(item.source)
         else:
+            self._limit -= 1
             self._removed.discard(item.source)
         return item
 
@@ -270,7 +272,7 @@ class SubscriberQueue:
     def close(self) -> None:
         self.closed = True
         self._items.clear()
-        self._updates = 0
+        self._limit = self.capacity
         self._newest.clear()
         self._pending.clear()
         self._removed.clear()

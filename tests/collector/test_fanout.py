@@ -308,3 +308,26 @@ def test_removal_after_updates_and_a_resync_of_the_same_source_clears_both() -> 
     ]
     assert queue.dropped == 3 and len(queue) == 0
 
+
+def test_markers_queued_and_taken_leave_room_for_exactly_capacity_updates() -> None:
+    queue = SubscriberQueue(2)
+    queue.resync("a")
+    queue.remove("c", b"c gone")
+    queue.resync("d")
+    queue.remove("d", b"d gone")  # its Resync gives way to the Removed marker
+    queue.offer("b", b"b1")
+    queue.offer("b", b"b2")
+    assert queue.overflows == 0
+    assert [queue.pop(), queue.pop(), queue.pop()] == [
+        Resync("a"),
+        Removed("c", b"c gone"),
+        Removed("d", b"d gone"),
+    ]
+    queue.offer("b", b"b3")
+    assert queue.overflows == 1
+    assert drain(queue) == [Resync("b", OVERFLOW)]
+    queue.offer("b", b"b4")
+    queue.offer("b", b"b5")
+    assert queue.overflows == 1
+    queue.offer("b", b"b6")
+    assert queue.overflows == 2
