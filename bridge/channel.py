@@ -21,8 +21,11 @@ Rules:
   update: no encoding per subscriber.
 - `merged_frame(after)` is one Update covering every seq after `after` up to
   the position (`ServerMessage.first_seq`): the net change, built from the
-  ring's touched ids and the latest values; encoded once per `after` and
-  position, so every client at one position gets the same bytes.
+  ids the held updates touched and the latest values; encoded once per
+  `after` and position, so every client at one position gets the same bytes.
+  The touched ids are noted as each update is folded (`SeriesChanges`: the
+  last seq that changed each series), so a merge parses no held update
+  again.
 - The latest snapshot is the collector's last snapshot with every later update
   folded in; it is encoded only when asked for, once per position.
 - `resync_frame(reason)` is the latest snapshot marked with why it replaced
@@ -38,7 +41,7 @@ from typing import TypeAlias
 
 from bridge.errors import UpstreamGap
 from bridge.frame import Frame, FrameKind, channel_prefix, make_frame, with_resync
-from bridge.history import HistoryLimits, HistoryRing, SourceState, update_of
+from bridge.history import HistoryLimits, HistoryRing, SeriesChanges, SourceState
 from metrics_bridge.v1 import bridge_pb2, collector_pb2, metrics_pb2
 
 __all__ = [
@@ -51,6 +54,10 @@ __all__ = [
 
 
 UpstreamState = bridge_pb2.UpstreamState
+CHANGES_FLOOR = 1024
+"""Entries `SeriesChanges` may hold before the channel first drops those no merge needs."""
+CHANGES_CHECK_EVERY = 64
+"""Updates between two looks at the size of a channel's `SeriesChanges`."""
 State: TypeAlias = bridge_pb2.UpstreamState.ValueType
 
 
@@ -94,6 +101,8 @@ class ChannelState:
             limits = HistoryLimits.unbounded(limits)
         self._now = SourceState()
         self._ring = HistoryRing(limits, SourceState())
+        self._changes = SeriesChanges()
+        self._changes_limit = CHANGES_FLOOR
         self._snapshot_frame: Frame | None = None
         self._merged: dict[int, Frame] = {}
         self._resync_frames: dict[int, Frame] = {}
@@ -144,6 +153,7 @@ class ChannelState:
         self._now = SourceState.of_snapshot(snapshot)
         if not keep_ring:
             self._ring.reset(SourceState.of_snapshot(snapshot))
+            self._changes.clear()
         frame = make_frame(
             FrameKind.SNAPSHOT,
             self._prefix,
@@ -170,15 +180,24 @@ class ChannelState:
             raise UpstreamGap(
                 f"{self.name}: update ({epoch}, {seq}) does not follow ({now.epoch}, {now.seq})"
             )
-        now.apply(update)
+        now.apply(update, self._changes)
         frame = make_frame(
             FrameKind.UPDATE, self._prefix, event, channel=self.name, epoch=epoch, seq=seq
         )
         self._ring.append(frame, now)
+        if not seq % CHANGES_CHECK_EVERY:
+            self._bound_changes()
         self._snapshot_frame = None
         self._merged.clear()
         self._resync_frames.clear()
         return frame
+
+    def _bound_changes(self) -> None:
+        """Drop the noted changes no merge needs once they have doubled since the last time."""
+        changes = self._changes
+        if len(changes) > self._changes_limit:
+            changes.forget_until(self._ring.start_position[1])
+            self._changes_limit = max(CHANGES_FLOOR, 2 * len(changes))
 
     def snapshot_frame(self) -> Frame:
         """The latest snapshot (every update folded in), encoded once per position."""
@@ -230,41 +249,27 @@ class ChannelState:
             return cached
         if after.seq == self.seq - 1 and len(self._ring):
             return self._ring.frames[-1]
-        frames = self._ring.after(after.seq)
-        if frames is None:
+        if not self._ring.holds_after(after.seq):
             return None
-        cached = self._merged[after.seq] = self._merge(after.seq + 1, frames)
+        cached = self._merged[after.seq] = self._merge(after.seq)
         return cached
 
-    def _merge(self, first_seq: int, frames: tuple[Frame, ...]) -> Frame:
-        added: set[int] = set()
-        touched: set[int] = set()
-        removed: set[int] = set()
-        for frame in frames:  # empty fields skipped by length (see SourceState.apply)
-            update = update_of(frame)
-            values = update.values
-            if len(update.added):
-                added.update(d.id for d in update.added)
-            if len(values.ids):
-                touched.update(values.ids)
-            if len(values.delta_ids):
-                touched.update(values.delta_ids)
-            if len(values.histograms):
-                touched.update(h.id for h in values.histograms)
-            if len(update.removed):
-                removed.update(update.removed)
+    def _merge(self, after: int) -> Frame:
+        added, changed, removed = self._changes.since(after)
         now = self._now
+        series, numbers, histograms = now.series, now.numbers, now.histograms
         merged = metrics_pb2.Update(
             source=self.source, epoch=now.epoch, seq=now.seq, time_unix_ms=now.time_unix_ms
         )
-        merged.added.extend(now.series[i] for i in sorted(added) if i in now.series)
-        numbers = sorted(i for i in touched | added if i in now.numbers)
-        merged.values.ids.extend(numbers)
-        merged.values.numbers.extend(now.numbers[i] for i in numbers)
-        for series_id in sorted(i for i in touched | added if i in now.histograms):
-            merged.values.histograms.add(id=series_id, histogram=now.histograms[series_id])
-        merged.removed.extend(sorted(i for i in removed if i not in now.series))
-        message = bridge_pb2.ServerMessage(channel=self.name, update=merged, first_seq=first_seq)
+        merged.added.extend([series[i] for i in added if i in series])
+        ids = [i for i in changed if i in numbers]
+        merged.values.ids.extend(ids)
+        merged.values.numbers.extend([numbers[i] for i in ids])
+        for series_id in changed:
+            if series_id in histograms:
+                merged.values.histograms.add(id=series_id, histogram=histograms[series_id])
+        merged.removed.extend([i for i in removed if i not in series])
+        message = bridge_pb2.ServerMessage(channel=self.name, update=merged, first_seq=after + 1)
         return make_frame(
             FrameKind.UPDATE,
             message.SerializeToString(),

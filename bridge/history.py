@@ -36,12 +36,92 @@ __all__ = [
     "HistoryBudget",
     "HistoryLimits",
     "HistoryRing",
+    "SeriesChanges",
     "SourceState",
+    "ValuesRun",
     "update_of",
 ]
 
 CHECKPOINT_SERIES = 1000
 """The most series a channel's state may hold to be copied as a checkpoint."""
+
+
+class ValuesRun:
+    """Consecutive updates whose one field (`Values.ids` or `delta_ids`) named the same
+    series, in the same order: those ids and the last such update's seq."""
+
+    __slots__ = ("ids", "seq")
+
+    def __init__(self) -> None:
+        self.ids: list[int] = []
+        self.seq = 0
+
+
+class SeriesChanges:
+    """Per series, the seq of the last update that changed it, so a merge reads no update again.
+
+    `values`: the last update that set the series' value (number, delta or
+    histogram) or declared it; `added`: that declared it; `removed`: that
+    removed it. So the series some update after `seq` changed are those
+    noted after `seq`, exactly what folding those updates would find.
+
+    A source that sends the same series update after update costs one list
+    comparison per field: each of `numbers` and `deltas` holds the run of
+    updates whose field named the same ids, noted in `values` only when the
+    run ends (`restart`).
+
+    Entries at or before the ring's start serve no merge: `forget_until`
+    drops them, which the channel does whenever the entries have doubled
+    since it last did, so they stay within twice the series the held
+    updates name, plus a floor, and the two runs' lists.
+    """
+
+    __slots__ = ("added", "deltas", "numbers", "removed", "values")
+
+    def __init__(self) -> None:
+        self.values: dict[int, int] = {}
+        self.added: dict[int, int] = {}
+        self.removed: dict[int, int] = {}
+        self.numbers = ValuesRun()
+        self.deltas = ValuesRun()
+
+    def __len__(self) -> int:
+        return len(self.values) + len(self.added) + len(self.removed)
+
+    def clear(self) -> None:
+        self.values.clear()
+        self.added.clear()
+        self.removed.clear()
+        self.numbers = ValuesRun()
+        self.deltas = ValuesRun()
+
+    def restart(self, run: ValuesRun, ids: list[int], seq: int) -> None:
+        """End `run` (its ids noted at its seq, unless noted later) and start one at `seq`."""
+        at, values = run.seq, self.values
+        get = values.get
+        values.update([(i, at) for i in run.ids if get(i, 0) < at])
+        run.ids, run.seq = ids, seq
+
+    def forget_until(self, seq: int) -> None:
+        """Drop what updates at or before `seq` noted."""
+        self.values = {i: at for i, at in self.values.items() if at > seq}
+        self.added = {i: at for i, at in self.added.items() if at > seq}
+        self.removed = {i: at for i, at in self.removed.items() if at > seq}
+        for run in (self.numbers, self.deltas):
+            if run.seq <= seq:
+                run.ids, run.seq = [], 0
+
+    def since(self, seq: int) -> tuple[list[int], list[int], list[int]]:
+        """(added, changed, removed): sorted ids noted by the updates after `seq`."""
+        changed = {i for i, at in self.values.items() if at > seq}
+        for run in (self.numbers, self.deltas):
+            if run.seq > seq:
+                changed.update(run.ids)
+        return (
+            sorted([i for i, at in self.added.items() if at > seq]),
+            sorted(changed),
+            sorted([i for i, at in self.removed.items() if at > seq]),
+        )
 
 
 @dataclass
@@ -77,39 +157,62 @@ class SourceState:
             dict(self.histograms),
         )
 
-    def apply(self, update: metrics_pb2.Update) -> None:
-        """Fold an update that continues this state (the caller checked its position).
+    def apply(self, update: metrics_pb2.Update, changes: SeriesChanges | None = None) -> None:
+        """Fold an update that continues this state (the caller checked its position),
+        noting in `changes` (if given) which series it changed.
 
         Reading a field of a parsed message costs as much as a short Python
         call, and iterating a repeated one several times more than a list:
         each field is read once, empty ones are skipped by their length, and
         numbers are iterated as slices (lists made in C)."""
-        self.seq = update.seq
+        seq = self.seq = update.seq
         self.time_unix_ms = update.time_unix_ms
         added = update.added
         if len(added):
             for descriptor in added:
                 self.series[descriptor.id] = descriptor
+            if changes is not None:
+                declared = dict.fromkeys([d.id for d in added], seq)
+                changes.added.update(declared)
+                changes.values.update(declared)
         values = update.values
         numbers = self.numbers
         ids = values.ids
         if len(ids):
-            numbers.update(zip(ids[:], values.numbers[:], strict=False))
+            id_list = ids[:]
+            numbers.update(zip(id_list, values.numbers[:], strict=False))
+            if changes is not None:
+                run = changes.numbers
+                if id_list == run.ids:
+                    run.seq = seq
+                else:
+                    changes.restart(run, id_list, seq)
         delta_ids = values.delta_ids
         if len(delta_ids):
             get = numbers.get
-            for series_id, delta in zip(delta_ids[:], values.deltas[:], strict=False):
+            id_list = delta_ids[:]
+            for series_id, delta in zip(id_list, values.deltas[:], strict=False):
                 numbers[series_id] = get(series_id, 0.0) + delta
+            if changes is not None:
+                run = changes.deltas
+                if id_list == run.ids:
+                    run.seq = seq
+                else:
+                    changes.restart(run, id_list, seq)
         histograms = values.histograms
         if len(histograms):
             for item in histograms:
                 self.histograms[item.id] = item.histogram
+                if changes is not None:
+                    changes.values[item.id] = seq
         removed = update.removed
         if len(removed):
             for series_id in removed:
                 self.series.pop(series_id, None)
                 numbers.pop(series_id, None)
                 self.histograms.pop(series_id, None)
+            if changes is not None:
+                changes.removed.update(dict.fromkeys(removed, seq))
 
     def snapshot(self, source: str, kind: metrics_pb2.SourceKind.ValueType) -> metrics_pb2.Snapshot:
         snapshot = metrics_pb2.Snapshot(
@@ -245,16 +348,17 @@ class HistoryRing:
         if len(pending) > self.checkpoint_every:
             self._fold_pending()
 
+    def holds_after(self, seq: int) -> bool:
+        """Whether the ring holds every update after `seq`."""
+        start_seq = self.start_position[1]
+        return start_seq <= seq <= start_seq + len(self.frames)
+
     def after(self, seq: int) -> tuple[Frame, ...] | None:
         """Every held update after `seq`, or None when the ring no longer holds them all."""
-        start_seq = self.start_position[1]
-        if seq < start_seq:
-            return None
-        skip = seq - start_seq
-        if skip > len(self.frames):
+        if not self.holds_after(seq):
             return None
         frames = self.frames
-        return tuple(frames[i] for i in range(skip, len(frames)))
+        return tuple(frames[i] for i in range(seq - self.start_position[1], len(frames)))
 
     def start_frame(self, name: str, prefix: bytes, source: str, kind: int) -> Frame:
         """A Snapshot at the ring's start, encoded once per start position."""

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from bridge.channel import ChannelState, Position
 from bridge.history import HistoryBudget, HistoryLimits, SourceState, update_of
-from metrics_bridge.v1 import bridge_pb2, metrics_pb2
+from metrics_bridge.v1 import bridge_pb2, collector_pb2, metrics_pb2
 from tests.bridge.events import parse_wire, snapshot_event, snapshot_values, update_event
 
 
@@ -205,3 +205,96 @@ def test_the_ring_start_is_the_state_before_its_first_update_whichever_way_it_wa
             start = parse_wire(decision.frames[0].wire).snapshot
             assert start.seq == seq - len(decision.frames) + 1 == state.history_start.seq
             assert comparable(state_of(start)) == comparable(reference[start.seq])
+
+
+def merged_by_reparsing(state: ChannelState, after: int) -> bytes:
+    """The merged update as folding the held updates again makes it (the first way)."""
+    decision = state.resume(Position(state.epoch, after))
+    assert decision.recovered
+    added: set[int] = set()
+    touched: set[int] = set()
+    removed: set[int] = set()
+    for frame in decision.frames:
+        update = update_of(frame)
+        added.update(d.id for d in update.added)
+        touched.update(update.values.ids, update.values.delta_ids)
+        touched.update(h.id for h in update.values.histograms)
+        removed.update(update.removed)
+    now = state._now
+    merged = metrics_pb2.Update(
+        source=state.source, epoch=now.epoch, seq=now.seq, time_unix_ms=now.time_unix_ms
+    )
+    merged.added.extend(now.series[i] for i in sorted(added) if i in now.series)
+    numbers = sorted(i for i in touched | added if i in now.numbers)
+    merged.values.ids.extend(numbers)
+    merged.values.numbers.extend(now.numbers[i] for i in numbers)
+    for series_id in sorted(i for i in touched | added if i in now.histograms):
+        merged.values.histograms.add(id=series_id, histogram=now.histograms[series_id])
+    merged.removed.extend(sorted(i for i in removed if i not in now.series))
+    message = bridge_pb2.ServerMessage(channel=state.name, update=merged, first_seq=after + 1)
+    return message.SerializeToString()
+
+
+_churn = st.tuples(
+    st.dictionaries(st.integers(1, 12), st.integers(0, 9).map(float), max_size=4),
+    st.dictionaries(st.integers(1, 12), st.integers(-5, 5), max_size=3),
+    st.lists(st.integers(1, 12), max_size=2),
+    st.lists(st.integers(1, 12), max_size=2),
+    st.lists(st.integers(1, 12), max_size=2),
+    st.integers(0, 9),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.integers(2, 30), st.lists(_churn, min_size=1, max_size=60), st.booleans())
+def test_a_merged_update_is_byte_for_byte_what_folding_the_held_updates_again_makes(
+    window: int,
+    updates: list[tuple[dict[int, float], dict[int, int], list[int], list[int], list[int], int]],
+    small: bool,
+) -> None:
+    """Values, deltas, histograms, series declared, removed and declared again,
+    updates of the same series in a row (`ValuesRun`), snapshots in place
+    (which keep the ring) and of a new epoch (which clear it); `small`: the
+    noted changes are bounded after every update, so dropping what no merge
+    needs is checked too."""
+    state = channel(window)
+    epoch = 7
+    previous: tuple[list[int], list[int]] = ([], [])
+    with patch("bridge.channel.CHANGES_CHECK_EVERY", 1 if small else 64):
+        for seq, (values, deltas, histograms, added, removed, kind) in enumerate(updates, start=1):
+            if kind == 0:  # the latest state again, at the same position
+                event = collector_pb2.CollectorEvent(
+                    snapshot=state._now.snapshot(state.source, state.kind)
+                ).SerializeToString()
+                state.apply_snapshot(bridge_pb2.ServerMessage.FromString(event).snapshot, event)
+            elif kind == 1:
+                epoch += 1  # its seqs start over, below those noted before
+                event = snapshot_event(state.source, epoch, seq // 2, values)
+                state.apply_snapshot(bridge_pb2.ServerMessage.FromString(event).snapshot, event)
+            elif kind >= 5:  # the series of the previous update again (a run)
+                values = dict.fromkeys(previous[0], float(seq))
+                deltas = dict.fromkeys(previous[1], seq)
+            previous = (list(values), list(deltas))
+            update = metrics_pb2.Update(
+                source=state.source, epoch=epoch, seq=state.seq + 1, removed=removed
+            )
+            for series_id in added:
+                update.added.add(
+                    id=series_id, name=f"m{series_id}", kind=metrics_pb2.METRIC_KIND_GAUGE
+                )
+            update.values.ids.extend(values)
+            update.values.numbers.extend(values.values())
+            update.values.delta_ids.extend(deltas)
+            update.values.deltas.extend(deltas.values())
+            for series_id in histograms:
+                item = update.values.histograms.add(id=series_id)
+                item.histogram.count = seq
+            event = collector_pb2.CollectorEvent(update=update).SerializeToString()
+            if small:
+                state._changes_limit = 0  # everything before the ring's start is dropped
+            state.apply_update(bridge_pb2.ServerMessage.FromString(event).update, event)
+            start = state.history_start.seq
+            for after in range(start, state.seq - 1):
+                frame = state.merged_frame(Position(epoch, after))
+                assert frame is not None
+                assert frame.payload == merged_by_reparsing(state, after), (seq, after)
