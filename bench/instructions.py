@@ -5,9 +5,11 @@ code; the number of instructions an in-process loop executes does not. This
 runs the bench pipeline's own batches (`bench.pipeline.pipeline_batches`: 10
 gauges, consecutive batches all different) through:
 
-- the collector's path: `PushCall.validate_encoded`, `CollectorHub.apply`
-  and a subscriber that takes deltas popping them in batches, as Subscribe
-  does (`collector.event_batch.take_batch`);
+- the collector's path, as PushBatches and Subscribe take it: messages of
+  `PUSH_BATCHES` batches split by `encoded_batches`, each batch checked by
+  `PushCall.validate_encoded` and applied through the message's
+  `SourceFeed`, then a subscriber that takes deltas popping the updates in
+  batches (`collector.event_batch.take_batch`);
 - the bridge's path, as a bridge serving one client pays it: the updates
   in Subscribe messages of `MESSAGE_EVENTS` (CollectorEvent{batch}, split by
   `bridge.event_batch.events_of`), stamped as read and handed to
@@ -36,6 +38,7 @@ and exits 2.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shutil
 import subprocess
@@ -45,7 +48,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import cast
 
-from bench.pipeline import pipeline_batches
+from bench.pipeline import BATCHES_PER_MESSAGE, batches_messages, pipeline_batches
 
 __all__ = [
     "MESSAGE_EVENTS",
@@ -58,6 +61,8 @@ __all__ = [
 
 REPO = Path(__file__).resolve().parent.parent
 _COLLECTED = re.compile(r"Collected\s*:\s*(\d+)")
+PUSH_BATCHES = BATCHES_PER_MESSAGE
+"""Batches per PushBatches message of the collector loop, as in the pipeline bench."""
 MESSAGE_EVENTS = 50
 """Updates per Subscribe message (CollectorEvent{batch}) the bridge loop reads."""
 PASS_MESSAGES = 2
@@ -67,20 +72,24 @@ _BRIDGE_LOOPS = {"bridge": True, "bridge-kept-up": False}
 
 
 def run_collector(events: int) -> int:
-    """Push `events` batches through a collector hub; returns the updates a subscriber got
-    (the first batch creates the source: its subscriber gets a snapshot instead)."""
+    """Push `events` batches through a collector hub as the PushBatches service does
+    (messages of `PUSH_BATCHES` split by `encoded_batches`, each batch validated
+    and applied through the message's `SourceFeed`), a subscriber that takes
+    deltas popping them in batches after each message, as Subscribe does;
+    returns the updates it got (the first message's are in the snapshot that
+    announces the source it created)."""
     from collector.config import CollectorConfig
     from collector.event_batch import take_batch
     from collector.fanout import Event
     from collector.hub import CollectorHub
-    from collector.validation import PushCall
+    from collector.validation import PushCall, encoded_batches
     from metrics_bridge.v1 import metrics_pb2
 
     config = CollectorConfig()
     hub = CollectorHub(config.hub_limits(), clock=time.monotonic)
     queue = hub.subscribe(deltas=True)
     call = PushCall(config.max_batch_samples)
-    batches = pipeline_batches("svc", 10, 64, seed=1)
+    messages = batches_messages(pipeline_batches("svc", 10, 64, seed=1), PUSH_BATCHES)
 
     got = 0
 
@@ -91,21 +100,23 @@ def run_collector(events: int) -> int:
             return item.data
         return hub.snapshot(item.source, item.reason)  # type: ignore[attr-defined]
 
-    for n in range(events):
-        samples, time_unix_ms = call.validate_encoded(batches[n % len(batches)])
-        hub.apply(
-            call.source,
-            metrics_pb2.SOURCE_KIND_PUSH,
-            samples,
-            time_unix_ms or 1_700_000_000_000 + n,
-            received=0.0,
-            instance=call.instance,
-        )
-        if n in (0, events - 1) or n % 32 == 31:  # as often as a PushBatches message ends
+    n = 0
+    while n < events:
+        feed = None
+        for batch in encoded_batches(messages[n // PUSH_BATCHES % len(messages)])[: events - n]:
+            samples, time_unix_ms = call.validate_encoded(batch)
+            if feed is None:
+                feed = hub.feed(
+                    call.source, metrics_pb2.SOURCE_KIND_PUSH, received=0.0, instance=call.instance
+                )
+            feed.apply(samples, time_unix_ms or 1_700_000_000_000 + n)
+            n += 1
+        assert feed is not None
+        feed.close()
+        first = queue.pop()
+        while first is not None:
+            take_batch(resolve(first), queue, resolve, 256)
             first = queue.pop()
-            while first is not None:
-                take_batch(resolve(first), queue, resolve, 256)
-                first = queue.pop()
     return got
 
 
@@ -279,7 +290,10 @@ def _count(path: str, events: int) -> int:
         *("valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null"),
         *(sys.executable, "-m", "bench.instructions", "--loop", path, "--events", str(events)),
     ]
-    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=True)
+    # str hashes are randomized per process, which moves dict and set work by up
+    # to ~1 % between runs of the same code; a fixed seed keeps counts comparable.
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, check=True)
     found = _COLLECTED.search(done.stderr)
     if found is None:
         raise RuntimeError(f"callgrind printed no count:\n{done.stderr[-2000:]}")
