@@ -538,6 +538,10 @@ _VALUES_TAG = b"\x3a"  # Snapshot.values = 7, length-delimited
 MAX_EXACT = 2.0**53
 MAX_DELTA = 2**48
 """Larger changes cost as many bytes as a double: sent in full."""
+_NEW_BOUND = 2.0**52
+_DELTA_BOUND = 2.0**47
+"""`compact()`'s bounds for its whole-list case: half the rule's, so `hypot` and `dist`
+rounding never let a value over the rule's."""
 
 
 class _ChangedNumbers:
@@ -565,31 +569,31 @@ class _ChangedNumbers:
     def compact(self) -> tuple[list[int], list[float], list[int], list[int]]:
         """(kept ids, kept numbers, delta ids, deltas): the rule above, once per Update.
 
-        Two common cases are decided for the whole list at once (C loops): no
-        new value is a whole number (all kept), and every pair qualifies (all
-        deltas); a mixed list goes number by number (`split`), whose answer
-        is the same for every list (a property test checks it)."""
+        Two common cases are decided for the whole list at once (C loops): every
+        pair qualifies (all deltas), and no new value is a whole number (all
+        kept); a mixed list goes number by number (`split`), whose answer is
+        the same for every list (a property test checks it).
+
+        All deltas: every value whole, no new one zero (-0.0 == 0.0), and two
+        bounds with room for the rounding of `hypot` and `dist`: every new value
+        below 2^52 and every difference below 2^47 in magnitude. Then each old
+        value is below 2^53 too and each difference exact; lists beyond the
+        bounds go number by number."""
         ids, news = self.ids, self.numbers
-        if not any(map(float.is_integer, news)):
-            return ids, news, [], []
         olds = cast(list[float], self.olds)
         try:
-            whole = all(map(float.is_integer, olds))
+            whole = all(map(float.is_integer, news + olds))
         except TypeError:  # an old value that is None (a new series)
             whole = False
         if (
             whole
-            and 0.0 not in news  # -0.0 == 0.0: a zero goes number by number
-            and all(map(float.is_integer, news))
-            and min(news) > -MAX_EXACT
-            and max(news) < MAX_EXACT
-            and min(olds) > -MAX_EXACT
-            and max(olds) < MAX_EXACT
+            and all(news)
+            and math.hypot(*news) < _NEW_BOUND
+            and math.dist(news, olds) < _DELTA_BOUND
         ):
-            # Whole numbers below 2^53: a difference below 2^48 is exact in a double.
-            differences = list(map(operator.sub, news, olds))
-            if min(differences) > -MAX_DELTA and max(differences) < MAX_DELTA:
-                return [], [], ids, list(map(int, differences))
+            return [], [], ids, list(map(float.__trunc__, map(operator.sub, news, olds)))
+        if not whole and not any(map(float.is_integer, news)):
+            return ids, news, [], []
         return self.split()
 
     def split(self) -> tuple[list[int], list[float], list[int], list[int]]:

@@ -18,7 +18,7 @@ from collector.series import (
     SeriesKey,
     SeriesSample,
 )
-from collector.source import MAX_CHECKPOINTS, SourceState
+from collector.source import MAX_CHECKPOINTS, SourceState, _ChangedNumbers
 from metrics_bridge.v1 import collector_pb2, metrics_pb2
 from tests.collector.replica import SourceReplica
 
@@ -408,3 +408,27 @@ def test_a_number_batch_sets_only_numbers_once_its_series_are_bound() -> None:
     assert not changed.added
     assert source.instances() == {"b"}
     assert source.apply(again, 3) is None and source.position.seq == 2
+
+
+_bound = st.sampled_from([2**47, 2**48, 2**52, 2**53]).flatmap(lambda b: st.integers(b - 2, b + 2))
+_whole = st.tuples(_bound | st.integers(1, 9), st.booleans()).map(
+    lambda v: float(-v[0] if v[1] else v[0])
+)
+_pair = st.tuples(_whole, _whole).map(lambda p: (p[0], p[0] - p[1]))  # (new, new - difference)
+_odd = st.tuples(
+    _whole | st.sampled_from([0.0, -0.0, 0.5]), _whole | st.sampled_from([-0.0]) | st.none()
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(_pair, min_size=1, max_size=3), st.lists(_odd, max_size=1))
+def test_the_all_deltas_shortcut_answers_as_the_rule_at_its_bounds(
+    pairs: list[tuple[float, float | None]], odd: list[tuple[float, float | None]]
+) -> None:
+    """Whole values and differences around 2^47, 2^48, 2^52 and 2^53 (the shortcut's
+    bounds and the rule's); now and then a zero of either sign, a new series or a
+    fraction."""
+    changed = _ChangedNumbers()
+    for i, (new, old) in enumerate(pairs + odd):
+        changed.add(i + 1, new, old)
+    assert repr(changed.compact()) == repr(changed.split())  # repr: -0.0 is not 0.0
