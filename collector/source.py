@@ -166,6 +166,8 @@ class SourceState:
         """Counts changes to which series exist and their descriptors (see `_bound`)."""
         self._bindings: dict[int, tuple[tuple[SeriesKey, ...], int, list[_Series]]] = {}
         self._next_id = 1
+        self._numbers = _UpdateMessage.kept(name, self.epoch)
+        """The message of every Update that changes numbers only (see `_UpdateMessage`)."""
         self._ring: deque[tuple[int, bytes | None, bytes]] = deque(maxlen=max(resume_window, 0))
         self.encode_plain = True
         """Whether every update is encoded in full too (see the rules above)."""
@@ -221,8 +223,7 @@ class SourceState:
         currents = [series.get(sample.key) for sample in samples]
         self._check_limit(samples, currents, replace)
         added: list[metrics_pb2.SeriesDescriptor] = []
-        event = collector_pb2.CollectorEvent()
-        values = event.update.values  # filled in place: no copy on the way to the wire
+        histograms: list[tuple[int, Value]] = []
         changed = _ChangedNumbers()
         removed: list[int] = []
         for sample, current in zip(samples, currents, strict=True):
@@ -231,7 +232,7 @@ class SourceState:
             if type(value) is float and current is not None and not sample.accumulate:
                 if current.descriptor is not sample.descriptor:
                     if current.descriptor != sample.descriptor:
-                        self._set(sample, current, instance, added, values, changed)
+                        self._set(sample, current, instance, added, histograms, changed)
                         continue
                     current.descriptor = sample.descriptor  # equal: `is` from now on
                 current.owner = instance
@@ -247,13 +248,13 @@ class SourceState:
                     removed.append(current.id)
                     self._layout += 1
                 continue
-            self._set(sample, current, instance, added, values, changed)
+            self._set(sample, current, instance, added, histograms, changed)
         if replace:
             seen = {sample.key for sample in samples}
             for key in [k for k in series if k not in seen]:
                 removed.append(series.pop(key).id)
                 self._layout += 1
-        return self._publish(event, added, removed, now_unix_ms, changed)
+        return self._publish(added, removed, histograms, now_unix_ms, changed)
 
     def _bound(self, batch: NumberBatch) -> list[_Series] | None:
         """The series of a NumberBatch, looked up once per layout: valid while no
@@ -289,7 +290,7 @@ class SourceState:
                 ids.append(current.id)
                 news.append(new)
                 olds.append(old)
-        return self._publish(collector_pb2.CollectorEvent(), [], [], now_unix_ms, changed)
+        return self._encode(self._numbers, now_unix_ms, changed) if ids else None
 
     def _set(
         self,
@@ -297,7 +298,7 @@ class SourceState:
         current: _Series | None,
         instance: str,
         added: list[metrics_pb2.SeriesDescriptor],
-        values: metrics_pb2.Values,
+        histograms: list[tuple[int, Value]],
         changed: _ChangedNumbers,
     ) -> None:
         """Set a series that is new, re-declared, a histogram or accumulated."""
@@ -331,15 +332,14 @@ class SourceState:
         if isinstance(value, float):
             changed.add(current.id, value, previous)
         else:
-            _add_value(values, current.id, value)  # in full in both forms
+            histograms.append((current.id, value))  # in full in both forms
 
     def remove_instance(self, instance: str, now_unix_ms: int) -> bytes | None:
         """Remove every series `instance` set last; the Update, or None if it had none."""
         gone = [key for key, series in self._series.items() if series.owner == instance]
         removed = [self._series.pop(key).id for key in gone]
         self._layout += bool(removed)
-        event = collector_pb2.CollectorEvent()
-        return self._publish(event, [], removed, now_unix_ms, _ChangedNumbers())
+        return self._publish([], removed, [], now_unix_ms, _ChangedNumbers())
 
     def instances(self) -> set[str]:
         """The instances that own at least one series."""
@@ -347,48 +347,48 @@ class SourceState:
 
     def _publish(
         self,
-        event: collector_pb2.CollectorEvent,
         added: list[metrics_pb2.SeriesDescriptor],
         removed: list[int],
+        histograms: list[tuple[int, Value]],
         now_unix_ms: int,
         changed: _ChangedNumbers,
     ) -> bytes | None:
-        """Encode the Update (`event` holds its histograms, `changed` its numbers), and
-        its compact form if a number changed by a whole number: one message,
-        re-filled, encoded twice (the full form skipped without `encode_plain`)."""
+        """Encode the Update: numbers alone in the source's kept message, anything
+        else in a new one."""
+        if not added and not removed and not histograms:
+            return self._encode(self._numbers, now_unix_ms, changed) if changed.ids else None
+        event = collector_pb2.CollectorEvent()
         update = event.update
-        values = update.values
-        if not added and not removed and not changed.ids and not values.histograms:
-            return None
-        self.seq += 1
-        self.time_unix_ms = now_unix_ms
         update.source = self.name
         update.epoch = self.epoch
-        update.seq = self.seq
-        update.time_unix_ms = now_unix_ms
         if added:
             update.added.extend(added)
         if removed:
             update.removed.extend(removed)
+        if histograms:
+            values = update.values
+            for series_id, value in histograms:
+                _add_value(values, series_id, value)
+        return self._encode(_UpdateMessage(event), now_unix_ms, changed)
+
+    def _encode(self, message: _UpdateMessage, now_unix_ms: int, changed: _ChangedNumbers) -> bytes:
+        """Encode `message` as the next Update with `changed` numbers, and its compact form
+        if a number changed by a whole number: one message, filled twice (the full form
+        skipped without `encode_plain`)."""
+        self.seq += 1
+        self.time_unix_ms = now_unix_ms
+        update = message.update
+        update.seq = self.seq
+        update.time_unix_ms = now_unix_ms
         kept_ids, kept_numbers, delta_ids, deltas = (
             changed.compact() if changed.ids else ([], [], [], [])
         )
         encoded: bytes | None = None
         if not delta_ids or self.encode_plain:
-            if changed.ids:
-                values.ids.extend(changed.ids)
-                values.numbers.extend(changed.numbers)
-            encoded = event.SerializeToString()
+            encoded = message.fill(changed.ids, changed.numbers, (), ())
         compact = encoded
         if delta_ids:
-            if encoded is not None:
-                del values.ids[:]
-                del values.numbers[:]
-            values.ids.extend(kept_ids)
-            values.numbers.extend(kept_numbers)
-            values.delta_ids.extend(delta_ids)
-            values.deltas.extend(deltas)
-            compact = event.SerializeToString()
+            compact = message.fill(kept_ids, kept_numbers, delta_ids, deltas)
         assert compact is not None
         self.latest = encoded
         self.compact = compact
@@ -618,6 +618,52 @@ class _ChangedNumbers:
                 kept_ids.append(series_id)
                 kept_numbers.append(new)
         return kept_ids, kept_numbers, delta_ids, deltas
+
+
+class _UpdateMessage:
+    """A CollectorEvent(update=...) and the repeated fields of its values, each looked
+    up once: a lookup costs about as much as filling the field. A source keeps one
+    for its updates that change numbers only, filled again for each (`kept`):
+    a new message and its fields cost more than encoding it."""
+
+    __slots__ = ("delta_ids", "deltas", "event", "held", "ids", "numbers", "update")
+
+    def __init__(self, event: collector_pb2.CollectorEvent) -> None:
+        self.event = event
+        self.update = event.update
+        values = self.update.values
+        self.ids, self.numbers = values.ids, values.numbers
+        self.delta_ids, self.deltas = values.delta_ids, values.deltas
+        self.held = (False, False)
+        """Whether ids (and numbers), delta_ids (and deltas) hold any."""
+
+    @classmethod
+    def kept(cls, source: str, epoch: int) -> _UpdateMessage:
+        """A source's message with its name and epoch (neither ever changes) set once."""
+        event = collector_pb2.CollectorEvent()
+        event.update.source = source
+        event.update.epoch = epoch
+        return cls(event)
+
+    def fill(
+        self,
+        ids: Sequence[int],
+        numbers: Sequence[float],
+        delta_ids: Sequence[int],
+        deltas: Sequence[int],
+    ) -> bytes:
+        """The message encoded with these numbers in place of those it held. A field empty
+        before and after is left alone: assigned, even nothing, it would mark `values`
+        present (with no numbers, a new message's is absent)."""
+        held_numbers, held_deltas = self.held
+        if ids or held_numbers:
+            self.ids[:] = ids
+            self.numbers[:] = numbers
+        if delta_ids or held_deltas:
+            self.delta_ids[:] = delta_ids
+            self.deltas[:] = deltas
+        self.held = (bool(ids), bool(delta_ids))
+        return self.event.SerializeToString()
 
 
 def _held(encoded: bytes | None, compact: bytes) -> int:
