@@ -68,7 +68,7 @@ class SeriesChanges:
     A source that sends the same series update after update costs one list
     comparison per field: each of `numbers` and `deltas` holds the run of
     updates whose field named the same ids, noted in `values` only when the
-    run ends (`restart`).
+    run ends (`note`).
 
     Entries at or before the ring's start serve no merge: `forget_until`
     drops them, which the channel does whenever the entries have doubled
@@ -95,8 +95,12 @@ class SeriesChanges:
         self.numbers = ValuesRun()
         self.deltas = ValuesRun()
 
-    def restart(self, run: ValuesRun, ids: list[int], seq: int) -> None:
-        """End `run` (its ids noted at its seq, unless noted later) and start one at `seq`."""
+    def note(self, run: ValuesRun, ids: list[int], seq: int) -> None:
+        """Update `seq`'s field named `ids`: `run` goes on if they are its ids; else it
+        ends (its ids noted at its seq, unless noted later) and one starts at `seq`."""
+        if ids == run.ids:
+            run.seq = seq
+            return
         at, values = run.seq, self.values
         get = values.get
         values.update([(i, at) for i in run.ids if get(i, 0) < at])
@@ -182,11 +186,7 @@ class SourceState:
             id_list = ids[:]
             numbers.update(zip(id_list, values.numbers[:], strict=False))
             if changes is not None:
-                run = changes.numbers
-                if id_list == run.ids:
-                    run.seq = seq
-                else:
-                    changes.restart(run, id_list, seq)
+                changes.note(changes.numbers, id_list, seq)
         delta_ids = values.delta_ids
         if len(delta_ids):
             get = numbers.get
@@ -194,11 +194,7 @@ class SourceState:
             for series_id, delta in zip(id_list, values.deltas[:], strict=False):
                 numbers[series_id] = get(series_id, 0.0) + delta
             if changes is not None:
-                run = changes.deltas
-                if id_list == run.ids:
-                    run.seq = seq
-                else:
-                    changes.restart(run, id_list, seq)
+                changes.note(changes.deltas, id_list, seq)
         histograms = values.histograms
         if len(histograms):
             for item in histograms:
