@@ -277,6 +277,8 @@ def _last_seq(chunk: bytes) -> int:
         length, head = chunk[pos + 1] & 0x7F, 2
         if length == 126:
             length, head = int.from_bytes(chunk[pos + 2 : pos + 4], "big"), 4
+        elif length == 127:
+            length, head = int.from_bytes(chunk[pos + 2 : pos + 10], "big"), 10
         message = bridge_pb2.ServerMessage.FromString(chunk[pos + head : pos + head + length])
         if message.HasField("update"):
             seq = message.update.seq

@@ -45,10 +45,10 @@ Rules:
   grow them for a whole `source_ttl`).
 - Staleness: given a `clock` (monotonic seconds; the server passes
   time.monotonic), each update is stamped once when it is published (the
-  updates of one `SourceFeed` share one reading: they are applied in one go) and every
-  subscriber queue holds it at most `max_staleness` seconds while a newer one
-  of its source waits; past that its source is resynced with a snapshot marked
-  STALE (collector/fanout.py). Without a clock, or with `max_staleness` 0,
+  updates of one `SourceFeed` share one reading: they are applied in one go)
+  and every subscriber queue holds it at most `max_staleness` seconds while a
+  newer one of its source waits; past that its source is resynced with a
+  snapshot marked STALE (collector/fanout.py). Without a clock, or with `max_staleness` 0,
   there is no such bound.
 - A snapshot sent for a Resync with a reason is marked with
   `CollectorEvent.resync` by appending that one field to the snapshot's shared

@@ -174,29 +174,29 @@ class MetricsCollectorService:
     ) -> collector_pb2.PushResponse:
         grant = await admit(self.access, context, method)
         call = PushCall(self.max_batch_samples)
-        feed = self.hub.feed
+        feed_for = self.hub.feed
         push = metrics_pb2.SOURCE_KIND_PUSH
         accepted = samples_accepted = 0
         position = None
         try:
             async for message in messages:
                 received, received_ms = time.monotonic(), now_ms()  # for every batch in it
-                source = None
+                feed = None
                 try:
                     for batch in batches(message):
                         samples, time_unix_ms = call.validate_encoded(batch)
-                        if source is None:
+                        if feed is None:
                             if accepted == 0:
                                 self.access.check(grant, call.source)
-                            source = feed(
+                            feed = feed_for(
                                 call.source, push, received=received, instance=call.instance
                             )
-                        source.apply(samples, time_unix_ms or received_ms)
+                        feed.apply(samples, time_unix_ms or received_ms)
                         accepted += 1
                         samples_accepted += len(samples)
                 finally:
-                    if source is not None:
-                        position = source.close() or position
+                    if feed is not None:
+                        position = feed.close() or position
         except InvalidBatch as exc:
             await context.abort(exc.status, f"batch {accepted} (0-based) rejected: {exc}")
         except PermissionDenied as exc:
